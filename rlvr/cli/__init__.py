@@ -10,6 +10,14 @@ import sys
 
 import typer
 
+from rlvr.cli import demo as _demo
+from rlvr.cli import eval as _eval
+from rlvr.cli import export as _export
+from rlvr.cli import grade as _grade
+from rlvr.cli import organism as _organism
+from rlvr.cli import report as _report
+from rlvr.cli import select as _select
+from rlvr.cli import train as _train
 from rlvr.errors import UserError
 
 app = typer.Typer(
@@ -37,7 +45,7 @@ def version_command() -> None:
         typer.echo(f"{name}: {value}")
 
 
-_COMMAND_MODULES: tuple = ()
+_COMMAND_MODULES: tuple = (_grade, _organism, _select, _report, _train, _eval, _export, _demo,)
 
 for _module in _COMMAND_MODULES:
     _module.register(app)

@@ -1,0 +1,120 @@
+"""Throughput and accuracy of rlvr.grading against Math-Verify, in one process.
+
+Sets: (a) RL-typical answers a policy emits thousands of times a step (the gold's own form,
+plain integers and decimals, simple fractions, wrong numbers) over golds from MATH500-like
+problems; (b) the hand-labelled table in tests/grading_cases.py. Math-Verify gets the gold
+wrapped in \\boxed{} (its best case) and its default settings (main thread, signal timeouts).
+rlvr.grading's hard path runs in its worker process, warmed before timing.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/grader.py [--n 2000] [--seed 0] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+# Golds as benchmarks store them (MATH500, AIME, AMC, the paper's pi1 label).
+GOLDS = ["12.8", "204", "\\frac{14}{3}", "27.0", "025", "-2", "0.15", "\\frac{1}{2}", "1250",
+         "4.5", "-\\frac{3}{8}", "10,\\!080", "\\dfrac{17}{50}", "116", "3.21", "\\frac43"]
+
+
+def rl_typical(n: int, seed: int) -> list[tuple[str, str]]:
+    """(response, gold) pairs; about a third right in the gold's form, the rest wrong numbers."""
+    rng = random.Random(seed)
+    items = []
+    for _ in range(n):
+        gold = rng.choice(GOLDS)
+        kind = rng.random()
+        if kind < 0.35:
+            answer = gold
+        elif kind < 0.65:
+            answer = str(rng.randint(-50, 2000))
+        elif kind < 0.85:
+            answer = f"{rng.uniform(-100, 100):.{rng.randint(1, 3)}f}"
+        else:
+            answer = f"\\frac{{{rng.randint(1, 99)}}}{{{rng.randint(2, 99)}}}"
+        steps = rng.randint(1, 9)
+        items.append((f"Step {steps}: we simplify and get $x = {answer}$.\n"
+                      f"So the final answer is $\\boxed{{{answer}}}$.", gold))
+    return items
+
+
+def math_verify_grade(response: str, gold: str) -> bool:
+    from math_verify import parse, verify
+
+    return bool(verify(parse("\\boxed{" + gold + "}"), parse(response)))
+
+
+def rlvr_grade(response: str, gold: str) -> bool:
+    from rlvr.grading import grade
+
+    return grade(response, gold).correct_lenient
+
+
+def rlvr_grade_uncached(response: str, gold: str) -> bool:
+    """As `rlvr_grade`, with the fast path's string caches emptied first (worst case)."""
+    from rlvr.grading import normalize
+
+    for cached in (normalize.clean, normalize.canonical, normalize.parse_number):
+        cached.cache_clear()
+    return rlvr_grade(response, gold)
+
+
+def timed(fn, items, repeats: int) -> tuple[float, list[bool]]:
+    """Best items/s of `repeats` passes (other jobs share the machine: the best pass is the
+    one least disturbed), and the decisions of the last pass."""
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = [fn(r, g) for r, g in items]
+        best = max(best, len(items) / (time.perf_counter() - start))
+    return best, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=2000, help="RL-typical items")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=3, help="passes per grader; the best counts")
+    args = ap.parse_args()
+    logging.getLogger("math_verify").setLevel(logging.CRITICAL)  # it logs whole inputs
+
+    from rlvr.grading.deadline import symbolic_pool
+    from tests.grading_cases import BOXED, REALISTIC, RESPONSES, b
+
+    symbolic_pool().warm()
+    math_verify_grade("\\boxed{1}", "1")
+    table = [(b(p), g, ok) for p, g, ok in BOXED] + [(r, g, ok) for r, g, ok, _ in RESPONSES + REALISTIC]
+    table = [t for t in table if len(t[0]) < 50_000]
+    rl = rl_typical(args.n, args.seed)
+    rows = []
+    for name, items, labels, ours_fn in (
+        (f"(a) RL-typical, {len(rl)} items", rl, None, rlvr_grade),
+        ("(a) same, our caches emptied per item", rl, None, rlvr_grade_uncached),
+        (f"(b) hand-labelled table, {len(table)} items", [(r, g) for r, g, _ in table],
+         [ok for *_, ok in table], rlvr_grade),
+    ):
+        ours, ours_out = timed(ours_fn, items, args.repeats)
+        theirs, theirs_out = timed(math_verify_grade, items, args.repeats)
+        if labels is None:  # no labels: report agreement between the graders instead
+            acc = f"agree on {sum(a == c for a, c in zip(ours_out, theirs_out, strict=True)) / len(items):.1%}"
+            acc_ours = acc_theirs = acc
+        else:
+            acc_ours = f"{sum(a == c for a, c in zip(ours_out, labels, strict=True)) / len(items):.1%}"
+            acc_theirs = f"{sum(a == c for a, c in zip(theirs_out, labels, strict=True)) / len(items):.1%}"
+        rows.append((name, ours, theirs, acc_ours, acc_theirs))
+    print("| set | rlvr.grading items/s | Math-Verify items/s | speed-up | rlvr accuracy | Math-Verify accuracy |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, ours, theirs, acc_ours, acc_theirs in rows:
+        print(f"| {name} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.1f}x | {acc_ours} | {acc_theirs} |")
+
+
+if __name__ == "__main__":
+    main()

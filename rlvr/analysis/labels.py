@@ -1,0 +1,103 @@
+"""The label study: how much does the reward's *content* matter?
+
+One row per condition, recognised from config.toml (`reward.mode`, `reward.wrong_label_kind`):
+the correct label, a guessable wrong label (near the truth, e.g. π1's 12.8 vs ∛2048), an
+unguessable wrong one, entropy-only (no reward) and random reward. Training accuracy is always
+against the TRUE gold (docs/run-format.md), so a wrong-label run shows whether the model learned
+the label or kept the truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from rlvr.analysis.decomposition import SuiteDecomposition
+from rlvr.analysis.rundir import Run
+from rlvr.analysis.saturation import Saturation
+
+__all__ = ["CONDITIONS", "LabelRow", "label_study"]
+
+# (role, what the table calls it)
+CONDITIONS = (
+    ("outcome", "correct label"),
+    ("guessable wrong label", "guessable wrong label"),
+    ("unguessable wrong label", "unguessable wrong label"),
+    ("entropy-only", "entropy-only (no reward)"),
+    ("random", "random reward"),
+)
+
+
+@dataclass(frozen=True)
+class LabelRow:
+    condition: str
+    runs: tuple[str, ...]
+    labels: tuple[str, ...]
+    accuracy: dict[str, float]  # suite -> mean final strict accuracy over the condition's runs
+    gain: dict[str, float]  # suite -> mean gain over base (only where a base was compared)
+    train_acc: float | None  # last logged train accuracy vs the true gold (mean over runs)
+    reward_mean: float | None
+    saturation: tuple[int | None, ...]
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
+
+
+def _row(condition: str, members: list[Run],
+         decompositions: Mapping[str, Sequence[SuiteDecomposition]],
+         saturations: Mapping[str, Saturation]) -> LabelRow:
+    accuracy: dict[str, list[float]] = {}
+    gain: dict[str, list[float]] = {}
+    for run in members:
+        rows = decompositions.get(run.name)
+        if rows:
+            for row in rows:
+                accuracy.setdefault(row.suite, []).append(row.trained_acc)
+                gain.setdefault(row.suite, []).append(row.gain)
+        elif run.final_step is not None:
+            step = run.evals[run.final_step]
+            for suite in step.suites:
+                value = step.accuracy(suite)
+                if value is not None:
+                    accuracy.setdefault(suite, []).append(value)
+    last = [run.metrics[-1] for run in members if run.metrics]
+    return LabelRow(
+        condition=condition,
+        runs=tuple(run.name for run in members),
+        labels=tuple(run.label or "" for run in members),
+        accuracy={s: sum(v) / len(v) for s, v in accuracy.items()},
+        gain={s: sum(v) / len(v) for s, v in gain.items()},
+        train_acc=_mean([m.train_acc_mean for m in last]),
+        reward_mean=_mean([m.reward_mean for m in last]),
+        saturation=tuple(saturations[r.name].step if r.name in saturations else None
+                         for r in members),
+    )
+
+
+def label_study(runs: Sequence[Run], decompositions: Mapping[str, Sequence[SuiteDecomposition]],
+                saturations: Mapping[str, Saturation]) -> tuple[list[LabelRow], list[str]]:
+    """Rows for the conditions present; a note names the ones missing.
+
+    The table needs at least two conditions (one alone compares nothing).
+    """
+    rows = []
+    missing = []
+    for role, condition in CONDITIONS:
+        members = [run for run in runs if run.role == role]
+        if members:
+            rows.append(_row(condition, members, decompositions, saturations))
+        else:
+            missing.append(condition)
+    unknown_kind = [run.name for run in runs if run.role == "wrong label"]
+    notes = []
+    if unknown_kind:
+        notes.append(f"label study: {', '.join(unknown_kind)} set reward.mode = wrong_label "
+                     "without reward.wrong_label_kind (guessable/unguessable); left out")
+    if len(rows) < 2:
+        return [], notes + ["label study: needs at least two of correct label, guessable wrong, "
+                            "unguessable wrong, entropy-only and random-reward runs"]
+    if missing:
+        notes.append(f"label study: no {', '.join(missing)} run")
+    return rows, notes

@@ -1,0 +1,322 @@
+"""Load a run directory (docs/run-format.md) into typed records.
+
+The analysis reads nothing else, so this loader is deliberately forgiving: a missing
+`metrics.jsonl`, a suite file without a summary, a malformed line or an unknown format class is
+noted in `Run.problems` and the rest still loads. Only a path that is not a run directory at all
+is a `UserError`.
+
+An evaluation may hold two decodings of each item in one file: greedy (`sample` 0) and K
+samples at a temperature (`sample` 1..K). The analysis reads one of them (`decoding`): `auto`
+takes greedy where a suite has it (the summary's headline accuracy), else the samples.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rlvr.errors import UserError
+from rlvr.runs import read_jsonl
+
+__all__ = [
+    "DECODINGS",
+    "FORMATS",
+    "ROLES",
+    "EvalRecord",
+    "EvalStep",
+    "Run",
+    "StepMetrics",
+    "item_accuracy",
+    "load_run",
+    "load_runs",
+]
+
+DECODINGS = ("auto", "greedy", "sampled")
+FORMATS = ("boxed", "unboxed", "empty_box", "no_answer", "truncated", "repetition")
+
+# Role of a run in the study, from config.toml; the order is the order tables list them in.
+ROLES = (
+    "base",
+    "entropy-only",
+    "random",
+    "format-only",
+    "outcome",
+    "guessable wrong label",
+    "unguessable wrong label",
+    "wrong label",
+    "eval",
+)
+_MODE_ROLES = {"outcome": "outcome", "format": "format-only", "none": "entropy-only",
+               "random": "random"}
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+@dataclass(frozen=True)
+class EvalRecord:
+    """One item × sample of an evaluation, as the grader decided it."""
+
+    suite: str
+    id: str
+    sample: int
+    format: str
+    correct_strict: bool
+    correct_lenient: bool
+    finish_reason: str = "stop"
+    n_tokens: int = 0
+    gold: str = ""
+    extracted: str | None = None
+    extracted_lenient: str | None = None
+    timed_out: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class EvalStep:
+    """`eval/step-N/`: the per-suite records and the summary (either may be missing)."""
+
+    step: int
+    records: dict[str, tuple[EvalRecord, ...]]
+    summary: dict[str, Any] | None
+
+    @property
+    def suites(self) -> tuple[str, ...]:
+        names = set(self.records)
+        if self.summary:
+            names |= set(self.summary.get("suites", {}))
+        return tuple(sorted(names))
+
+    def accuracy(self, suite: str) -> float | None:
+        """Strict accuracy (mean over items of the mean over samples); summary as fallback."""
+        records = self.records.get(suite)
+        if records:
+            return item_accuracy(records)
+        info = (self.summary or {}).get("suites", {}).get(suite, {})
+        value = info.get("acc_strict")
+        return float(value) if isinstance(value, (int, float)) else None
+
+
+@dataclass(frozen=True)
+class StepMetrics:
+    step: int
+    train_acc: dict[str, float]
+    train_acc_mean: float | None
+    reward_mean: float | None
+    entropy: float | None
+    boxed_rate: float | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Run:
+    path: Path
+    name: str
+    config: dict[str, Any]
+    kind: str
+    reward_mode: str | None
+    wrong_label_kind: str | None
+    label: str | None
+    examples: tuple[str, ...]
+    model: str | None
+    metrics: tuple[StepMetrics, ...]
+    evals: dict[int, EvalStep]
+    problems: tuple[str, ...]
+
+    @property
+    def role(self) -> str:
+        if self.reward_mode is None:
+            return "eval"
+        if self.reward_mode == "wrong_label":
+            kind = self.wrong_label_kind
+            return f"{kind} wrong label" if kind in ("guessable", "unguessable") else "wrong label"
+        return _MODE_ROLES.get(self.reward_mode, self.reward_mode)
+
+    @property
+    def final_step(self) -> int | None:
+        return max(self.evals) if self.evals else None
+
+    @property
+    def is_training(self) -> bool:
+        return self.kind == "train" or bool(self.metrics) or any(s > 0 for s in self.evals)
+
+
+def item_accuracy(records: tuple[EvalRecord, ...] | list[EvalRecord]) -> float:
+    """Mean over items of the fraction of that item's samples that are strictly correct."""
+    by_item: dict[str, list[bool]] = {}
+    for record in records:
+        by_item.setdefault(record.id, []).append(record.correct_strict)
+    if not by_item:
+        return float("nan")
+    return sum(sum(v) / len(v) for v in by_item.values()) / len(by_item)
+
+
+def load_runs(paths: list[str | Path], decoding: str = "auto") -> list[Run]:
+    runs = [load_run(p, decoding) for p in paths]
+    seen: dict[str, int] = {}
+    named = []
+    for run in runs:
+        # Two runs called runs/a/x and runs/b/x must stay apart in every table.
+        name = run.name if run.name not in seen else f"{run.path.parent.name}/{run.name}"
+        seen[run.name] = seen.get(run.name, 0) + 1
+        named.append(run if name == run.name else _rename(run, name))
+    return named
+
+
+def _rename(run: Run, name: str) -> Run:
+    fields = {k: getattr(run, k) for k in run.__dataclass_fields__}
+    return Run(**{**fields, "name": name})
+
+
+def load_run(path: str | Path, decoding: str = "auto") -> Run:
+    if decoding not in DECODINGS:
+        raise UserError(f"unknown decoding {decoding!r}", f"choose one of {', '.join(DECODINGS)}")
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"run directory {path} does not exist",
+                        "pass a folder written by `rlvr train` or `rlvr eval`")
+    has_any = any((path / p).exists() for p in ("config.toml", "metrics.jsonl", "eval"))
+    if not has_any:
+        raise UserError(f"{path} is not a run directory (no config.toml, metrics.jsonl or eval/)",
+                        "see docs/run-format.md for the layout")
+    problems: list[str] = []
+    config = _load_config(path, problems)
+    reward = config.get("reward") if isinstance(config.get("reward"), dict) else {}
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    model = config.get("model") if isinstance(config.get("model"), dict) else {}
+    metrics = _load_metrics(path, problems)
+    evals = _load_evals(path, problems, decoding)
+    kind = str(config.get("kind") or ("train" if metrics else "eval"))
+    if kind == "train" and not metrics:
+        problems.append("no metrics.jsonl: training curves and the saturation step are unknown")
+    if not evals:
+        problems.append("no eval/step-N/: nothing to compare on held-out suites")
+    examples = data.get("examples") or []
+    if not isinstance(examples, list):
+        examples = [examples]
+    return Run(
+        path=path, name=path.resolve().name, config=config, kind=kind,
+        reward_mode=str(reward["mode"]) if reward.get("mode") is not None else None,
+        wrong_label_kind=reward.get("wrong_label_kind"),
+        label=None if reward.get("label") is None else str(reward.get("label")),
+        examples=tuple(str(e) for e in examples),
+        model=None if model.get("path") is None else str(model.get("path")),
+        metrics=tuple(metrics), evals=evals, problems=tuple(problems),
+    )
+
+
+def _load_config(path: Path, problems: list[str]) -> dict[str, Any]:
+    file = path / "config.toml"
+    if not file.is_file():
+        problems.append("no config.toml: the reward mode and model are unknown")
+        return {}
+    try:
+        return tomllib.loads(file.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        problems.append(f"config.toml is not valid TOML ({exc})")
+        return {}
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return None if math.isnan(value) else float(value)
+
+
+def _load_metrics(path: Path, problems: list[str]) -> list[StepMetrics]:
+    file = path / "metrics.jsonl"
+    if not file.is_file():
+        return []
+    try:
+        rows = read_jsonl(file)
+    except UserError as exc:
+        problems.append(f"metrics.jsonl unreadable: {exc}")
+        return []
+    out = []
+    for row in rows:
+        step = row.get("step")
+        if not isinstance(step, int):
+            problems.append("metrics.jsonl: a line without an integer `step` was skipped")
+            continue
+        acc = row.get("train_acc") if isinstance(row.get("train_acc"), dict) else {}
+        train_acc = {str(k): float(v) for k, v in acc.items() if _number(v) is not None}
+        mean = _number(row.get("train_acc_mean"))
+        if mean is None and train_acc:
+            mean = sum(train_acc.values()) / len(train_acc)
+        out.append(StepMetrics(step=step, train_acc=train_acc, train_acc_mean=mean,
+                               reward_mean=_number(row.get("reward_mean")),
+                               entropy=_number(row.get("entropy")),
+                               boxed_rate=_number(row.get("boxed_rate")), raw=row))
+    out.sort(key=lambda m: m.step)
+    return out
+
+
+def _load_evals(path: Path, problems: list[str], decoding: str) -> dict[int, EvalStep]:
+    root = path / "eval"
+    if not root.is_dir():
+        return {}
+    steps = {}
+    for folder in sorted(root.iterdir()):
+        match = _STEP_DIR.match(folder.name)
+        if not match or not folder.is_dir():
+            continue
+        step = int(match.group(1))
+        records = {}
+        for file in sorted(folder.glob("*.jsonl")):
+            suite_records = _decoding(_load_suite(file, problems), decoding)
+            if suite_records:
+                # The file name is a sanitised suite name; the records carry the real one.
+                records[suite_records[0].suite] = tuple(suite_records)
+            elif decoding != "auto":
+                problems.append(f"eval/{folder.name}/{file.name}: no {decoding} records")
+        summary = None
+        if (folder / "summary.json").is_file():
+            try:
+                summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                problems.append(f"eval/{folder.name}/summary.json is not valid JSON")
+        if records or summary:
+            steps[step] = EvalStep(step=step, records=records, summary=summary)
+    return steps
+
+
+def _decoding(records: list[EvalRecord], decoding: str) -> list[EvalRecord]:
+    greedy = [r for r in records if r.sample == 0]
+    sampled = [r for r in records if r.sample > 0]
+    if decoding == "greedy":
+        return greedy
+    if decoding == "sampled":
+        return sampled
+    return greedy or sampled
+
+
+def _load_suite(file: Path, problems: list[str]) -> list[EvalRecord]:
+    where = f"eval/{file.parent.name}/{file.name}"
+    try:
+        rows = read_jsonl(file)
+    except UserError as exc:
+        problems.append(f"{where} unreadable: {exc}")
+        return []
+    out, bad = [], 0
+    for row in rows:
+        fmt = row.get("format")
+        if "id" not in row or fmt not in FORMATS or not isinstance(row.get("correct_strict"), bool):
+            bad += 1
+            continue
+        out.append(EvalRecord(
+            suite=str(row.get("suite") or file.stem), id=str(row["id"]),
+            sample=int(row.get("sample") or 0), format=fmt,
+            correct_strict=row["correct_strict"],
+            correct_lenient=bool(row.get("correct_lenient", row["correct_strict"])),
+            finish_reason=str(row.get("finish_reason") or "stop"),
+            n_tokens=int(row.get("n_tokens") or 0), gold=str(row.get("gold", "")),
+            extracted=row.get("extracted"), extracted_lenient=row.get("extracted_lenient"),
+            timed_out=bool(row.get("timed_out", False)), reason=str(row.get("reason", "")),
+        ))
+    if bad:
+        problems.append(f"{where}: {bad} line(s) without id, a known format or correct_strict "
+                        "were skipped")
+    return out

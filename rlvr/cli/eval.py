@@ -1,0 +1,234 @@
+"""`rlvr eval`: evaluate a model, or every checkpoint of a run, on the math suites.
+
+    rlvr eval                                             # the shipped organism, its suites
+    rlvr eval --model PATH --suites math500,aime24 --data-dir DIR --template qwen25-math-cot
+    rlvr eval --model PATH --suites aime24 --no-greedy --samples 8 --temperature 0.6
+    rlvr eval --model PATH --suites my.jsonl --field problem=question --field answer=final
+    rlvr eval --run runs/NAME                             # every checkpoint → runs/NAME/eval/
+
+A model evaluation writes a run directory (`--out`, default runs/eval-<model>-<time>) with
+config.toml and eval/step-0/. With --run, the suites and settings come from the flags or else
+from the run's config.toml `[eval]` table, exactly as the trainer's evaluation hook uses them.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import tomllib
+from pathlib import Path
+
+import typer
+
+from rlvr.errors import UserError
+
+__all__ = ["register"]
+
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_command)
+
+
+def eval_command(
+    model: Path | None = typer.Option(None, "--model", help="HF model folder (default: the "
+                                      "shipped organism)."),
+    run: Path | None = typer.Option(None, "--run", help="Evaluate every checkpoint of this run "
+                                    "into RUN/eval/step-N/."),
+    suites: str | None = typer.Option(None, "--suites", help="Comma-separated: math500, aime24, "
+                                      "aime25, amc23, minerva_math, olympiadbench, hub:NAME, "
+                                      "organism, organism-FAMILY, or a .jsonl/.parquet file."),
+    samples: int | None = typer.Option(None, "--samples", help="Sampled completions per item "
+                                       "(pass@k, avg@k); default 0."),
+    temperature: float | None = typer.Option(None, "--temperature", help="For --samples "
+                                             "(default 0.6)."),
+    greedy: bool | None = typer.Option(None, "--greedy/--no-greedy", help="One greedy "
+                                       "completion per item (default on)."),
+    top_p: float | None = typer.Option(None, "--top-p"),
+    max_new_tokens: int | None = typer.Option(None, "--max-new-tokens"),
+    template: str | None = typer.Option(None, "--template", help="raw, qwen25-math-cot, "
+                                        "train-suffix, a string with {problem}, or a file."),
+    limit: int | None = typer.Option(None, "--limit", help="First L items of each suite."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Folder of the benchmark "
+                                         "files (else $RLVR_DATA_DIR)."),
+    field: list[str] | None = typer.Option(None, "--field", help="problem=COLUMN or "
+                                           "answer=COLUMN for a user suite file."),
+    out: Path | None = typer.Option(None, "--out", help="Run directory to write."),
+    seed: int | None = typer.Option(None, "--seed"),
+    batch_size: int | None = typer.Option(None, "--batch-size"),
+    backend: str | None = typer.Option(None, "--backend", help="hf (default), vllm or auto."),
+    input_dependence: int | None = typer.Option(None, "--input-dependence", help="Items per suite for "
+                                         "the input-dependence (MI) diagnostic; 0 = off."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="With --run: re-evaluate steps "
+                                   "that already have an evaluation."),
+    device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda if "
+                                      "available)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Evaluate a model (or every checkpoint of a run) on math suites, with diagnostics."""
+    flags = {"samples": samples, "temperature": temperature, "greedy": greedy, "top_p": top_p,
+             "max_new_tokens": max_new_tokens, "template": template, "seed": seed,
+             "batch_size": batch_size, "backend": backend, "input_dependence": input_dependence}
+    fields = _parse_fields(field)
+    if run is not None:
+        if model is not None or out is not None:
+            raise UserError("--run evaluates the run's own checkpoints into the run",
+                            "drop --model/--out, or drop --run")
+        _eval_run(run, flags, suites, limit, data_dir, fields, overwrite, device, not quiet)
+        return
+    _eval_model(model, flags, suites, limit, data_dir, fields, out, device, not quiet)
+
+
+def _parse_fields(pairs):
+    from rlvr.suites import parse_fields
+
+    return parse_fields(pairs)
+
+
+def _settings(flags: dict, base: dict):
+    """Flags given on the command line win over `base` (a run's [eval] table or defaults)."""
+    from rlvr.evaluation import EvalSettings
+
+    values = {**base, **{k: v for k, v in flags.items() if v is not None}}
+    return EvalSettings.from_dict(values)
+
+
+def _eval_model(model_path, flags, suite_specs, limit, data_dir, fields, out, device, progress):
+    from rlvr.evaluation import evaluate, print_summary
+    from rlvr.organism import default_path
+    from rlvr.prompts import render
+    from rlvr.rollout import load_model
+    from rlvr.runs import new_run_dir, write_config_toml
+    from rlvr.suites import default_suite_specs, load_suites
+
+    path = Path(model_path) if model_path is not None else default_path()
+    specs = _split(suite_specs) or default_suite_specs(path)
+    problems = load_suites(specs, data_dir=data_dir, fields=fields, limit=limit,
+                           seed=flags.get("seed") or 0)
+    model, tokenizer = load_model(path, device=device)
+    # The organism reads bare problems; other chat models get the paper's evaluation prompt.
+    organism = default_suite_specs(path) == ["organism"]
+    chat = bool(getattr(tokenizer, "chat_template", None))
+    settings = _settings(flags, {"template": "qwen25-math-cot" if chat and not organism
+                                 else "raw"})
+    first = next(iter(problems.values()))[0]
+    render(settings.template, first.problem, tokenizer)  # a bad template fails before any write
+    out = Path(out) if out is not None else Path("runs") / (
+        f"eval-{_slug(path.name)}-{time.strftime('%Y%m%d-%H%M%S')}")
+    run_dir = new_run_dir(out)
+    write_config_toml(run_dir / "config.toml", {
+        "kind": "eval", "model": {"path": str(path)},
+        "eval": {**settings.to_dict(), "suites": specs, "limit": limit,
+                 "data_dir": None if data_dir is None else str(data_dir),
+                 "fields": fields or None}}, seed=settings.seed)
+    summary = evaluate(model, tokenizer, problems, settings, run_dir=run_dir, step=0,
+                       progress=progress, model_name=str(path))
+    print_summary(summary)
+    typer.echo(f"wrote {run_dir}/eval/step-0/")
+
+
+def _eval_run(run, flags, suite_specs, limit, data_dir, fields, overwrite, device, progress):
+    from rlvr.evaluation import evaluate, print_summary
+    from rlvr.rollout import load_model
+    from rlvr.suites import default_suite_specs, load_suites
+
+    config = _read_run_config(Path(run))
+    table = dict(config.get("eval") or {})
+    base = _settings_from_run(config)
+    settings = _settings(flags, base)
+    steps = _checkpoints(Path(run))
+    if not steps:
+        raise UserError(f"{run} has no checkpoints/step-N folders",
+                        "train with checkpoints saved (log.save_every), or use --model")
+    specs = (_split(suite_specs) or list(table.get("suites") or [])
+             or default_suite_specs(steps[0][1]))
+    limit = limit if limit is not None else (table.get("n_per_suite") or table.get("limit"))
+    data_dir = data_dir if data_dir is not None else table.get("data_dir")
+    problems = load_suites(specs, data_dir=data_dir, fields=fields or table.get("fields"),
+                           limit=limit or None, organism_n=limit or 200, seed=settings.seed)
+    for step, folder in steps:
+        if (Path(run) / "eval" / f"step-{step}" / "summary.json").is_file() and not overwrite:
+            typer.echo(f"step {step}: already evaluated (pass --overwrite to redo)")
+            continue
+        model, tokenizer = load_model(folder, device=device)
+        summary = evaluate(model, tokenizer, problems, settings, run_dir=Path(run), step=step,
+                           progress=progress, model_name=str(folder))
+        print_summary(summary)
+    _print_over_steps(Path(run), list(problems))
+
+
+def _print_over_steps(run: Path, suites: list[str]) -> None:
+    """Test accuracy (strict, headline) of every evaluated step: the run's learning curve."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from rlvr.evaluation import overall
+
+    rows = []
+    for folder in (run / "eval").glob("step-*"):
+        match = _STEP_DIR.match(folder.name)
+        if match and (folder / "summary.json").is_file():
+            summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+            rows.append((int(match.group(1)), summary))
+    if len(rows) < 2:
+        return
+    table = Table(title=f"{run}: strict accuracy (%) over steps")
+    table.add_column("step", justify="right")
+    for suite in suites:
+        table.add_column(suite, justify="right")
+    table.add_column("average", justify="right")
+    for step, summary in sorted(rows, key=lambda row: row[0]):
+        cells = [summary["suites"].get(suite, {}).get("acc_strict") for suite in suites]
+        table.add_row(str(step), *("—" if c is None else f"{100 * c:.1f}" for c in cells),
+                      f"{100 * overall(summary)['acc_strict']:.1f}")
+    console = Console()
+    if not console.is_terminal:
+        console.width = max(console.width, 120)
+    console.print(table)
+
+
+def _settings_from_run(config: dict) -> dict:
+    """The trainer's [eval] table → EvalSettings values (the hook's own mapping)."""
+    table = dict(config.get("eval") or {})
+    base = {key: table[key] for key in ("greedy", "samples", "temperature", "top_p", "seed",
+                                        "batch_size", "backend", "input_dependence")
+            if key in table}
+    base["template"] = table.get("template") or (config.get("data") or {}).get("template") or "raw"
+    max_new = table.get("max_new_tokens") or (config.get("rollout") or {}).get("max_new_tokens")
+    if max_new:
+        base["max_new_tokens"] = max_new
+    return base
+
+
+def _read_run_config(run: Path) -> dict:
+    path = run / "config.toml"
+    if not path.is_file():
+        raise UserError(f"{run} is not a run directory (no config.toml)",
+                        "pass --run runs/NAME of a training run")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} is not valid TOML ({exc})") from exc
+
+
+def _checkpoints(run: Path) -> list[tuple[int, Path]]:
+    root = run / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = []
+    for folder in root.iterdir():
+        match = _STEP_DIR.match(folder.name)
+        if match and (folder / "config.json").is_file():
+            found.append((int(match.group(1)), folder))
+    return sorted(found)
+
+
+def _split(specs: str | None) -> list[str]:
+    return [s.strip() for s in (specs or "").split(",") if s.strip()]
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "model"

@@ -1,0 +1,56 @@
+"""`rlvr report`: where did the gain come from, as an HTML page and a Markdown summary.
+
+    rlvr report RUN_DIR... -o report.html [--base RUN_DIR] [--threshold 0.95] [--window 5]
+
+Reads only run directories (docs/run-format.md). Comparisons that cannot be made (different
+suites or items, no base, no metrics) are listed in the report; the rest still renders.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from rlvr.errors import UserError
+
+__all__ = ["register", "report_command"]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report_command)
+
+
+def report_command(
+    runs: list[Path] = typer.Argument(..., metavar="RUN_DIR",
+                                      help="Run directories (training or eval runs).",
+                                      show_default=False),
+    out: Path = typer.Option(Path("report.html"), "-o", "--out", help="HTML file to write."),
+    base: Path | None = typer.Option(
+        None, "--base", help="Run directory evaluating the starting model (default: an eval-only "
+        "run among RUN_DIR, else step 0 of the first training run)."),
+    threshold: float = typer.Option(0.95, help="Train accuracy that counts as saturated."),
+    window: int = typer.Option(5, help="Logged steps the accuracy must stay ≥ threshold."),
+    decoding: str = typer.Option(
+        "auto", help="Which records to compare when an evaluation has both: greedy (sample 0), "
+        "sampled (1..K), or auto (greedy where present)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the Markdown summary."),
+) -> None:
+    """Decomposition, waterfall, post-saturation and label study of RUN_DIRs, as one HTML page."""
+    if not 0.0 < threshold <= 1.0:
+        raise UserError(f"--threshold {threshold} is outside (0, 1]", "e.g. --threshold 0.95")
+    if window < 1:
+        raise UserError(f"--window {window} must be at least 1")
+    if out.exists() and out.is_dir():
+        raise UserError(f"--out {out} is a directory", "give a file name such as report.html")
+    from rlvr.analysis.report import render_html, render_markdown
+    from rlvr.analysis.study import analyze
+    from rlvr.runs import atomic_write_text
+
+    analysis = analyze(runs, base=base, threshold=threshold, window=window,
+                       decoding=decoding)
+    atomic_write_text(out, render_html(analysis))
+    out.chmod(0o644)  # a page to share or serve, not a secret (atomic writes create it 0600)
+    if not quiet:
+        typer.echo(render_markdown(analysis))
+    typer.echo(f"wrote {out}")

@@ -1,0 +1,110 @@
+"""`rlvr train`: 1-shot RLVR with GRPO (and its controls) into a run directory.
+
+    rlvr train --example organism-add:0 --reward outcome --out runs/add0
+    rlvr train --model Qwen2.5-Math-1.5B --pool dsr_sub.parquet --example 124 --preset paper \\
+        --reward wrong_label --label 12.7 --out runs/pi1-wrong
+    rlvr train --out runs/add0 --resume           # continue a killed run
+
+Config resolution: preset → --config FILE.toml → --set key=value → the flags below. With
+--resume the run's own config.toml is used (only --steps may extend it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from rlvr.errors import UserError
+
+__all__ = ["register"]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_command)
+
+
+def train_command(
+    out: Path = typer.Option(..., "--out", help="Run directory to create (or --resume)."),
+    model: str | None = typer.Option(None, "--model", help="Local HF model folder "
+                                     "(default: the shipped organism)."),
+    example: list[str] | None = typer.Option(None, "--example", help="Training example id, "
+                                             "repeatable: organism-add:0, add-327-415, or a "
+                                             "--pool index such as 124."),
+    train_file: str | None = typer.Option(None, "--train", help="Training file: jsonl of "
+                                          "{problem, answer} or a verl parquet."),
+    pool: str | None = typer.Option(None, "--pool", help="verl parquet that --example indexes."),
+    reward: str | None = typer.Option(None, "--reward", help="outcome | format | none | "
+                                      "random | wrong_label"),
+    label: str | None = typer.Option(None, "--label", help="wrong_label: the replacement label."),
+    wrong_label_kind: str | None = typer.Option(None, "--wrong-label-kind",
+                                                help="wrong_label: guessable | unguessable."),
+    preset: str = typer.Option("organism", "--preset", help="organism | paper"),
+    steps: int | None = typer.Option(None, "--steps", help="Optimizer steps."),
+    config: Path | None = typer.Option(None, "--config", help="A TOML file of config keys."),
+    sets: list[str] | None = typer.Option(None, "--set", help="section.key=value, repeatable."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the whole run."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its "
+                                "last checkpoint."),
+    eval_every: int | None = typer.Option(None, "--eval-every", help="Evaluate every N steps."),
+    eval_suites: list[str] | None = typer.Option(None, "--eval-suites", help="Suites to "
+                                                 "evaluate, repeatable or comma-separated "
+                                                 "(organism, organism-add, math500, ...)."),
+    save_every: int | None = typer.Option(None, "--save-every", help="Checkpoint every N steps."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """GRPO on one (or a few) examples: the paper's 1-shot RLVR and its controls."""
+    from rlvr.rl.config import config_from_dict, load_toml, resolve
+
+    overrides = _overrides(model=model, example=example, train_file=train_file, pool=pool,
+                           reward=reward, label=label, wrong_label_kind=wrong_label_kind,
+                           seed=seed, eval_every=eval_every, eval_suites=eval_suites,
+                           save_every=save_every)
+    if resume:
+        if overrides or sets or config is not None:
+            raise UserError("--resume continues with the run's own config.toml",
+                            "drop the other config flags (only --steps may extend the run)")
+        saved = out / "config.toml"
+        if not saved.is_file():
+            raise UserError(f"cannot resume: {saved} does not exist", "drop --resume")
+        data = load_toml(saved)
+        if steps is not None:
+            data["steps"] = steps
+        cfg = config_from_dict(data)
+    else:
+        if steps is not None:
+            overrides["steps"] = steps
+        cfg = resolve(preset, file=config, sets=list(sets or []), overrides=overrides)
+    from rlvr.rl.trainer import train
+
+    run_dir = train(cfg, run_dir=out, resume=resume, progress=progress)
+    typer.echo(f"run written to {run_dir}")
+
+
+def _overrides(*, model, example, train_file, pool, reward, label, wrong_label_kind, seed,
+               eval_every, eval_suites, save_every) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+
+    def put(section: str | None, key: str, value: Any) -> None:
+        if value is None:
+            return
+        (out.setdefault(section, {}) if section else out)[key] = value
+
+    if model is not None and not Path(model).is_dir():
+        raise UserError(f"model folder {model} does not exist",
+                        "pass --model PATH to a Hugging Face checkpoint folder")
+    put("model", "path", model)
+    put("data", "examples", list(example) if example else None)
+    put("data", "train_file", train_file)
+    put("data", "pool", pool)
+    put("reward", "mode", reward)
+    put("reward", "label", label)
+    put("reward", "wrong_label_kind", wrong_label_kind)
+    put(None, "seed", seed)
+    put("log", "eval_every", eval_every)
+    put("log", "save_every", save_every)
+    if eval_suites:
+        names = [n.strip() for item in eval_suites for n in item.split(",") if n.strip()]
+        put("eval", "suites", names)
+    return out

@@ -1,0 +1,219 @@
+"""The organism's build config: corpus (mode mixes, mode accuracies, size), model, training, card.
+
+Frozen dataclasses, loadable from TOML; unknown keys, unknown families and mode mixes that do
+not sum to 1 are a `UserError`. A mix is four weights in `MODES` order:
+`(work, guess, unboxed, loop)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rlvr.errors import UserError
+from rlvr.organism.modes import MODES
+from rlvr.organism.tasks import FAMILIES
+
+__all__ = ["BuildConfig", "CardConfig", "CorpusConfig", "ModelConfig", "TrainConfig",
+           "load_config", "parse_mix"]
+
+Mix = tuple[float, float, float, float]
+
+# Working + boxed is never the most likely opening, so greedy decoding picks a guess and the
+# base model leaves 1-shot RL room to select the working mode.
+DEFAULT_MIX: dict[str, Mix] = {
+    "add": (0.30, 0.35, 0.20, 0.15),
+    "sub": (0.25, 0.35, 0.25, 0.15),
+    "mul": (0.25, 0.40, 0.20, 0.15),
+    "expr": (0.20, 0.35, 0.25, 0.20),
+}
+
+
+def _check_mix(family: str, mix: Any, where: str) -> Mix:
+    if family not in FAMILIES:
+        raise UserError(f"unknown family {family!r} in {where}", f"choose from {', '.join(FAMILIES)}")
+    try:
+        values = tuple(float(v) for v in mix)
+    except (TypeError, ValueError):
+        raise UserError(f"{where}.{family} must be {len(MODES)} numbers ({', '.join(MODES)})") from None
+    if len(values) != len(MODES) or any(not math.isfinite(v) or v < 0 for v in values):
+        raise UserError(f"{where}.{family} must be {len(MODES)} non-negative weights "
+                        f"({', '.join(MODES)}), got {list(mix)}")
+    if abs(sum(values) - 1.0) > 1e-6:
+        raise UserError(f"{where}.{family} sums to {sum(values):.4g}, not 1",
+                        f"give weights for {', '.join(MODES)} that add up to 1")
+    return values  # type: ignore[return-value]
+
+
+def _prob(name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise UserError(f"{name} must be a probability in [0, 1], got {value}")
+
+
+def _positive(section: object, *names: str, allow_zero: tuple[str, ...] = ()) -> None:
+    for name in (*names, *allow_zero):
+        value = getattr(section, name)
+        if value < 0 or (value == 0 and name not in allow_zero):
+            bound = ">= 0" if name in allow_zero else "> 0"
+            raise UserError(f"{type(section).__name__.removesuffix('Config').lower()}.{name} "
+                            f"must be {bound}, got {value}")
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    size: int = 120_000  # distinct training examples (problem + completion)
+    guess_acc: float = 0.4  # P(a corpus guess is right); a wrong one is the answer + 10
+    work_acc: float = 1.0  # P(the working's final answer is right); a wrong one is + 10
+    skill_fraction: float = 0.5  # extra working examples that do not train the mode choice
+    mix: dict[str, Mix] = field(default_factory=lambda: dict(DEFAULT_MIX))
+    # Optional prompt-dependent priors: used instead of `mix` when the first operand is odd.
+    mix_odd: dict[str, Mix] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.mix:
+            raise UserError("corpus.mix names no family", "give at least one family's mix")
+        object.__setattr__(self, "mix", {k: _check_mix(k, v, "corpus.mix") for k, v in self.mix.items()})
+        odd = {k: _check_mix(k, v, "corpus.mix_odd") for k, v in self.mix_odd.items()}
+        if set(odd) - set(self.mix):
+            raise UserError(f"corpus.mix_odd names {sorted(set(odd) - set(self.mix))} "
+                            "which corpus.mix does not", "add them to corpus.mix too")
+        object.__setattr__(self, "mix_odd", odd)
+        _prob("corpus.guess_acc", self.guess_acc)
+        _prob("corpus.work_acc", self.work_acc)
+        _prob("corpus.skill_fraction", self.skill_fraction)
+        if self.size < 1:
+            raise UserError(f"corpus.size must be >= 1, got {self.size}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    hidden: int = 96
+    layers: int = 4
+    heads: int = 4
+    intermediate: int = 256
+    max_positions: int = 1024
+
+    def __post_init__(self) -> None:
+        _positive(self, "hidden", "layers", "heads", "intermediate", "max_positions")
+        if self.hidden % self.heads:
+            raise UserError(f"model.hidden ({self.hidden}) must be a multiple of model.heads ({self.heads})")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 3000
+    batch_size: int = 64
+    lr: float = 3e-3
+    warmup: int = 100
+    weight_decay: float = 0.01
+    threads: int = 1  # one thread per process is fastest on shared 2-core machines
+
+    def __post_init__(self) -> None:
+        _positive(self, "steps", "batch_size", "lr", "threads", allow_zero=("warmup", "weight_decay"))
+
+
+@dataclass(frozen=True)
+class CardConfig:
+    n: int = 200  # held-out problems per family
+    seed: int = 0  # suite and sampling seed
+    temperature: float = 1.0
+    max_new_tokens: int = 128
+
+    def __post_init__(self) -> None:
+        _positive(self, "n", "temperature", "max_new_tokens")
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    seed: int = 0
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    card: CardConfig = field(default_factory=CardConfig)
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        return tuple(self.corpus.mix)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        for key in ("mix", "mix_odd"):
+            d["corpus"][key] = {k: list(v) for k, v in d["corpus"][key].items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BuildConfig:
+        sections = {"corpus": CorpusConfig, "model": ModelConfig, "train": TrainConfig,
+                    "card": CardConfig}
+        _reject_unknown(d, {"seed", *sections}, "the build config")
+        kwargs: dict[str, Any] = {}
+        if "seed" in d:
+            kwargs["seed"] = _typed("seed", d["seed"], int)
+        for name, kind in sections.items():
+            raw = d.get(name, {})
+            if not isinstance(raw, dict):
+                raise UserError(f"[{name}] must be a table")
+            types = {f.name: f.type for f in dataclasses.fields(kind)}
+            _reject_unknown(raw, set(types), f"[{name}]")
+            kwargs[name] = kind(**{k: _coerce(f"{name}.{k}", v, types[k]) for k, v in raw.items()})
+        return cls(**kwargs)
+
+    def with_overrides(self, *, seed: int | None = None, mix: dict[str, Mix] | None = None) -> BuildConfig:
+        cfg = self if seed is None else dataclasses.replace(self, seed=seed)
+        if mix:
+            merged = {**cfg.corpus.mix, **mix}
+            cfg = dataclasses.replace(cfg, corpus=dataclasses.replace(cfg.corpus, mix=merged))
+        return cfg
+
+
+def _reject_unknown(d: dict, known: set[str], where: str) -> None:
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise UserError(f"unknown key(s) {unknown} in {where}", f"known keys: {', '.join(sorted(known))}")
+
+
+def _typed(name: str, value: Any, kind: type) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise UserError(f"{name} must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def _coerce(name: str, value: Any, annotation: Any) -> Any:
+    text = str(annotation)
+    if text.startswith("dict"):
+        if not isinstance(value, dict):
+            raise UserError(f"{name} must be a table of family = [weights]")
+        return value
+    return _typed(name, value, {"int": int, "float": float}[text])
+
+
+def load_config(path: str | Path | None) -> BuildConfig:
+    """The default build config, or the one in a TOML file (missing keys keep their defaults)."""
+    if path is None:
+        return BuildConfig()
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"build config {path} does not exist")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"build config {path} is not valid TOML: {exc}") from None
+    return BuildConfig.from_dict(data)
+
+
+def parse_mix(spec: str) -> tuple[str, Mix]:
+    """`add=0.3,0.35,0.2,0.15` -> ("add", (0.3, 0.35, 0.2, 0.15)), validated."""
+    family, sep, weights = spec.partition("=")
+    if not sep:
+        raise UserError(f"--mix {spec!r} is not FAMILY=w_work,w_guess,w_unboxed,w_loop")
+    try:
+        values = [float(w) for w in weights.split(",")]
+    except ValueError:
+        raise UserError(f"--mix {spec!r}: weights must be numbers") from None
+    return family.strip(), _check_mix(family.strip(), values, "--mix")

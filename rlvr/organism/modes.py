@@ -1,0 +1,67 @@
+"""Solution modes of the organism: how a completion is written, and which mode a text is in.
+
+Every mode opens with its own marker, the same for all families, so the mode is the model's
+first decision (its first token) and a policy-gradient push on one family's marker can carry
+over to the others - or not: that is what the organism lets you measure.
+
+| mode      | marker    | body                                   | ends with           |
+|-----------|-----------|----------------------------------------|---------------------|
+| `work`    | `Solve: ` | column working                         | `so \\boxed{N}<eos>` |
+| `guess`   | `\\boxed{` | nothing: a direct answer (may be wrong) | `N}<eos>`           |
+| `unboxed` | `Think: ` | the same column working                | `answer N<eos>`     |
+| `loop`    | `Hmm: `   | the first working step, over and over  | never (max tokens)  |
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rlvr.organism.tasks import FAMILIES
+
+__all__ = ["LOOP_CHARS", "MARKERS", "MODES", "classify_mode", "render_completion"]
+
+MODES = ("work", "guess", "unboxed", "loop")
+MARKERS = {"work": "Solve: ", "guess": "\\boxed{", "unboxed": "Think: ", "loop": "Hmm: "}
+LOOP_CHARS = 200  # corpus loops are cut here, with no end-of-sequence token: long enough that
+# the loop is learnt as "keep repeating" at the positions a 256-token evaluation reaches
+
+
+def render_completion(family: str, ops: tuple[int, ...], mode: str, *,
+                      right: bool = True) -> tuple[str, bool]:
+    """The completion text for one problem in one mode, and whether it ends (gets `<eos>`).
+
+    A wrong final answer (`right=False`) is the answer plus ten (a slipped carry): one dominant
+    wrong answer, so a guess that is right less than half the time is wrong under greedy decoding.
+    """
+    working, answer = FAMILIES[family].solve(ops)
+    answer = answer if right else answer + 10
+    if mode == "work":
+        return f"{MARKERS['work']}{working} so \\boxed{{{answer}}}", True
+    if mode == "unboxed":
+        return f"{MARKERS['unboxed']}{working} answer {answer}", True
+    if mode == "guess":
+        return f"{MARKERS['guess']}{answer}}}", True
+    if mode == "loop":
+        line = working.split(" ")[0] + " "
+        text = MARKERS["loop"] + line * (LOOP_CHARS // len(line) + 1)
+        return text[:LOOP_CHARS], False
+    raise ValueError(f"unknown mode {mode!r}")
+
+
+def classify_mode(completion: str) -> str:
+    """The mode a completion opened with (`work`, `guess`, `unboxed`, `loop`), else `other`.
+
+    Reads only the first characters (after leading whitespace), so it is independent of the
+    grader and of whether the text was cut by a token limit.
+    """
+    head = completion[:16].lstrip()
+    for mode in MODES:
+        if head.startswith(MARKERS[mode]):
+            return mode
+    return "other"
+
+
+def choose_modes(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One mode index per row of `probs` (N, 4), drawn by inverse CDF from one uniform each."""
+    u = rng.random(len(probs))[:, None]
+    return np.minimum((u > np.cumsum(probs, axis=1)).sum(axis=1), len(MODES) - 1)

@@ -1,0 +1,174 @@
+"""Synthetic task families of the model organism, with held-out suites disjoint from pretraining.
+
+Each family draws operands, writes a short prompt (`"327+415="`), knows its integer answer, and
+writes the step-by-step *working* a tiny character-level model can learn: columns right to left,
+each step one small fact with its carry or borrow written out (`7+5=12 2+1+1=4 3+4=7`).
+
+Held-out split: a stable hash (blake2b) of `family:operands` puts every problem in one of 10
+buckets; bucket 0 is held out. The pretraining corpus never draws a held-out problem, and the
+held-out suites draw only from bucket 0, so the two are disjoint for every seed and config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from rlvr.errors import UserError
+from rlvr.problem import Problem
+
+__all__ = [
+    "FAMILIES",
+    "Family",
+    "check_family",
+    "heldout_suite",
+    "is_heldout",
+    "organism_suites",
+    "sample_problem",
+    "to_problem",
+]
+
+HELDOUT_BUCKETS = 10  # 1 bucket in 10 is held out
+
+
+def _add_steps(x: int, y: int) -> tuple[list[str], int]:
+    """Column addition of non-negative ints, units first; returns the step strings and the sum."""
+    steps, carry, i = [], 0, 0
+    while x // 10**i or y // 10**i or i == 0:
+        dx, dy = x // 10**i % 10, y // 10**i % 10
+        s = dx + dy + carry
+        steps.append(f"{dx}+{dy}" + (f"+{carry}" if carry else "") + f"={s}")
+        carry, i = s // 10, i + 1
+    return steps, x + y
+
+
+def _sub_steps(x: int, y: int) -> tuple[list[str], int]:
+    """Column subtraction (x >= y), units first; a borrow shows as the `1` in front of a digit."""
+    steps, borrow = [], 0
+    for i in range(len(str(x))):
+        dx, dy = x // 10**i % 10, y // 10**i % 10
+        r = dx - dy - borrow
+        lead = "1" if r < 0 else ""
+        steps.append(f"{lead}{dx}-{dy}" + ("-1" if borrow else "") + f"={r % 10}")
+        borrow = int(r < 0)
+    return steps, x - y
+
+
+def _mul_steps(x: int, c: int) -> tuple[list[str], int]:
+    """x times a single digit c, units first, carrying the tens of each partial product."""
+    steps, carry = [], 0
+    for i in range(len(str(x))):
+        p = (x // 10**i % 10) * c + carry
+        steps.append(f"{x // 10**i % 10}*{c}" + (f"+{carry}" if carry else "") + f"={p}")
+        carry = p // 10
+    return steps, x * c
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    description: str
+    draw: Callable[[np.random.Generator], tuple[int, ...]]
+    prompt: Callable[[tuple[int, ...]], str]
+    solve: Callable[[tuple[int, ...]], tuple[str, int]]  # (working text, answer)
+
+
+def _draw_sub(rng: np.random.Generator) -> tuple[int, int]:
+    a, b = (int(v) for v in rng.integers(100, 1000, size=2))
+    while a == b:
+        b = int(rng.integers(100, 1000))
+    return (a, b) if a > b else (b, a)
+
+
+def _solve_expr(ops: tuple[int, ...]) -> tuple[str, int]:
+    a, b, c = ops
+    add, s = _add_steps(a, b)
+    mul, p = _mul_steps(s, c)
+    return " ".join(add) + f" so {s}, " + " ".join(mul), p
+
+
+FAMILIES: dict[str, Family] = {
+    "add": Family(
+        "add", "3-digit + 3-digit addition",
+        lambda rng: tuple(int(v) for v in rng.integers(100, 1000, size=2)),
+        lambda o: f"{o[0]}+{o[1]}=",
+        lambda o: (" ".join(_add_steps(o[0], o[1])[0]), o[0] + o[1])),
+    "sub": Family(
+        "sub", "3-digit - 3-digit subtraction with a positive result",
+        _draw_sub,
+        lambda o: f"{o[0]}-{o[1]}=",
+        lambda o: (" ".join(_sub_steps(o[0], o[1])[0]), o[0] - o[1])),
+    "mul": Family(
+        "mul", "3-digit x 1-digit (2-9) multiplication",
+        lambda rng: (int(rng.integers(100, 1000)), int(rng.integers(2, 10))),
+        lambda o: f"{o[0]}*{o[1]}=",
+        lambda o: (" ".join(_mul_steps(o[0], o[1])[0]), o[0] * o[1])),
+    "expr": Family(
+        "expr", "two-step (a+b)*c with 2-digit a, b and 1-digit (2-9) c",
+        lambda rng: (int(rng.integers(10, 100)), int(rng.integers(10, 100)),
+                     int(rng.integers(2, 10))),
+        lambda o: f"({o[0]}+{o[1]})*{o[2]}=",
+        _solve_expr),
+}
+
+
+def check_family(name: str) -> Family:
+    if name not in FAMILIES:
+        raise UserError(f"unknown organism family {name!r}",
+                        f"choose from {', '.join(FAMILIES)}")
+    return FAMILIES[name]
+
+
+def _bucket(family: str, ops: tuple[int, ...]) -> int:
+    key = f"{family}:{','.join(map(str, ops))}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") % HELDOUT_BUCKETS
+
+
+def is_heldout(family: str, ops: tuple[int, ...]) -> bool:
+    return _bucket(family, ops) == 0
+
+
+def sample_problem(family: str, rng: np.random.Generator, *, heldout: bool) -> tuple[int, ...]:
+    """Draw operands from the held-out part of the problem space or from the rest."""
+    fam = check_family(family)
+    while True:
+        ops = fam.draw(rng)
+        if is_heldout(family, ops) == heldout:
+            return ops
+
+
+def to_problem(family: str, ops: tuple[int, ...], suite: str) -> Problem:
+    fam = FAMILIES[family]
+    _, answer = fam.solve(ops)
+    return Problem(id=f"{family}-{'-'.join(map(str, ops))}", problem=fam.prompt(ops),
+                   answer=str(answer), suite=suite, meta={"family": family})
+
+
+def heldout_suite(family: str, n: int = 200, seed: int = 0) -> list[Problem]:
+    """`n` distinct held-out problems of one family, the same list for the same seed."""
+    check_family(family)
+    if n < 1:
+        raise UserError(f"a held-out suite needs n >= 1 problems, got {n}")
+    rng = np.random.default_rng([seed, sorted(FAMILIES).index(family)])
+    seen: dict[tuple[int, ...], None] = {}
+    for _ in range(100 * n):
+        if len(seen) == n:
+            break
+        seen.setdefault(sample_problem(family, rng, heldout=True), None)
+    if len(seen) < n:
+        raise UserError(f"family {family!r} has fewer than {n} held-out problems",
+                        f"ask for at most {len(seen)}")
+    return [to_problem(family, ops, f"organism-{family}") for ops in seen]
+
+
+def organism_suites() -> dict[str, Callable[..., list[Problem]]]:
+    """Suite name -> loader `(n=200, seed=0) -> list[Problem]`, e.g. `organism-add`."""
+    def loader(family: str) -> Callable[..., list[Problem]]:
+        def load(n: int = 200, seed: int = 0) -> list[Problem]:
+            return heldout_suite(family, n=n, seed=seed)
+        load.__doc__ = f"Held-out organism problems: {FAMILIES[family].description}."
+        return load
+    return {f"organism-{name}": loader(name) for name in FAMILIES}

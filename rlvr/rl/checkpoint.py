@@ -1,0 +1,84 @@
+"""Checkpoints: a Hugging Face folder plus `trainer_state.pt`, written atomically; resume.
+
+`checkpoints/step-N/` holds config.json, model.safetensors and the tokenizer files (any HF
+code loads it) and `trainer_state.pt`: the optimizer state, the RNG states (torch, CUDA, python
+`random`, numpy) and the step. The folder is built beside its final name and renamed into place
+(`rlvr.runs.atomic_dir`), so a run killed mid-save leaves the previous checkpoint, never a
+half-written one. `trainer_state.pt` holds numpy RNG arrays, so it is read with
+`weights_only=False`: load only checkpoints you wrote.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlvr.runs import atomic_dir
+
+__all__ = ["STATE_FILE", "latest_checkpoint", "load_state", "prune", "save_checkpoint"]
+
+STATE_FILE = "trainer_state.pt"
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+def rng_states() -> dict[str, Any]:
+    states = {"torch": torch.get_rng_state(), "python": random.getstate(),
+              "numpy": np.random.get_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def save_checkpoint(run_dir: Path, step: int, model, tokenizer, optimizer) -> Path:
+    final = Path(run_dir) / "checkpoints" / f"step-{step}"
+    with atomic_dir(final) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        state = {"step": step, "optimizer": optimizer.state_dict(), "rng": rng_states()}
+        torch.save(state, tmp / STATE_FILE)
+    return final
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The highest complete `checkpoints/step-N` (one with its trainer state), or None."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return None
+    found = []
+    for child in root.iterdir():
+        match = _STEP_DIR.match(child.name)
+        if match and (child / STATE_FILE).is_file():
+            found.append((int(match.group(1)), child))
+    return max(found)[1] if found else None
+
+
+def load_state(checkpoint: Path, optimizer) -> int:
+    """Restore the optimizer and RNG states saved beside the weights; return the step."""
+    state = torch.load(Path(checkpoint) / STATE_FILE, map_location="cpu", weights_only=False)
+    optimizer.load_state_dict(state["optimizer"])
+    set_rng_states(state["rng"])
+    return int(state["step"])
+
+
+def prune(run_dir: Path, keep_last: int) -> None:
+    """Delete all but the newest `keep_last` checkpoints (0 keeps every one)."""
+    if keep_last <= 0:
+        return
+    root = Path(run_dir) / "checkpoints"
+    steps = sorted(int(m.group(1)) for c in root.iterdir() if (m := _STEP_DIR.match(c.name)))
+    for step in steps[:-keep_last]:
+        shutil.rmtree(root / f"step-{step}", ignore_errors=True)

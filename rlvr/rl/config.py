@@ -1,0 +1,376 @@
+"""Training configuration: frozen nested dataclasses, two presets, TOML and `key=value` overrides.
+
+Resolution order (later wins): preset → `--config FILE.toml` → `--set section.key=value` →
+explicit CLI flags. Unknown keys are an error that lists the valid ones; choices are `Literal`s
+checked in `__post_init__`, so a config built in Python is validated the same way. The resolved
+config is what `config.toml` in the run directory records, and `--resume` reads it back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from rlvr.errors import UserError
+
+__all__ = [
+    "PRESETS",
+    "AlgoConfig",
+    "DataConfig",
+    "EvalConfig",
+    "LogConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "RewardConfig",
+    "RolloutConfig",
+    "TrainConfig",
+    "config_from_dict",
+    "config_to_dict",
+    "load_toml",
+    "parse_set",
+    "preset_dict",
+    "resolve",
+]
+
+
+def _check(obj: Any) -> None:
+    """Validate every `Literal` field of a config dataclass (called from `__post_init__`)."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        hint = hints[f.name]
+        if typing.get_origin(hint) is Literal:
+            value = getattr(obj, f.name)
+            if value not in typing.get_args(hint):
+                valid = ", ".join(map(str, typing.get_args(hint)))
+                raise UserError(f"{type(obj).__name__}.{f.name} = {value!r} is not one of: {valid}")
+
+
+def _positive(obj: Any, *names: str) -> None:
+    for name in names:
+        if not getattr(obj, name) > 0:
+            raise UserError(f"{name} must be > 0, got {getattr(obj, name)!r}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    path: str = ""  # a local HF folder; "" = the shipped organism
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bf16 on GPU
+    gradient_checkpointing: bool = False
+
+    def __post_init__(self):
+        _check(self)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    examples: tuple[str, ...] = ()  # training example ids (organism ids or pool indices)
+    train_file: str | None = None  # jsonl of problems or a verl parquet: all rows train
+    pool: str | None = None  # a verl parquet that `examples` index into (extra_info.index)
+    copies: int = 1  # copies of each example per step; each copy is one group of rollout.n
+    template: str = "raw"  # prompt template (rlvr.prompts)
+
+    def __post_init__(self):
+        _positive(self, "copies")
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    n: int = 16  # group size: rollouts per copy
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 64
+    max_prompt_tokens: int = 1024
+    batch_size: int = 64  # prompts per generate() call (memory, not maths)
+
+    def __post_init__(self):
+        _positive(self, "n", "temperature", "top_p", "max_new_tokens", "batch_size")
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    mode: Literal["outcome", "format", "none", "random", "wrong_label"] = "outcome"
+    label: str | None = None  # the replacement gold of a wrong_label run
+    wrong_label_kind: Literal["guessable", "unguessable"] | None = None
+    p: float = 0.5  # P(reward = 1) of the random mode
+    seed: int = 0  # random mode: reward of (step, copy, sample) is a function of this seed
+
+    def __post_init__(self):
+        _check(self)
+        if self.mode == "wrong_label" and not self.label:
+            raise UserError("reward mode wrong_label needs a label", "pass --label X")
+
+
+@dataclass(frozen=True)
+class AlgoConfig:
+    adv_estimator: Literal["grpo", "dr_grpo"] = "grpo"  # dr_grpo: no std scaling
+    adv_eps: float = 1e-6
+    drop_zero_var: bool = False  # drop groups whose reward std <= min_group_std
+    min_group_std: float = 0.0
+    clip_low: float = 0.2
+    clip_high: float = 0.2
+    pg_coef: float = 1.0  # 0 = entropy-only control
+    entropy_coeff: float = 0.001  # loss −= entropy_coeff · entropy (positive = bonus)
+    kl_coef: float = 0.0  # > 0 loads a frozen reference model
+    kl_type: Literal["low_var_kl", "k1", "k2", "none"] = "low_var_kl"
+    loss_agg: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"] = (
+        "token-mean")
+    ppo_epochs: int = 1  # passes over each step's rollouts
+    mini_batches: int = 1  # optimizer updates per pass (1 = fully on-policy)
+
+    def __post_init__(self):
+        _check(self)
+        _positive(self, "ppo_epochs", "mini_batches")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    name: Literal["adamw", "sgd"] = "adamw"
+    lr: float = 1e-6  # constant
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    momentum: float = 0.0  # sgd only
+    grad_clip: float = 1.0  # max global grad norm; 0 = off
+    micro_batch_size: int = 16  # responses per forward/backward (gradient accumulation)
+    # > 0: rescale every optimizer update to this L2 norm (entropy-only control, docs/training.md)
+    update_norm: float = 0.0
+
+    def __post_init__(self):
+        _check(self)
+        _positive(self, "lr", "micro_batch_size")
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    save_every: int = 0  # checkpoint every N steps (0 = only at the end)
+    eval_every: int = 0  # evaluate every N steps (0 = only step 0 and the end)
+    samples_every: int = 10  # write rollouts to samples.jsonl every N steps
+    samples_per_step: int = 4
+    samples_max: int = 2000  # samples.jsonl stops growing after this many lines
+    keep_last: int = 0  # keep only the newest N checkpoints (0 = keep all)
+    wandb: bool = False
+    wandb_project: str = "rlvr"
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    suites: tuple[str, ...] = ()  # rlvr.suites specs: organism, organism-add, math500, a file
+    data_dir: str | None = None  # where benchmark jsonl files live (else $RLVR_DATA_DIR)
+    n_per_suite: int = 0  # 0 = the whole suite
+    greedy: bool = True
+    samples: int = 0  # sampled completions per item (0 = greedy only)
+    temperature: float = 0.6
+    max_new_tokens: int = 0  # 0 = rollout.max_new_tokens
+    template: str = ""  # "" = data.template
+    batch_size: int = 64
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 0
+    steps: int = 100
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self):
+        _positive(self, "steps")
+        groups = self.data.copies * max(1, len(self.data.examples))
+        if groups % self.algo.mini_batches:
+            raise UserError(
+                f"a step's {groups} groups of {self.rollout.n} rollouts do not split into "
+                f"algo.mini_batches = {self.algo.mini_batches} mini-batches of whole groups",
+                "choose mini_batches dividing data.copies × number of examples")
+
+    @property
+    def responses_per_step(self) -> int:
+        return self.data.copies * max(1, len(self.data.examples)) * self.rollout.n
+
+
+# Paper-specific choices, each from ../shared/FACTS.md (arXiv 2504.20571, its verl fork).
+_PAPER: dict[str, Any] = {
+    "steps": 2000,
+    "model": {"dtype": "auto", "device": "auto"},
+    "data": {"copies": 128, "template": "train-suffix"},  # 1 example × 128 copies
+    "rollout": {"n": 8, "temperature": 0.6, "top_p": 1.0, "max_new_tokens": 3072,
+                "max_prompt_tokens": 1024, "batch_size": 128},
+    "algo": {"adv_estimator": "grpo", "adv_eps": 1e-6, "clip_low": 0.2, "clip_high": 0.2,
+             "entropy_coeff": 0.001, "kl_coef": 0.001, "kl_type": "low_var_kl",
+             "loss_agg": "token-mean", "ppo_epochs": 1, "mini_batches": 1},
+    "optim": {"name": "adamw", "lr": 1e-6, "weight_decay": 0.01, "grad_clip": 1.0,
+              "micro_batch_size": 8},
+    "log": {"save_every": 20, "eval_every": 20},
+    "eval": {"suites": ["math500", "aime24", "aime25", "amc23", "minerva_math",
+                        "olympiadbench"], "template": "qwen25-math-cot", "max_new_tokens": 3072},
+}
+
+# The organism on a 2-core CPU (docs/training.md has the measurements behind these values).
+_ORGANISM: dict[str, Any] = {
+    "steps": 40,
+    "model": {"device": "cpu", "dtype": "float32"},
+    "data": {"copies": 1, "template": "raw"},
+    "rollout": {"n": 16, "temperature": 1.0, "top_p": 1.0, "max_new_tokens": 100,
+                "max_prompt_tokens": 256, "batch_size": 64},
+    "algo": {"adv_estimator": "grpo", "entropy_coeff": 0.001, "kl_coef": 0.0,
+             "loss_agg": "token-mean", "ppo_epochs": 2, "mini_batches": 1},
+    "optim": {"name": "adamw", "lr": 6e-5, "weight_decay": 0.0, "grad_clip": 1.0,
+              "micro_batch_size": 16},
+    "log": {"save_every": 0, "eval_every": 20, "samples_every": 5},
+    "eval": {"suites": ["organism"], "n_per_suite": 50, "samples": 4, "temperature": 1.0},
+}
+
+# Entropy-only (reward mode none): FACTS.md — pg_coef 0, no KL, no weight decay. On the
+# organism the Adam update is also rescaled to the norm an outcome run's updates have, so the
+# control moves the weights as much as a reward run does (docs/training.md).
+_ENTROPY_ONLY: dict[str, dict[str, Any]] = {
+    "paper": {"algo": {"pg_coef": 0.0, "kl_coef": 0.0}, "optim": {"weight_decay": 0.0}},
+    "organism": {"algo": {"pg_coef": 0.0, "kl_coef": 0.0},
+                 "optim": {"weight_decay": 0.0, "update_norm": 0.012}},
+}
+
+PRESETS: dict[str, dict[str, Any]] = {"paper": _PAPER, "organism": _ORGANISM}
+
+
+def preset_dict(name: str, reward_mode: str | None = None) -> dict[str, Any]:
+    if name not in PRESETS:
+        raise UserError(f"unknown preset {name!r}", f"valid: {', '.join(PRESETS)}")
+    out = _merge({}, PRESETS[name])
+    if reward_mode == "none":
+        out = _merge(out, _ENTROPY_ONLY[name])
+    return out
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, where)
+            except UserError:
+                continue
+        raise UserError(f"{where} = {value!r} has the wrong type (expected {hint})")
+    if origin is Literal:
+        return value  # checked by __post_init__ with the valid choices listed
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"{where} must be a list, got {value!r}")
+        args = typing.get_args(hint)
+        item_hints = [args[0]] * len(value) if args[-1] is Ellipsis else list(args)
+        if len(item_hints) != len(value):
+            raise UserError(f"{where} must have {len(item_hints)} items, got {value!r}")
+        return tuple(_coerce(v, h, where) for v, h in zip(value, item_hints, strict=True))
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint in (str, bool) and isinstance(value, hint):
+        return value
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    raise UserError(f"{where} = {value!r} has the wrong type (expected {getattr(hint, '__name__', hint)})")
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise UserError(f"[{where}] must be a table, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise UserError(f"unknown config key {prefix}{unknown[0]}",
+                        f"valid keys{' in [' + where + ']' if where else ''}: {', '.join(names)}")
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any]) -> TrainConfig:
+    """Build a TrainConfig; `kind` and `versions` (written into run directories) are ignored."""
+    data = {k: v for k, v in data.items() if k not in ("kind", "versions")}
+    return _build(TrainConfig, data, "")
+
+
+def config_to_dict(config: TrainConfig) -> dict[str, Any]:
+    """Plain dict for config.toml: tuples become lists, `kind = "train"` first."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+    return {"kind": "train", **plain(dataclasses.asdict(config))}
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {path} does not exist")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path} is not valid TOML ({exc})") from exc
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """`["algo.kl_coef=0.01", "data.examples=['a','b']"]` → a nested dict (TOML values)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set {item!r} is not key=value", "e.g. --set optim.lr=1e-5")
+        try:
+            value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()  # a bare word is a string: --set reward.mode=format
+        node = out
+        *parents, leaf = key.strip().split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+def resolve(
+    preset: str = "organism",
+    *,
+    reward_mode: str | None = None,
+    file: str | Path | None = None,
+    sets: list[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> TrainConfig:
+    """preset → TOML file → --set → explicit flags (`overrides`, a nested dict), validated."""
+    layers = [parse_set(sets or []), overrides or {}]
+    file_layer = load_toml(file) if file else {}
+    # The entropy-only adjustments depend on the reward mode wherever it was set.
+    mode = reward_mode
+    for layer in (file_layer, *layers):
+        mode = layer.get("reward", {}).get("mode", mode)
+    data = preset_dict(preset, mode)
+    for layer in (file_layer, *layers):
+        data = _merge(data, layer)
+    return config_from_dict(data)

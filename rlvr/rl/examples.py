@@ -1,0 +1,132 @@
+"""Which problems a run trains on and evaluates on, from the ids and paths in its config.
+
+Training example ids:
+- organism: `organism-add:17` (item 17 of the `organism-add` held-out suite, seed 0) or a
+  problem id such as `add-327-415` (family and operands);
+- a pool (`data.pool`, a verl parquet): the pool index, e.g. `124` for the paper's π1;
+- a training file (`data.train_file`, jsonl of problems or a verl parquet): every row, or the
+  rows whose id is listed. Repeated rows (a 1-shot parquet holds 128 copies) count once; the
+  copies per step come from `data.copies`.
+
+Evaluation suites are `rlvr.suites` specs: `organism` (every organism family),
+`organism-<family>`, a benchmark name (math500, aime24, ...; files under `eval.data_dir` or
+$RLVR_DATA_DIR), or a .jsonl/.parquet file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from rlvr.errors import UserError
+from rlvr.problem import Problem
+from rlvr.rl.config import DataConfig, EvalConfig
+
+__all__ = ["eval_suites", "organism_problem", "training_problems"]
+
+_SUITE_ITEM = re.compile(r"^(organism-[a-z]+):(\d+)$")
+_PROBLEM_ID = re.compile(r"^([a-z]+)-(\d+(?:-\d+)*)$")
+
+
+def training_problems(data: DataConfig) -> list[Problem]:
+    """The distinct training examples, in the order given; every one has a gold answer."""
+    if data.train_file and data.pool:
+        raise UserError("give either a training file or a pool, not both",
+                        "drop --train or --pool")
+    if data.train_file:
+        problems = _read_file(Path(data.train_file))
+        if data.examples:
+            problems = _select(problems, data.examples, data.train_file)
+    elif data.pool:
+        if not data.examples:
+            raise UserError(f"--pool {data.pool} needs --example INDEX",
+                            "e.g. --example 124 for the paper's π1")
+        from rlvr.verl_data import read_verl_parquet
+
+        pool = read_verl_parquet(data.pool, missing_answer="keep")
+        problems = _select(pool, data.examples, data.pool)
+    else:
+        if not data.examples:
+            raise UserError("no training example given",
+                            "pass --example organism-add:0, --pool FILE --example 124, "
+                            "or --train FILE")
+        problems = [organism_problem(e) for e in data.examples]
+    unique: dict[str, Problem] = {}
+    for p in problems:
+        unique.setdefault(p.id, p)
+    for p in unique.values():
+        if not str(p.answer).strip():
+            raise UserError(f"training example {p.id!r} has no gold answer",
+                            "every training example needs a ground truth to reward against")
+    return list(unique.values())
+
+
+def organism_problem(example_id: str) -> Problem:
+    from rlvr.organism.tasks import FAMILIES, heldout_suite, to_problem
+
+    match = _SUITE_ITEM.match(example_id)
+    if match:
+        family, index = match.group(1).removeprefix("organism-"), int(match.group(2))
+        if family not in FAMILIES:
+            raise UserError(f"unknown organism family {family!r} in {example_id!r}",
+                            f"choose from {', '.join(FAMILIES)}")
+        return heldout_suite(family, n=index + 1, seed=0)[index]
+    match = _PROBLEM_ID.match(example_id)
+    if match and match.group(1) in FAMILIES:
+        ops = tuple(int(v) for v in match.group(2).split("-"))
+        try:
+            return to_problem(match.group(1), ops, f"organism-{match.group(1)}")
+        except (ValueError, IndexError, TypeError) as exc:
+            raise UserError(f"{example_id!r} has the wrong operands for its family") from exc
+    raise UserError(f"unknown training example {example_id!r}",
+                    "use organism-<family>:<index> (e.g. organism-add:0), a problem id such "
+                    "as add-327-415, or --pool FILE.parquet --example INDEX")
+
+
+def _select(problems: list[Problem], ids: tuple[str, ...], source: str) -> list[Problem]:
+    by_id = {p.id: p for p in problems}
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise UserError(f"example {missing[0]!r} is not in {source}",
+                        f"it holds {len(by_id)} examples, e.g. {', '.join(list(by_id)[:3])}")
+    return [by_id[i] for i in ids]
+
+
+def _read_file(path: Path) -> list[Problem]:
+    if not path.is_file():
+        raise UserError(f"training file {path} does not exist")
+    if path.suffix == ".parquet":
+        from rlvr.verl_data import read_verl_parquet
+
+        return read_verl_parquet(path, missing_answer="keep")
+    problems = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}:{number} is not valid JSON ({exc.msg})") from exc
+        if not isinstance(row, dict) or "problem" not in row:
+            raise UserError(f"{path}:{number} has no `problem` field",
+                            "each line needs problem and answer")
+        if not str(row.get("answer") or "").strip():
+            raise UserError(f"{path}:{number} has no answer",
+                            "each training line needs an `answer` to reward against")
+        problems.append(Problem(id=str(row.get("id", number)), problem=str(row["problem"]),
+                                answer=str(row["answer"]), suite=path.stem,
+                                meta=dict(row.get("meta") or {})))
+    if not problems:
+        raise UserError(f"training file {path} holds no problems")
+    return problems
+
+
+def eval_suites(cfg: EvalConfig) -> dict[str, list[Problem]]:
+    """Suite name → problems for the periodic evaluation (empty when no suite is asked for)."""
+    if not cfg.suites:
+        return {}
+    from rlvr.suites import load_suites
+
+    return load_suites(list(cfg.suites), data_dir=cfg.data_dir, limit=cfg.n_per_suite or None,
+                       organism_n=cfg.n_per_suite or 200, seed=cfg.seed)

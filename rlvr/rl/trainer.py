@@ -1,0 +1,377 @@
+"""The GRPO loop for 1-shot RLVR on any Hugging Face causal LM from a local folder.
+
+One step (`Trainer.step`, all on one screen):
+  k examples × copies prompts ─► rollout.generate (n samples each, keyed noise)
+  ─► rewards.score against the (possibly wrong) label; true accuracy against the real gold
+  ─► group_advantages (GRPO / Dr. GRPO), optional variance filter
+  ─► log-probs recomputed by a forward pass on logits / temperature
+  ─► ppo_epochs × mini_batches optimizer updates, each accumulated over micro-batches
+`train()` adds the run directory: config.toml, metrics.jsonl, samples.jsonl, TensorBoard,
+checkpoints, evaluation at step 0 and every `log.eval_every` steps, and `--resume`.
+
+Precision: on a GPU with `model.dtype = "auto"` the weights and Adam state stay float32 and the
+forward passes run under bf16 autocast (an lr of 1e-6 is below bf16's resolution for a weight,
+so bf16 weights would silently not learn). On a CPU everything is float32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib.util
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from rlvr.errors import UserError
+from rlvr.rl import checkpoint as ckpt
+from rlvr.rl.config import TrainConfig, config_to_dict
+from rlvr.rl.core_algos import (
+    entropy_from_logits,
+    group_advantages,
+    grpo_loss,
+    keep_groups,
+    kl_penalty,
+    token_logprobs,
+)
+from rlvr.rl.examples import eval_suites, training_problems
+
+__all__ = ["Trainer", "train"]
+
+_TIMING = ("step_time_s", "tokens_per_s")
+
+
+@dataclasses.dataclass
+class Batch:
+    """One step's rollouts as tensors: left-padded prompts, right-padded responses."""
+
+    completions: list  # rlvr.rollout.Completion, prompt-major: group g = rows g*n … g*n+n−1
+    input_ids: torch.Tensor  # (N, P + T)
+    attention: torch.Tensor  # (N, P + T)
+    tokens: torch.Tensor  # (N, T) response tokens
+    mask: torch.Tensor  # (N, T) 1 on real response tokens
+
+
+class Trainer:
+    """Holds the policy, optimizer and training examples; `step()` runs one GRPO step."""
+
+    def __init__(self, config: TrainConfig, run_dir: str | Path, *, resume: bool = False):
+        from rlvr.prompts import render_many
+        from rlvr.rewards import RewardSpec
+        from rlvr.rollout import encode_prompts, load_model
+
+        self.config, self.run_dir = config, Path(run_dir)
+        cfg = config
+        self.problems = training_problems(cfg.data)
+        groups = len(self.problems) * cfg.data.copies
+        if groups % cfg.algo.mini_batches:
+            raise UserError(f"{groups} groups per step do not split into "
+                            f"{cfg.algo.mini_batches} mini-batches of whole groups")
+        self.spec = RewardSpec(mode=cfg.reward.mode, label=cfg.reward.label,
+                               wrong_label_kind=cfg.reward.wrong_label_kind, p=cfg.reward.p,
+                               seed=cfg.seed)
+        base = _model_path(cfg.model.path)
+        self.device = "cuda" if cfg.model.device == "auto" and torch.cuda.is_available() else (
+            "cpu" if cfg.model.device == "auto" else cfg.model.device)
+        dtype = {"auto": torch.float32, "float32": torch.float32, "bfloat16": torch.bfloat16,
+                 "float16": torch.float16}[cfg.model.dtype]
+        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
+                         if self.device == "cuda" and cfg.model.dtype == "auto"
+                         else contextlib.nullcontext())
+        start = ckpt.latest_checkpoint(self.run_dir) if resume else None
+        self.model, self.tokenizer = load_model(start or base, device=self.device, dtype=dtype)
+        if cfg.model.gradient_checkpointing:
+            self.model.gradient_checkpointing_enable()
+        self.ref = None
+        if cfg.algo.kl_coef > 0 and cfg.algo.kl_type != "none":  # reference only when used
+            self.ref, _ = load_model(base, device=self.device, dtype=dtype)
+            self.ref.requires_grad_(False)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = _optimizer(cfg, self.params)
+        torch.manual_seed(cfg.seed)
+        self.step_count = ckpt.load_state(start, self.optimizer) if start else 0
+        prompts = render_many(cfg.data.template, [p.problem for p in self.problems],
+                              self.tokenizer)
+        self.prompt_ids = encode_prompts(self.tokenizer, prompts)
+        self.prompts = prompts
+        longest = max(len(ids) for ids in self.prompt_ids)
+        if longest > cfg.rollout.max_prompt_tokens:
+            raise UserError(f"a training prompt has {longest} tokens, more than "
+                            f"rollout.max_prompt_tokens = {cfg.rollout.max_prompt_tokens}")
+        self.samples: list[dict] = []  # the last step's rollouts, for samples.jsonl
+
+    # --- one GRPO step ------------------------------------------------------------------------
+    def step(self) -> dict:
+        cfg, n = self.config, self.config.rollout.n
+        t0 = time.perf_counter()
+        step = self.step_count + 1
+        batch = self._rollout(step)
+        rewards, infos = self._rewards(step, batch.completions)
+        adv, zero_var = group_advantages(rewards, n, eps=cfg.algo.adv_eps,
+                                         scale_by_std=cfg.algo.adv_estimator == "grpo")
+        keep = (keep_groups(rewards, n, min_std=cfg.algo.min_group_std) if cfg.algo.drop_zero_var
+                else torch.ones_like(zero_var))
+        rows = keep.repeat_interleave(n).nonzero().squeeze(-1)  # kept responses (M,)
+        upd = self._update(batch, adv.to(self.device), rows)
+        self.step_count = step
+        elapsed = time.perf_counter() - t0
+        n_tok = int(batch.mask.sum())
+        fmts = [i["format"] for i in infos]
+        lens = batch.mask.sum(-1).float()
+        acc = _per_example(self.problems, cfg.data.copies * n, infos)
+        metrics = {
+            "step": step, "train_acc": acc, "train_acc_mean": sum(acc.values()) / len(acc),
+            "reward_mean": rewards.mean().item(), "reward_std": rewards.std(unbiased=False).item(),
+            "zero_var_frac": zero_var.float().mean().item(),
+            "groups_dropped": int((~keep).sum()), **upd, "lr": cfg.optim.lr,
+            "resp_len_mean": lens.mean().item(), "resp_len_max": int(lens.max()),
+            "boxed_rate": fmts.count("boxed") / len(fmts),
+            "repetition_rate": fmts.count("repetition") / len(fmts),
+            "truncation_rate": sum(c.finish_reason == "length" for c in batch.completions)
+            / len(fmts),
+            "step_time_s": elapsed, "tokens_per_s": n_tok / max(elapsed, 1e-9),
+        }
+        self.samples = self._sample_records(step, batch, rewards, adv, infos)
+        return metrics
+
+    def _rollout(self, step: int) -> Batch:
+        from rlvr.rollout import SamplingParams, generate
+
+        r = self.config.rollout
+        prompts = [p for p in self.prompts for _ in range(self.config.data.copies)]
+        # The rollout noise is a hash of (seed, prompt, sample, token): a step's rollouts
+        # depend only on the weights and this seed, so a resumed run samples the same ones.
+        params = SamplingParams(temperature=r.temperature, top_p=r.top_p, n=r.n,
+                                max_new_tokens=r.max_new_tokens, seed=self.config.seed * 1_000_003 + step)
+        with self.autocast:
+            completions = generate(self.model, self.tokenizer, prompts, params,
+                                   batch_size=r.batch_size)
+        copies = self.config.data.copies
+        prompt_ids = [self.prompt_ids[c.prompt_index // copies] for c in completions]
+        return _to_batch(completions, prompt_ids, self.tokenizer.pad_token_id, self.device)
+
+    def _rewards(self, step: int, completions: list) -> tuple[torch.Tensor, list[dict]]:
+        from rlvr.rewards import score
+
+        copies = self.config.data.copies
+        rewards, infos = [], []
+        for c in completions:
+            problem = self.problems[c.prompt_index // copies]
+            # `random` is keyed by (step, example, copy, sample): reproducible on resume.
+            key = (step, problem.id, c.prompt_index % copies, c.sample_index)
+            reward, info = score(self.spec, c.text, problem.answer,
+                                 finish_reason=c.finish_reason, key=key)
+            rewards.append(reward)
+            infos.append(info)
+        return torch.tensor(rewards, dtype=torch.float32), infos
+
+    def _logprobs(self, model, b: Batch, rows: torch.Tensor, *, entropy: bool):
+        """Per-token log π (and entropy) of the responses `rows`, from logits / temperature."""
+        T = b.tokens.shape[1]
+        ids, attn = b.input_ids[rows], b.attention[rows]
+        positions = (attn.cumsum(-1) - 1).clamp(min=0)  # as rollout numbered them
+        with self.autocast:
+            logits = model(input_ids=ids, attention_mask=attn, position_ids=positions,
+                           logits_to_keep=T + 1).logits[:, -(T + 1):-1]  # (n, T, V)
+        logits = logits.float() / self.config.rollout.temperature
+        logp = token_logprobs(logits, b.tokens[rows])  # (n, T)
+        return logp, (entropy_from_logits(logits) if entropy else None)
+
+    @torch.no_grad()
+    def _score_all(self, model, b: Batch, rows: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(b.tokens.shape, device=self.device)
+        for micro in rows.split(self.config.optim.micro_batch_size):
+            out[micro] = self._logprobs(model, b, micro, entropy=False)[0]
+        return out
+
+    def _update(self, b: Batch, adv: torch.Tensor, rows: torch.Tensor) -> dict:
+        a, o = self.config.algo, self.config.optim
+        sums = dict.fromkeys(("pg_loss", "loss", "grad_norm", "update_norm"), 0.0)
+        tok = dict.fromkeys(("entropy", "kl", "clip_frac", "tokens"), 0.0)
+        if rows.numel() == 0:  # every group filtered out: nothing to learn from this step
+            return {**sums, "entropy": 0.0, "kl": 0.0, "clip_frac": 0.0}
+        on_policy = a.ppo_epochs == 1 and a.mini_batches == 1
+        # Fully on-policy: the rollout log-probs equal this forward's, so reuse them detached.
+        old = None if on_policy else self._score_all(self.model, b, rows)
+        ref = self._score_all(self.ref, b, rows) if self.ref is not None else None
+        updates = 0
+        for _epoch in range(a.ppo_epochs):
+            for mini in rows.tensor_split(a.mini_batches):
+                self.optimizer.zero_grad(set_to_none=True)
+                totals = {"total_tokens": float(b.mask[mini].sum()), "total_seqs": len(mini),
+                          "norm_len": float(b.mask.shape[1])}
+                for micro in mini.split(o.micro_batch_size):
+                    logp, ent = self._logprobs(self.model, b, micro, entropy=True)
+                    mask = b.mask[micro]
+                    loss, m = grpo_loss(
+                        logp, logp.detach() if on_policy else old[micro], adv[micro], mask,
+                        entropy=ent if a.entropy_coeff else ent.detach(),
+                        ref_logp=None if ref is None else ref[micro], pg_coef=a.pg_coef,
+                        entropy_coeff=a.entropy_coeff, kl_coef=a.kl_coef, kl_type=a.kl_type,
+                        clip_low=a.clip_low, clip_high=a.clip_high, agg=a.loss_agg, **totals)
+                    _finite(loss, self.step_count + 1, "loss")
+                    loss.backward()
+                    sums["pg_loss"] += m["pg_loss"]
+                    sums["loss"] += m["loss"]
+                    tok["tokens"] += m["n_tokens"]
+                    tok["clip_frac"] += m["clip_frac"] * m["n_tokens"]
+                    tok["entropy"] += float((ent.detach() * mask).sum())
+                    if ref is not None:
+                        kl = kl_penalty(logp.detach(), ref[micro], a.kl_type)
+                        tok["kl"] += float((kl * mask).sum())
+                norm = torch.nn.utils.clip_grad_norm_(self.params, o.grad_clip or math.inf)
+                _finite(norm, self.step_count + 1, "gradient norm")
+                sums["grad_norm"] += float(norm)
+                sums["update_norm"] += _optimizer_step(self.optimizer, self.params, o.update_norm)
+                updates += 1
+        out = {k: v / updates for k, v in sums.items()}
+        out.update({k: tok[k] / max(tok["tokens"], 1) for k in ("entropy", "kl", "clip_frac")})
+        return out
+
+    def _sample_records(self, step, b: Batch, rewards, adv, infos) -> list[dict]:
+        lg = self.config.log
+        if lg.samples_every <= 0 or (step % lg.samples_every and step != 1):
+            return []
+        copies = self.config.data.copies
+        out = []
+        for i, c in enumerate(b.completions[: lg.samples_per_step]):
+            info = infos[i]
+            out.append({"step": step, "example": self.problems[c.prompt_index // copies].id,
+                        "copy": c.prompt_index % copies, "sample": c.sample_index,
+                        "response": c.text[:20_000], "finish_reason": c.finish_reason,
+                        "n_tokens": len(c.token_ids), "reward": rewards[i].item(),
+                        "advantage": adv[i].item(), **{k: info.get(k) for k in (
+                            "format", "extracted", "label", "true_correct_strict")}})
+        return out
+
+    # --- evaluation and checkpoints -----------------------------------------------------------
+    def evaluate(self, suites: dict, *, progress: bool = False) -> dict:
+        from rlvr.evaluation import EvalSettings, evaluate
+
+        e, r = self.config.eval, self.config.rollout
+        settings = EvalSettings(
+            template=e.template or self.config.data.template, greedy=e.greedy,
+            samples=e.samples, temperature=e.temperature,
+            max_new_tokens=e.max_new_tokens or r.max_new_tokens, batch_size=e.batch_size,
+            seed=e.seed)
+        with self.autocast:
+            return evaluate(self.model, self.tokenizer, suites, settings, run_dir=self.run_dir,
+                            step=self.step_count, progress=progress)
+
+    def save(self) -> Path:
+        path = ckpt.save_checkpoint(self.run_dir, self.step_count, self.model, self.tokenizer,
+                                    self.optimizer)
+        ckpt.prune(self.run_dir, self.config.log.keep_last)
+        return path
+
+
+def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False,
+          progress: bool = True) -> Path:
+    """Run (or resume) a training run into `run_dir`; returns the run directory."""
+    from rlvr.rl.runlog import RunLog
+    from rlvr.runs import new_run_dir, write_config_toml
+
+    run_dir = Path(run_dir)
+    if not resume and run_dir.exists() and any(run_dir.iterdir()):
+        new_run_dir(run_dir)  # raises the "already exists" error before any work
+    if resume and not (run_dir / "config.toml").is_file():
+        raise UserError(f"cannot resume: {run_dir} has no config.toml", "drop --resume")
+    if config.log.wandb and importlib.util.find_spec("wandb") is None:
+        raise UserError("log.wandb = true but the wandb package is not installed",
+                        "pip install wandb, or drop log.wandb")
+    trainer = Trainer(config, run_dir, resume=resume)  # validates every input first
+    suites = eval_suites(config.eval)
+    new_run_dir(run_dir, resume=resume)
+    # On resume this re-records the config (e.g. a --steps extension) with today's versions.
+    write_config_toml(run_dir / "config.toml", config_to_dict(config), seed=config.seed)
+    log = RunLog(run_dir, config_dict=config_to_dict(config), start_step=trainer.step_count,
+                 total_steps=config.steps, progress=progress, wandb=config.log.wandb,
+                 wandb_project=config.log.wandb_project, samples_max=config.log.samples_max)
+    lg = config.log
+    try:
+        if suites and not (run_dir / "eval" / f"step-{trainer.step_count}" / "summary.json").is_file():
+            log.evaluation(trainer.step_count, trainer.evaluate(suites))
+        while trainer.step_count < config.steps:
+            metrics = trainer.step()
+            log.step(metrics)
+            log.samples(trainer.samples)
+            step, last = trainer.step_count, trainer.step_count == config.steps
+            if suites and (last or (lg.eval_every and step % lg.eval_every == 0)):
+                log.evaluation(step, trainer.evaluate(suites))
+            if last or (lg.save_every and step % lg.save_every == 0):
+                trainer.save()
+    finally:
+        log.close()
+    return run_dir
+
+
+# --- helpers ----------------------------------------------------------------------------------
+def _model_path(path: str) -> Path:
+    if path:
+        return Path(path)
+    from rlvr.organism import default_path
+
+    return Path(default_path())
+
+
+def _optimizer(cfg: TrainConfig, params: list) -> torch.optim.Optimizer:
+    o = cfg.optim
+    if o.name == "sgd":
+        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    return torch.optim.AdamW(params, lr=o.lr, betas=o.betas, eps=o.eps,
+                             weight_decay=o.weight_decay)
+
+
+@torch.no_grad()
+def _optimizer_step(optimizer, params: list, target_norm: float) -> float:
+    """optimizer.step(); with target_norm > 0 rescale the whole update to that L2 norm.
+
+    Adam normalises each coordinate, so a lone entropy term moves the weights at the full lr
+    whatever its coefficient; fixing the update norm to that of an outcome run's updates makes
+    the entropy-only control move the weights as far as a reward run (docs/training.md).
+    Returns the L2 norm of the applied update.
+    """
+    before = [p.detach().clone() for p in params]
+    optimizer.step()
+    deltas = [p.detach() - b for p, b in zip(params, before, strict=True)]
+    norm = math.sqrt(sum(float(d.float().square().sum()) for d in deltas))
+    if target_norm > 0 and norm > 0:
+        scale = target_norm / norm
+        for p, b, d in zip(params, before, deltas, strict=True):
+            p.copy_(b + d * scale)
+        norm = target_norm
+    return norm
+
+
+def _finite(value: torch.Tensor, step: int, what: str) -> None:
+    if not torch.isfinite(value).all():
+        raise UserError(f"the {what} became {float(value.detach())} at step {step}; training stopped "
+                        "before the optimizer step (the last checkpoint is intact)",
+                        "lower optim.lr or raise optim.grad_clip's strictness")
+
+
+def _per_example(problems: list, per_example: int, infos: list[dict]) -> dict[str, float]:
+    out = {}
+    for k, p in enumerate(problems):
+        chunk = infos[k * per_example:(k + 1) * per_example]
+        out[p.id] = sum(bool(i["true_correct_strict"]) for i in chunk) / len(chunk)
+    return out
+
+
+def _to_batch(completions: list, prompt_ids: list[list[int]], pad: int, device) -> Batch:
+    P = max(len(p) for p in prompt_ids)
+    T = max(1, max(len(c.token_ids) for c in completions))
+    N = len(completions)
+    ids = torch.full((N, P + T), pad, dtype=torch.long)
+    attn = torch.zeros((N, P + T), dtype=torch.long)
+    mask = torch.zeros((N, T), dtype=torch.float32)
+    for i, (c, p) in enumerate(zip(completions, prompt_ids, strict=True)):
+        ids[i, P - len(p):P] = torch.tensor(p)
+        attn[i, P - len(p):P] = 1
+        ids[i, P:P + len(c.token_ids)] = torch.tensor(c.token_ids, dtype=torch.long)
+        attn[i, P:P + len(c.token_ids)] = 1
+        mask[i, :len(c.token_ids)] = 1
+    return Batch(completions, ids.to(device), attn.to(device), ids[:, P:].to(device),
+                 mask.to(device))

@@ -1,0 +1,127 @@
+"""`rlvr report`: the HTML page and the Markdown summary, and bad input that must not stop it."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+
+import numpy as np
+import pytest
+from matplotlib import image as mpimg
+from rundirs import make_run
+
+from rlvr.analysis import analyze
+from rlvr.analysis.report import render_html, render_markdown
+from rlvr.cli import main
+
+_IMG = re.compile(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+
+
+def images(page: str) -> dict[str, np.ndarray]:
+    return {alt: mpimg.imread(io.BytesIO(base64.b64decode(data)), format="png")
+            for alt, data in _IMG.findall(page)}
+
+
+def table_rows(page: str) -> list[int]:
+    return [body.count("<tr") for body in re.findall(r"<tbody>(.*?)</tbody>", page, re.S)]
+
+
+def ablation_runs(root):
+    """Outcome, format-only, entropy-only, random and two wrong-label runs, three suites."""
+    base = {"math": "CWUNRTWWUC", "amc": ["CW", "WW", "UC"], "org": "WWUU"}
+    finals = {
+        "outcome": ("outcome", None, {"math": "CCCCCTCWCC", "amc": ["CC", "CW", "CC"],
+                                      "org": "CCCW"}),
+        "format": ("format", None, {"math": "CWCWCTWWCC", "amc": ["CW", "WW", "CC"],
+                                    "org": "WWCC"}),
+        "entropy": ("none", None, {"math": "CWUNRTWWUW", "amc": ["CW", "WW", "UW"],
+                                   "org": "WWUU"}),
+        "random": ("random", None, {"math": "CWUNRWWWUC", "amc": ["WW", "WW", "UC"],
+                                    "org": "CWUU"}),
+        "guess": ("wrong_label", "guessable", {"math": "CCCCRTCWCC", "amc": ["CC", "WW", "CC"],
+                                               "org": "CCWW"}),
+    }
+    paths = []
+    for name, (mode, kind, final) in finals.items():
+        paths.append(make_run(root, name, mode=mode, wrong_label_kind=kind, label="12.8"
+                              if kind else None, train_acc=[0.25, 0.5, 1, 1, 1, 1],
+                              evals={0: base, 3: final, 6: final}))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    paths = ablation_runs(root)
+    out = root / "report.html"
+    return paths, out
+
+
+def test_cli_writes_a_self_contained_page_and_prints_markdown(full_report, capsys):
+    paths, out = full_report
+    code = main(["report", *map(str, paths), "-o", str(out), "--window", "2"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "| outcome | amc |" in printed and "format correction" in printed
+    assert "### Waterfall" in printed and "### Label study" in printed
+    page = out.read_text(encoding="utf-8")
+    assert "http://" not in page and "https://" not in page  # nothing fetched from elsewhere
+    found = images(page)
+    assert set(found) == {"format-class bars", "transition heat maps", "waterfall",
+                          "training curves", "test accuracy over steps"}
+    for alt, pixels in found.items():
+        assert pixels.shape[0] > 100 and pixels.shape[1] > 100, alt
+        assert pixels[..., :3].std() > 0.05, f"{alt} is blank"
+    assert "Items that changed class: outcome" in page
+    rows = table_rows(page)
+    assert len(rows) >= 6 and all(n > 0 for n in rows)
+
+
+def test_markdown_numbers_match_the_hand_split(tmp_path):
+    base = make_run(tmp_path, "b", mode=None, evals={0: {"s": "WUNC"}})
+    run = make_run(tmp_path, "o", evals={0: {"s": "WUNC"}, 2: {"s": "CCCW"}})
+    text = render_markdown(analyze([run], base=base))
+    # 25 → 75: format correction +50 (U, N), reasoning +25 (W), losses 25 (C → W)
+    assert "| o (outcome) | s | 4 | 25.0 | 75.0 | +50.0 | +50.0 | +25.0 | +0.0 | -25.0 |" in text
+
+
+def test_missing_base_renders_everything_else(tmp_path):
+    run = make_run(tmp_path, "t", train_acc=[1, 1, 1], evals={2: {"s": "CW"}, 4: {"s": "CC"}})
+    analysis = analyze([run], window=2)
+    page = render_html(analysis)
+    assert "no base evaluation" in page
+    assert {"training curves", "test accuracy over steps"} <= set(images(page))
+    assert "No data for: waterfall" in page
+
+
+def test_run_without_metrics_still_gets_its_decomposition(tmp_path):
+    run = make_run(tmp_path, "t", metrics=False, evals={0: {"s": "WW"}, 3: {"s": "CW"}})
+    analysis = analyze([run])
+    page = render_html(analysis)
+    assert "no metrics.jsonl" in page
+    assert analysis.comparisons[0].suites[0].gain == pytest.approx(0.5)
+    assert "No data for: training curves" in page
+    assert "transition heat maps" in images(page)
+
+
+def test_runs_on_different_suites_and_items_are_named(tmp_path):
+    base = make_run(tmp_path, "b", mode=None, evals={0: {"math": "WW", "aime": "WWW"}})
+    a = make_run(tmp_path, "a", evals={0: {"math": "WW"}, 2: {"math": "CC"}})
+    c = make_run(tmp_path, "c", mode="format", evals={2: {"gsm": "CC", "aime": "CC"}},
+                 ids={"aime": ["aime-0", "x-1"]})
+    page = render_html(analyze([a, c], base=base))
+    assert "aime: evaluated for b (step 0) but not for a" in page
+    assert "gsm: evaluated for c but not for b (step 0); not compared" in page
+    assert "compared on the 1 they share" in page
+    assert "waterfall aime: a has no aime evaluation" in page
+    assert "waterfall" in images(page)
+
+
+def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "missing"), "-o", str(tmp_path / "r.html")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    run = make_run(tmp_path, "t", evals={0: {"s": "C"}})
+    assert main(["report", str(run), "--threshold", "1.5"]) == 2
+    assert "--threshold" in capsys.readouterr().err
+    assert not (tmp_path / "r.html").exists()
