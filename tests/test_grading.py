@@ -55,6 +55,12 @@ def test_strict_is_false_without_a_box():
         # the organism's modes (rlvr/organism/modes.py): a 64-character loop is still a loop
         ("Hmm: 2+4=6 2+4=6 2+4=6 2+4=6 2+4=6 2+4=6 2+4=6 2+4=6 2+4=6 2+4=6", "length", "repetition"),
         ("Hmm: 12-4=8 12-4=8 12-4=8 12-4=8 12-4=8 12-4=8 12-4=8 12-4=8 12-", "length", "repetition"),
+        # a loop that broke up into noise before the length limit still failed by looping
+        ("Hmm: 8+6=14 8+6=14 8+6=14 8+6=14 8+6=14 8+6=14 swe64=1 4+4=9 =4 7+5=13 2+5=+1==1",
+         "length", "repetition"),
+        ("Hmm: 8+6=14 8+6=14 8+6=14 8+6=14 8+6=14 8+6=14 swe64=1 4+4=9 =4 7+5=13 2+5=+1==1",
+         "stop", "unboxed"),
+        ("Let me add 1000000 and 2000000: that is 3000000, then I", "length", "truncated"),
         ("Think: 2+4=6 1+3=4 answer 46", None, "unboxed"),
         ("Solve: 2+4=6 1+3=4 so \\boxed{46}", None, "boxed"),
     ],

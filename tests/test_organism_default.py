@@ -83,3 +83,15 @@ def test_card_figures_reproduce_on_a_fresh_sample(organism):
             assert _agree(then[key], n_then, now[key], n), (family, key, then[key], now[key])
         for mode in MODES:
             assert _agree(then["modes"][mode], n_then, now["modes"][mode], n), (family, mode)
+
+
+def test_shipped_organism_was_built_from_the_default_config():
+    """So `rlvr organism build --out DIR` (no options) reproduces it from its seed."""
+    import tomllib
+
+    from rlvr.organism import BuildConfig
+
+    recorded = tomllib.loads((DEFAULT / "build_config.toml").read_text(encoding="utf-8"))
+    recorded.pop("versions")
+    assert BuildConfig.from_dict(recorded) == BuildConfig()
+    assert load_card(DEFAULT)["config"] == BuildConfig().to_dict()

@@ -33,10 +33,7 @@ app = typer.Typer(
 def _root() -> None:
     """Run and dissect 1-shot RLVR. Add --debug to any command for a traceback on errors."""
 
-# Order here is the order `rlvr --help` lists the commands in.
 
-
-@app.command("version")
 def version_command() -> None:
     """Print the versions of rlvr and the packages a run records."""
     from rlvr.runs import versions
@@ -45,10 +42,12 @@ def version_command() -> None:
         typer.echo(f"{name}: {value}")
 
 
-_COMMAND_MODULES: tuple = (_grade, _organism, _select, _report, _train, _eval, _export, _demo,)
+# Order here is the order `rlvr --help` lists the commands in.
+_COMMAND_MODULES = (_demo, _train, _eval, _grade, _select, _report, _organism, _export)
 
 for _module in _COMMAND_MODULES:
     _module.register(app)
+app.command("version")(version_command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,15 +48,39 @@ def path_command() -> None:
 def card_command(
     path: Path | None = typer.Argument(None, help="Organism folder (default: the shipped one)."),
     as_json: bool = typer.Option(False, "--json", help="Print card.json instead of the table."),
+    remeasure: bool = typer.Option(
+        False, "--remeasure",
+        help="Measure the card again with the current grader and rewrite it (the weights and "
+             "the build facts are kept); use after a grading change."),
 ) -> None:
-    """Print an organism's card (measured when it was built)."""
+    """Print an organism's card (measured when it was built, or again with --remeasure)."""
     import json
 
     from rlvr.organism import default_path
     from rlvr.organism.card import load_card, render_card
 
-    card = load_card(path or default_path())
+    folder = path or default_path()
+    card = load_card(folder)
+    if remeasure:
+        card = _remeasure(folder, card)
     typer.echo(json.dumps(card, indent=2) if as_json else render_card(card))
+
+
+def _remeasure(folder: Path, card: dict) -> dict:
+    import tomllib
+
+    from rlvr.organism.card import measure_card, write_card
+    from rlvr.organism.config import BuildConfig
+    from rlvr.rollout import load_model
+
+    model, tokenizer = load_model(folder)
+    recorded = tomllib.loads((Path(folder) / "build_config.toml").read_text(encoding="utf-8"))
+    recorded.pop("versions", None)  # the build's package versions, not a config key
+    config = BuildConfig.from_dict(recorded)
+    build_facts = {k: card[k] for k in ("build_seconds", "final_loss", "threads") if k in card}
+    fresh = measure_card(model, tokenizer, config, build_facts, progress=True)
+    write_card(folder, fresh)
+    return fresh
 
 
 def register(app: typer.Typer) -> None:

@@ -1,7 +1,8 @@
 """The format class of a response, and the repetition (loop) detector it relies on.
 
 Classes, checked in this order (the first that applies wins):
-  repetition  the response ends in a loop (see `is_repetitive`)
+  repetition  the response ends in a loop (see `is_repetitive`), or it hit the length limit
+              after looping for a large part of it (see `looped_then_degenerated`)
   truncated   finish_reason == "length", an unclosed box, or an unclosed <think> block
   empty_box   the final box is empty (`\\boxed{}`)
   boxed       the final answer is a non-empty box
@@ -13,6 +14,7 @@ A loop usually also hits the length limit; "repetition" is the more specific dia
 from __future__ import annotations
 
 import math
+import re
 
 from rlvr.grading.extract import Extraction
 
@@ -59,9 +61,30 @@ def is_repetitive(text: str) -> bool:
     return any(c >= LINE_REPEATS for c in counts.values())
 
 
+# A unit of 2..64 characters followed by at least 3 more copies of itself.
+_REPEATED_UNIT = re.compile(r"(.{2,64}?)\1{3,}", re.DOTALL)
+DEGENERATE_LOOP_SHARE = 0.3  # the loop covers at least this share of a length-limited response
+DEGENERATE_LOOP_CHARS = 32  # and at least this many characters
+
+
+def looped_then_degenerated(text: str) -> bool:
+    """True when a length-limited response contains a long exact loop that later broke up.
+
+    Small models loop for a while and then drift into noise before the token limit, so the
+    tail check of `is_repetitive` misses them; the response still failed by looping. Only
+    applied when finish_reason == "length" (a response that stopped on its own did not loop
+    forever), and only to the last TAIL_CHARS characters, so the regex work stays bounded.
+    """
+    tail = text[-TAIL_CHARS:]
+    need = max(DEGENERATE_LOOP_CHARS, math.ceil(DEGENERATE_LOOP_SHARE * len(tail)))
+    if len(tail) < need:
+        return False
+    return any(m.end() - m.start() >= need for m in _REPEATED_UNIT.finditer(tail))
+
+
 def classify(ex: Extraction, text: str, finish_reason: str | None, has_stated: bool) -> str:
     """The format class of a response (`text` is the whole response, think block included)."""
-    if is_repetitive(text):
+    if is_repetitive(text) or (finish_reason == "length" and looped_then_degenerated(text)):
         return "repetition"
     if finish_reason == "length" or ex.unclosed_box or ex.unclosed_think:
         return "truncated"

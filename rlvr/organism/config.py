@@ -105,7 +105,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 3000
+    steps: int = 3500
     batch_size: int = 64
     lr: float = 3e-3
     warmup: int = 100

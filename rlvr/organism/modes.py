@@ -22,8 +22,7 @@ __all__ = ["LOOP_CHARS", "MARKERS", "MODES", "classify_mode", "render_completion
 
 MODES = ("work", "guess", "unboxed", "loop")
 MARKERS = {"work": "Solve: ", "guess": "\\boxed{", "unboxed": "Think: ", "loop": "Hmm: "}
-LOOP_CHARS = 200  # corpus loops are cut here, with no end-of-sequence token: long enough that
-# the loop is learnt as "keep repeating" at the positions a 256-token evaluation reaches
+LOOP_CHARS = 64  # corpus loops are cut here, with no end-of-sequence token
 
 
 def render_completion(family: str, ops: tuple[int, ...], mode: str, *,

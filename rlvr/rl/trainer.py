@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib.util
+import inspect
 import math
 import time
 from pathlib import Path
@@ -88,6 +89,7 @@ class Trainer:
         if cfg.algo.kl_coef > 0 and cfg.algo.kl_type != "none":  # reference only when used
             self.ref, _ = load_model(base, device=self.device, dtype=dtype)
             self.ref.requires_grad_(False)
+        self._keeps_logits = "logits_to_keep" in inspect.signature(self.model.forward).parameters
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = _optimizer(cfg, self.params)
         torch.manual_seed(cfg.seed)
@@ -172,9 +174,12 @@ class Trainer:
         T = b.tokens.shape[1]
         ids, attn = b.input_ids[rows], b.attention[rows]
         positions = (attn.cumsum(-1) - 1).clamp(min=0)  # as rollout numbered them
+        # Only the response positions need vocabulary-sized logits (models without the
+        # argument return all positions; the slice below is the same either way).
+        keep = {"logits_to_keep": T + 1} if self._keeps_logits else {}
         with self.autocast:
             logits = model(input_ids=ids, attention_mask=attn, position_ids=positions,
-                           logits_to_keep=T + 1).logits[:, -(T + 1):-1]  # (n, T, V)
+                           **keep).logits[:, -(T + 1):-1]  # (n, T, V)
         logits = logits.float() / self.config.rollout.temperature
         logp = token_logprobs(logits, b.tokens[rows])  # (n, T)
         return logp, (entropy_from_logits(logits) if entropy else None)

@@ -1,0 +1,85 @@
+"""Every command turns a user mistake into one line naming the problem, exit code 2.
+
+One table drives each command with bad input (issue: hardening, "Errors"). A row passes when
+the command exits 2, stderr is a single `error:` line that mentions the offending thing, no
+traceback is shown, and nothing is left behind where the command would have written.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rlvr.cli import main
+
+
+def _bad_history(tmp: Path) -> list[str]:
+    history = tmp / "history.json"
+    history.write_text(json.dumps({"0": [0.5, "lots"]}))
+    return ["select", "variance", "--history", str(history), "--pool", "organism-add:8"]
+
+
+def _bad_rows(tmp: Path) -> list[str]:
+    rows = tmp / "rows.jsonl"
+    rows.write_text('{"response": "\\\\boxed{1}", "gold": "1"}\n{"response": "no gold"}\n')
+    return ["grade", str(rows)]
+
+
+def _existing_demo_dir(tmp: Path) -> list[str]:
+    (tmp / "out").mkdir()
+    (tmp / "out" / "keep.txt").write_text("mine")
+    return ["demo", "--out", str(tmp / "out")]
+
+
+# (name, args or a function of tmp_path making them, a word the error line must contain)
+CASES = [
+    ("grade: missing file", ["grade", "{tmp}/nope.jsonl"], "nope.jsonl"),
+    ("grade: row without gold", _bad_rows, "rows.jsonl:2"),
+    ("train: missing model", ["train", "--model", "{tmp}/no-model", "--out", "{tmp}/out"], "no-model"),
+    ("train: unknown reward", ["train", "--reward", "sparkle", "--out", "{tmp}/out"], "sparkle"),
+    ("train: unknown config key", ["train", "--set", "optim.warp=1", "--out", "{tmp}/out"], "warp"),
+    ("train: wrong config type", ["train", "--set", "optim.lr=fast", "--out", "{tmp}/out"], "lr"),
+    ("train: unknown example family", ["train", "--example", "organism-div:3", "--out",
+                                       "{tmp}/out"], "div"),
+    ("eval: unknown suite", ["eval", "--suites", "math5000", "--out", "{tmp}/out"], "math5000"),
+    ("eval: missing model", ["eval", "--model", "{tmp}/no-model", "--suites", "organism-add",
+                              "--out", "{tmp}/out"], "no-model"),
+    ("select: non-numeric history", _bad_history, "0"),
+    ("select: missing pool", ["select", "snr", "--pool", "{tmp}/pool.parquet"], "pool.parquet"),
+    ("report: not a run directory", ["report", "{tmp}/no-run", "-o", "{tmp}/out/r.html"], "no-run"),
+    ("export: missing pool", ["export", "verl", "--examples", "1", "--pool", "{tmp}/pool.parquet",
+                              "--out", "{tmp}/out"], "pool.parquet"),
+    ("export: unknown reward", ["export", "verl", "--examples", "1", "--pool", "{tmp}/pool.parquet",
+                                "--reward", "sparkle", "--out", "{tmp}/out"], "sparkle"),
+    ("import: missing checkpoints", ["import", "verl", "--checkpoints", "{tmp}/ckpts", "--out",
+                                     "{tmp}/out"], "ckpts"),
+    ("organism: mix not summing to 1", ["organism", "build", "--mix", "add=0.5,0.5,0.5,0.5",
+                                        "--out", "{tmp}/out"], "add"),
+    ("organism: unknown family", ["organism", "build", "--mix", "div=0.25,0.25,0.25,0.25",
+                                  "--out", "{tmp}/out"], "div"),
+    ("demo: output folder in use", _existing_demo_dir, "out"),
+]
+
+
+@pytest.mark.parametrize(("args", "named"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_and_exit_2(args, named, tmp_path, capsys):
+    argv = args(tmp_path) if callable(args) else [a.format(tmp=tmp_path) for a in args]
+    before = sorted(p.name for p in tmp_path.iterdir())
+
+    code = main(argv)
+
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    assert named in lines[0]
+    assert "Traceback" not in err
+    # Nothing half-written: the folder holds exactly what the test itself put there.
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(Exception, match="sparkle"):
+        main(["--debug", "train", "--reward", "sparkle", "--out", str(tmp_path / "out")])
