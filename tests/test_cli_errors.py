@@ -41,6 +41,8 @@ CASES = [
     ("train: unknown reward", ["train", "--reward", "sparkle", "--out", "{tmp}/out"], "sparkle"),
     ("train: unknown config key", ["train", "--set", "optim.warp=1", "--out", "{tmp}/out"], "warp"),
     ("train: wrong config type", ["train", "--set", "optim.lr=fast", "--out", "{tmp}/out"], "lr"),
+    ("train: example beyond the held-out suite", ["train", "--example", "organism-add:99999",
+                                                  "--out", "{tmp}/out"], "10000"),
     ("train: unknown example family", ["train", "--example", "organism-div:3", "--out",
                                        "{tmp}/out"], "div"),
     ("eval: unknown suite", ["eval", "--suites", "math5000", "--out", "{tmp}/out"], "math5000"),

@@ -147,11 +147,18 @@ def to_problem(family: str, ops: tuple[int, ...], suite: str) -> Problem:
                    answer=str(answer), suite=suite, meta={"family": family})
 
 
+MAX_HELDOUT = 10_000
+
+
 def heldout_suite(family: str, n: int = 200, seed: int = 0) -> list[Problem]:
     """`n` distinct held-out problems of one family, the same list for the same seed."""
     check_family(family)
     if n < 1:
         raise UserError(f"a held-out suite needs n >= 1 problems, got {n}")
+    if n > MAX_HELDOUT:
+        # Rejection sampling into the held-out bucket: a huge n would spin for minutes.
+        raise UserError(f"a held-out suite has at most {MAX_HELDOUT} problems, {n} were asked for",
+                        f"use an index or --limit below {MAX_HELDOUT}")
     rng = np.random.default_rng([seed, sorted(FAMILIES).index(family)])
     seen: dict[tuple[int, ...], None] = {}
     for _ in range(100 * n):
