@@ -27,6 +27,12 @@ def _bad_rows(tmp: Path) -> list[str]:
     return ["grade", str(rows)]
 
 
+def _latin1_training_file(tmp: Path) -> list[str]:
+    train = tmp / "train.jsonl"
+    train.write_bytes('{"problem": "caf\u00e9 1+1=", "answer": "2"}\n'.encode("latin-1"))
+    return ["train", "--train", str(train), "--out", str(tmp / "out")]
+
+
 def _existing_demo_dir(tmp: Path) -> list[str]:
     (tmp / "out").mkdir()
     (tmp / "out" / "keep.txt").write_text("mine")
@@ -45,6 +51,7 @@ CASES = [
                                                   "--out", "{tmp}/out"], "10000"),
     ("train: unknown example family", ["train", "--example", "organism-div:3", "--out",
                                        "{tmp}/out"], "div"),
+    ("train: training file not UTF-8", _latin1_training_file, "train.jsonl:1"),
     ("eval: unknown suite", ["eval", "--suites", "math5000", "--out", "{tmp}/out"], "math5000"),
     ("eval: missing model", ["eval", "--model", "{tmp}/no-model", "--suites", "organism-add",
                               "--out", "{tmp}/out"], "no-model"),

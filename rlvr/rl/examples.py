@@ -15,7 +15,6 @@ $RLVR_DATA_DIR), or a .jsonl/.parquet file.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -100,14 +99,10 @@ def _read_file(path: Path) -> list[Problem]:
         from rlvr.verl_data import read_verl_parquet
 
         return read_verl_parquet(path, missing_answer="keep")
+    from rlvr.suites import read_rows
+
     problems = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}:{number} is not valid JSON ({exc.msg})") from exc
+    for number, row in read_rows(path):
         if not isinstance(row, dict) or "problem" not in row:
             raise UserError(f"{path}:{number} has no `problem` field",
                             "each line needs problem and answer")
