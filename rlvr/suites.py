@@ -129,10 +129,17 @@ def parse_fields(pairs: Iterable[str] | None) -> dict[str, str]:
     return fields
 
 
-def read_rows(path: Path) -> list[tuple[int, dict]]:
-    """(line number, row) of a jsonl or parquet file; bad bytes or JSON name file and line."""
+def read_rows(path: Path, *, what: str = "suite file") -> list[tuple[int, dict]]:
+    """(line number, row) of a jsonl or parquet file; bad bytes or JSON name file and line.
+
+    The one reader of user-given row files (suites, training files, `rlvr grade` input);
+    `what` names the file's role in the messages.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not a {what}")
     if not path.is_file():
-        raise UserError(f"suite file {path} does not exist")
+        raise UserError(f"{what} {path} does not exist", "check the path")
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 

@@ -110,36 +110,12 @@ def _default_out_name(path: Path) -> str:
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
     """Parse and check every line first, so a bad line costs no grading and writes nothing."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"{path} does not exist", "check the path") from None
-    except IsADirectoryError:
-        raise UserError(f"{path} is a folder, not a jsonl file") from None
-    except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror}") from None
-    rows = []
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        where = f"{path}:{number}"
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise UserError(f"{where}: not UTF-8 (byte {exc.start})",
-                            "save the file as UTF-8") from None
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{where}: not valid JSON ({exc.msg})",
-                            "each line must be one JSON object") from None
-        rows.append(_check_row(row, where))
-    return rows
+    from rlvr.suites import read_rows
+
+    return [_check_row(row, f"{path}:{number}") for number, row in read_rows(path, what="jsonl file")]
 
 
-def _check_row(row: Any, where: str) -> dict[str, Any]:
-    if not isinstance(row, dict):
-        raise UserError(f"{where}: expected a JSON object, got {type(row).__name__}")
+def _check_row(row: dict[str, Any], where: str) -> dict[str, Any]:
     for name in _TEXT_FIELDS:
         if name not in row:
             raise UserError(f"{where}: missing field {name!r}",

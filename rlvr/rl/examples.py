@@ -102,8 +102,8 @@ def _read_file(path: Path) -> list[Problem]:
     from rlvr.suites import read_rows
 
     problems = []
-    for number, row in read_rows(path):
-        if not isinstance(row, dict) or "problem" not in row:
+    for number, row in read_rows(path, what="training file"):
+        if "problem" not in row:
             raise UserError(f"{path}:{number} has no `problem` field",
                             "each line needs problem and answer")
         if not str(row.get("answer") or "").strip():
