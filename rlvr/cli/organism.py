@@ -67,16 +67,12 @@ def card_command(
 
 
 def _remeasure(folder: Path, card: dict) -> dict:
-    import tomllib
-
     from rlvr.organism.card import measure_card, write_card
-    from rlvr.organism.config import BuildConfig
+    from rlvr.organism.config import load_config
     from rlvr.rollout import load_model
 
     model, tokenizer = load_model(folder)
-    recorded = tomllib.loads((Path(folder) / "build_config.toml").read_text(encoding="utf-8"))
-    recorded.pop("versions", None)  # the build's package versions, not a config key
-    config = BuildConfig.from_dict(recorded)
+    config = load_config(Path(folder) / "build_config.toml")
     build_facts = {k: card[k] for k in ("build_seconds", "final_loss", "threads") if k in card}
     fresh = measure_card(model, tokenizer, config, build_facts, progress=True)
     write_card(folder, fresh)

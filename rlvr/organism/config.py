@@ -204,6 +204,8 @@ def load_config(path: str | Path | None) -> BuildConfig:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"build config {path} is not valid TOML: {exc}") from None
+    # A built organism's build_config.toml also records the package versions: not a knob.
+    data.pop("versions", None)
     return BuildConfig.from_dict(data)
 
 
