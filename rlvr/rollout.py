@@ -3,8 +3,10 @@
 The `hf` backend is our own KV-cache sampling loop over any Hugging Face causal LM: one prefill
 of the left-padded batch, then one forward per new token, the batch stopping once every row has
 emitted EOS. On tiny CPU models it is faster than `model.generate`, whose per-token Python
-overhead dominates there (benchmarks/bench_rollout.py; docs/benchmarks.md). Greedy decoding
-equals `model.generate(do_sample=False)` token for token (tests/test_rollout.py).
+overhead dominates there (benchmarks/bench_rollout.py; docs/benchmarks.md). Llama/Qwen2 models
+decode through `rlvr.fast_lm` (fused projections, a preallocated K/V cache; same logits),
+others through their own forward and cache. Greedy decoding equals
+`model.generate(do_sample=False)` token for token (tests/test_rollout.py).
 
 Sampling noise is counter-based, a hash of (seed, prompt index, sample index, step, token),
 not a stream from one generator: completion (i, s) is the same whatever the batch size, the
@@ -223,12 +225,11 @@ def _decode_loop(model, device, prompt_ids, keys, params, eos, pad_id):
     stopped = torch.zeros(batch, dtype=torch.bool, device=device)
     active = torch.arange(batch, device=device)  # original rows still in the batch, (A,)
     alive = torch.ones(batch, dtype=torch.bool, device=device)  # (A,) not yet at EOS
-    cache_arg, prefill_extra = _forward_arguments(model)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                **prefill_extra)
-    cache = _cache_of(out, cache_arg)
+    decoder = _decoder(model, batch, width + params.max_new_tokens)
+    logits = decoder.prefill(ids, mask, positions)  # (B, V)
+    position = positions[:, -1]  # (A,)
     for step in range(params.max_new_tokens):
-        token = _choose(out.logits[:, -1, :], params, row_keys[active], step)  # (A,)
+        token = _choose(logits, params, row_keys[active], step)  # (A,)
         token = torch.where(alive, token, torch.full_like(token, pad_id))
         tokens[active[alive], step] = token[alive]
         ended = torch.isin(token, eos_ids) & alive
@@ -239,16 +240,12 @@ def _decode_loop(model, device, prompt_ids, keys, params, eos, pad_id):
             break
         # Drop finished rows once they are a quarter of the batch, so a few long (looping)
         # responses stop carrying the dead rows' compute (model.generate keeps them all).
-        if int((~alive).sum()) * 4 >= len(active) and _can_select(cache):
+        if int((~alive).sum()) * 4 >= len(active) and decoder.can_select():
             index = alive.nonzero().squeeze(-1)
-            _select_rows(cache, index)
-            active, token, mask, positions = active[index], token[index], mask[index], positions[index]
-            alive = alive[index]
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-        positions = positions[:, -1:] + 1
-        out = model(input_ids=token[:, None], attention_mask=mask, position_ids=positions,
-                    use_cache=True, **{cache_arg: cache})
-        cache = _cache_of(out, cache_arg)
+            decoder.select_rows(index)
+            active, token, position, alive = active[index], token[index], position[index], alive[index]
+        position = position + 1
+        logits = decoder.step(token, position)
     rows = []
     for seq, n, stop in zip(tokens.cpu().tolist(), lengths.cpu().tolist(),
                             stopped.cpu().tolist(), strict=True):
@@ -256,19 +253,61 @@ def _decode_loop(model, device, prompt_ids, keys, params, eos, pad_id):
     return rows
 
 
-def _cache_of(out, cache_arg: str):
-    return out.cache if cache_arg == "cache" else out.past_key_values
+def _decoder(model, batch: int, max_length: int):
+    """rlvr.fast_lm's static-cache decoder when it reproduces this model, else HF's forward."""
+    from rlvr import fast_lm
+
+    if fast_lm.supports(model):
+        return _FastDecoder(model, batch, max_length)
+    return _HFDecoder(model)
 
 
-def _can_select(cache) -> bool:
-    return hasattr(cache, "batch_select_indices") or hasattr(cache, "reorder_cache")
+class _FastDecoder:
+    def __init__(self, model, batch: int, max_length: int):
+        from rlvr.fast_lm import DecodeCache
+
+        self.cache = DecodeCache(model, batch, max_length)
+        self.prefill, self.step = self.cache.prefill, self.cache.step
+        self.select_rows = self.cache.select_rows
+
+    def can_select(self) -> bool:
+        return True
 
 
-def _select_rows(cache, index: torch.Tensor) -> None:
-    if hasattr(cache, "batch_select_indices"):
-        cache.batch_select_indices(index)
-    else:
-        cache.reorder_cache(index)
+class _HFDecoder:
+    """Any Hugging Face causal LM: its own KV cache, one forward per token."""
+
+    def __init__(self, model):
+        self.model, self.cache, self.mask = model, None, None
+        self.cache_arg, self.prefill_extra = _forward_arguments(model)
+
+    def prefill(self, ids, mask, positions):
+        self.mask = mask
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                         use_cache=True, **self.prefill_extra)
+        return self._logits(out)
+
+    def step(self, token, position):
+        self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
+        out = self.model(input_ids=token[:, None], attention_mask=self.mask,
+                         position_ids=position[:, None], use_cache=True,
+                         **{self.cache_arg: self.cache})
+        return self._logits(out)
+
+    def _logits(self, out):
+        self.cache = out.cache if self.cache_arg == "cache" else out.past_key_values
+        return out.logits[:, -1, :]
+
+    def can_select(self) -> bool:
+        return (hasattr(self.cache, "batch_select_indices")
+                or hasattr(self.cache, "reorder_cache"))
+
+    def select_rows(self, index: torch.Tensor) -> None:
+        self.mask = self.mask[index]
+        if hasattr(self.cache, "batch_select_indices"):
+            self.cache.batch_select_indices(index)
+        else:
+            self.cache.reorder_cache(index)
 
 
 def _forward_arguments(model) -> tuple[str, dict]:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from rlvr import fast_lm
 from rlvr.errors import UserError
 from rlvr.rl import checkpoint as ckpt
 from rlvr.rl.config import TrainConfig, config_to_dict
@@ -178,8 +179,11 @@ class Trainer:
         # argument return all positions; the slice below is the same either way).
         keep = {"logits_to_keep": T + 1} if self._keeps_logits else {}
         with self.autocast:
-            logits = model(input_ids=ids, attention_mask=attn, position_ids=positions,
-                           **keep).logits[:, -(T + 1):-1]  # (n, T, V)
+            if fast_lm.supports(model):  # same logits, less work: a group's prompt once
+                logits = fast_lm.logits(model, ids, attn, positions, T + 1)[:, :-1]
+            else:
+                logits = model(input_ids=ids, attention_mask=attn, position_ids=positions,
+                               **keep).logits[:, -(T + 1):-1]  # (n, T, V)
         logits = logits.float() / self.config.rollout.temperature
         logp = token_logprobs(logits, b.tokens[rows])  # (n, T)
         return logp, (entropy_from_logits(logits) if entropy else None)
