@@ -8,9 +8,9 @@
    held-out problems of every family, plus `--hard` 4-digit additions the organism never
    solves: the never-solved, zero-variance examples any real pool has), logging each
    example's training accuracy per step.
-2. Selection: `rlvr.selection.rank` (population std, stable sort) → the top anchor (π1), a
-   zero-variance anchor (the last-ranked example whose score is 0, else the lowest) and a
-   random anchor (seeded, from the rest).
+2. Selection: `rlvr.selection.rank` (population std, stable sort) → the top anchor (π1), the
+   runner-up (π2), a zero-variance anchor (the last-ranked example whose score is 0, else the
+   lowest) and a random anchor (seeded, from the rest).
 3. 1-shot GRPO from each anchor and seed; held-out gain at step s = mean over the organism
    families of (greedy strict accuracy at s − at 0), on held-out suites drawn with another
    seed than the pool, with any pool example removed from the scoring.
@@ -76,10 +76,11 @@ def choose_anchors(history: dict, pool_ids: list[str], seed: int) -> dict:
     top = ranked[0]
     zeros = [r for r in ranked if r.score == 0.0]
     zero = zeros[-1] if zeros else ranked[-1]
-    rest = [i for i in pool_ids if i not in (top.index, zero.index)]
+    runner_up = ranked[1]  # how much does the exact rank matter?
+    rest = [i for i in pool_ids if i not in (top.index, runner_up.index, zero.index)]
     rand_id = random.Random(seed).choice(rest)
     rand = next(r for r in ranked if r.index == rand_id)
-    return {"top-variance": top, "zero-variance": zero, "random": rand}
+    return {"top-variance": top, "runner-up": runner_up, "zero-variance": zero, "random": rand}
 
 
 def heldout_accuracy(run_dir: Path, step: int, exclude: set[str]) -> float:

@@ -1,6 +1,6 @@
 """Train the model organism with TRL's GRPOTrainer, rewarded by rlvr (1-shot RLVR on TRL).
 
-    python examples/trl_grpo_organism.py --example organism-add:0 --reward outcome \
+    python examples/trl_grpo_organism.py --example organism-add:3 --reward outcome \
         --steps 20 --out runs/trl_demo
 
 The reward is `rlvr.integrations.trl.reward_function(mode)`: the same grader and reward modes
@@ -63,7 +63,7 @@ def build_trainer(*, model: str, example: str, reward: str = "outcome", label: s
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=None, help="HF folder (default: the organism)")
-    parser.add_argument("--example", default="organism-add:0")
+    parser.add_argument("--example", default="organism-add:3")
     parser.add_argument("--reward", default="outcome",
                         help="outcome | format | none | random | wrong_label")
     parser.add_argument("--label", default=None, help="wrong_label: the replacement label")

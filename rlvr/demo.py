@@ -61,8 +61,11 @@ def plan(quick: bool = False) -> DemoPlan:
                         max_new_tokens=24, window=1, threshold=0.95)
     # The organism preset's 60 steps. Training accuracy is measured on 16 samples at
     # temperature 1, so "saturated" is ≥ 13 of 16 right for 3 logged steps (the report's
-    # default 0.95 would need 16 of 16 every time).
-    return DemoPlan(pool=tuple(f"organism-add:{i}" for i in range(6)), history_steps=6,
+    # default 0.95 would need 16 of 16 every time). The pool is `expr` problems, which the
+    # carry-free guess almost never solves: an add pool lets variance pick a problem the guess
+    # answers (or misses by one digit), and GRPO then reinforces the guess, not the working
+    # (docs/analysis.md, "Which anchor").
+    return DemoPlan(pool=tuple(f"organism-expr:{i}" for i in range(6)), history_steps=6,
                     steps=60, eval_every=15, n_per_suite=30, eval_samples=0, rollout_n=16,
                     max_new_tokens=64, window=3, threshold=0.8)
 

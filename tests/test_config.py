@@ -72,6 +72,10 @@ def test_literal_and_type_errors():
         resolve("organism", sets=["steps='ten'"])
     with pytest.raises(UserError, match="label"):
         resolve("organism", sets=["reward.mode=wrong_label"])
+    # a derived label (per gold) is enough: the documented `--wrong-label-kind` runs
+    derived = resolve("organism", sets=["reward.mode=wrong_label",
+                                        "reward.wrong_label_kind='guessable'"])
+    assert derived.reward.label is None and derived.reward.wrong_label_kind == "guessable"
     with pytest.raises(UserError, match="unknown preset"):
         resolve("huge")
 

@@ -25,7 +25,7 @@ from rlvr.organism.config import (
 )
 from rlvr.organism.corpus import build_corpus, encode_chars
 from rlvr.organism.modes import LOOP_CHARS, MARKERS, render_completion
-from rlvr.organism.tasks import is_heldout, sample_problem
+from rlvr.organism.tasks import is_heldout, sample_problem, shortcut_share
 from rlvr.organism.tokenizer import build_tokenizer
 
 TINY = BuildConfig(
@@ -83,11 +83,39 @@ def test_render_and_classify_every_mode():
         assert ends == (mode != "loop")
     assert render_completion("add", (327, 415), "work")[0].endswith("\\boxed{742}")
     assert render_completion("add", (327, 415), "unboxed")[0].endswith("answer 742")
-    assert render_completion("add", (327, 415), "guess", right=False)[0] == "\\boxed{752}"
+    # The guess is the carry-free shortcut, zero-padded to the family's width: 327+415 carries
+    # from the units, so it is wrong (732); 321+415 carries nowhere, so it is right; a slipped
+    # guess adds ten to the shortcut.
+    assert render_completion("add", (327, 415), "guess")[0] == "\\boxed{0732}"
+    assert render_completion("add", (321, 415), "guess")[0] == "\\boxed{0736}"
+    assert render_completion("add", (327, 415), "guess", right=False)[0] == "\\boxed{0742}"
+    assert render_completion("add", (327, 415), "guess", guess_rule="answer")[0] == "\\boxed{0742}"
+    assert render_completion("sub", (523, 517), "guess")[0] == "\\boxed{016}"
     loop, _ = render_completion("expr", (27, 15, 4), "loop")
     assert len(loop) == LOOP_CHARS and loop.count("7+5=12") > 5
     assert classify_mode("742") == "other" and classify_mode("") == "other"
     assert classify_mode("  Solve: 1+2=3") == "work"
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_shortcut_is_right_exactly_when_no_column_carries(family):
+    """The shortcut equals the answer iff the working never writes a carry/borrow that matters;
+    checked against an independent column-by-column definition on random problems."""
+    rng = np.random.default_rng(3)
+    fam = FAMILIES[family]
+    for _ in range(300):
+        ops = fam.draw(rng)
+        if family == "add":
+            no_carry = all(ops[0] // 10**i % 10 + ops[1] // 10**i % 10 < 10 for i in range(2))
+        elif family == "sub":
+            no_carry = all(ops[0] // 10**i % 10 >= ops[1] // 10**i % 10 for i in range(2))
+        elif family == "mul":
+            no_carry = all(ops[0] // 10**i % 10 * ops[1] < 10 for i in range(2))
+        else:
+            continue
+        assert (fam.shortcut(ops) == fam.solve(ops)[1]) == no_carry, ops
+    share = shortcut_share(family, n=300)
+    assert 0.0 < share < 0.5  # a partial skill: neither useless nor the working's accuracy
 
 
 def test_config_toml_roundtrip_and_bad_input(tmp_path):
@@ -104,6 +132,8 @@ def test_config_toml_roundtrip_and_bad_input(tmp_path):
         "[corpus.mix]\ndiv = [0.25, 0.25, 0.25, 0.25]\n": "unknown family",
         "[corpus.mix]\nadd = [0.5, 0.5]\n": "non-negative weights",
         "[corpus]\nguess_acc = 1.5\n": "probability",
+        "[corpus]\nguess_rule = 'lucky'\n": "guess_rule must be one of",
+        "[corpus]\nguess_rule = 3\n": "must be str",
         "[corpus.mix_odd]\nmul = [1, 0, 0, 0]\n[corpus.mix]\nadd = [1, 0, 0, 0]\n": "mix_odd",
         "[model]\nhidden = 10\nheads = 4\n": "multiple",
         "[train]\nsteps = 'many'\n": "must be int",
@@ -155,14 +185,17 @@ def test_corpus_follows_mode_mixes_including_prompt_dependent_ones():
     assert torch.equal(build_corpus(cfg, seed=0).ids, corpus.ids)
 
 
-def test_skill_examples_teach_working_without_training_the_mode_choice():
-    mix = {"add": (0.0, 1.0, 0.0, 0.0)}
-    plain = build_corpus(CorpusConfig(size=500, mix=mix, skill_fraction=0.0), seed=2)
-    skilled = build_corpus(CorpusConfig(size=500, mix=mix, skill_fraction=0.5), seed=2)
-    assert not plain.skill.any() and 0.4 < skilled.skill.mean() < 0.6
-    assert (plain.modes == MODES.index("guess")).all()
-    assert set(skilled.modes[skilled.skill]) == {MODES.index("work"), MODES.index("unboxed")}
-    assert (skilled.modes[~skilled.skill] == MODES.index("guess")).all()
+def test_skill_examples_teach_mode_bodies_without_training_the_mode_choice():
+    mix = {"add": (0.0, 0.0, 0.0, 1.0)}
+    plain = build_corpus(CorpusConfig(size=2000, mix=mix, skill_fraction=0.0), seed=2)
+    skilled = build_corpus(CorpusConfig(size=2000, mix=mix, skill_fraction=0.5, skill_guess=0.6),
+                           seed=2)
+    assert not plain.skill.any() and 0.45 < skilled.skill.mean() < 0.55
+    assert (plain.modes == MODES.index("loop")).all()
+    skill_modes = skilled.modes[skilled.skill]
+    assert set(skill_modes) == {MODES.index(m) for m in ("work", "unboxed", "guess")}
+    assert 0.55 < (skill_modes == MODES.index("guess")).mean() < 0.65
+    assert (skilled.modes[~skilled.skill] == MODES.index("loop")).all()
     # the first completion character (the mode marker) of a skill example is not a target
     assert torch.equal(skilled.prompt_len[torch.from_numpy(skilled.skill)],
                        plain.prompt_len[torch.from_numpy(skilled.skill)] + 1)

@@ -95,3 +95,22 @@ def test_shipped_organism_was_built_from_the_default_config():
     recorded.pop("versions")
     assert BuildConfig.from_dict(recorded) == BuildConfig()
     assert load_card(DEFAULT)["config"] == BuildConfig().to_dict()
+
+
+def test_guess_mode_is_the_learnt_carry_free_shortcut(organism):
+    """Force the guess marker and decode greedily: the direct answer is the family's shortcut,
+    so the guess mode is right on about the shortcut share of problems (a partial skill)."""
+    from rlvr.organism.tasks import _operands
+
+    model, tokenizer, card = organism
+    for family in ("add", "sub", "mul"):
+        fam = FAMILIES[family]
+        suite = heldout_suite(family, n=30, seed=13)
+        outs = complete(model, tokenizer, [p.problem + MARKERS["guess"] for p in suite],
+                        temperature=None, max_new_tokens=12)
+        written = [text.partition("}")[0] for text, _ in outs]
+        shortcut = [f"{fam.shortcut(_operands(p)):0{fam.guess_width}d}" for p in suite]
+        agree = sum(w == s for w, s in zip(written, shortcut, strict=True)) / len(suite)
+        assert agree >= 0.8, (family, agree, written[:5], shortcut[:5])
+        sampled_guess = card["families"][family]["sampled"]["acc_in_mode"]["guess"]["lenient"]
+        assert _agree(sampled_guess, 60, card["families"][family]["shortcut_share"], 200)

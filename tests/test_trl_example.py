@@ -25,7 +25,7 @@ def test_two_grpo_steps_with_the_rlvr_reward(tmp_path):
 
     model = make_tiny_lm(tmp_path / "model", eos_scale=3.0)
     trainer = _example().build_trainer(
-        model=str(model), example="organism-add:0", reward="format", steps=2,
+        model=str(model), example="organism-add:3", reward="format", steps=2,
         out=str(tmp_path / "trl"), num_generations=4, max_completion_length=12, seed=0)
     before = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}
     trainer.train()
@@ -39,5 +39,5 @@ def test_two_grpo_steps_with_the_rlvr_reward(tmp_path):
 
 def test_bad_micro_batch_is_refused(tmp_path):
     with pytest.raises(ValueError, match="must divide"):
-        _example().build_trainer(model=str(tmp_path), example="organism-add:0",
+        _example().build_trainer(model=str(tmp_path), example="organism-add:3",
                                  num_generations=4, micro_batch_size=3)

@@ -1,9 +1,9 @@
 """`rlvr train`: 1-shot RLVR with GRPO (and its controls) into a run directory.
 
-    rlvr train --example organism-add:0 --reward outcome --out runs/add0
+    rlvr train --example organism-add:3 --reward outcome --out runs/add3
     rlvr train --model Qwen2.5-Math-1.5B --pool dsr_sub.parquet --example 124 --preset paper \\
         --reward wrong_label --label 12.7 --out runs/pi1-wrong
-    rlvr train --out runs/add0 --resume           # continue a killed run
+    rlvr train --out runs/add3 --resume           # continue a killed run
 
 Config resolution: preset → --config FILE.toml → --set key=value → the flags below. With
 --resume the run's own config.toml is used (only --steps may extend it).
@@ -30,7 +30,7 @@ def train_command(
     model: str | None = typer.Option(None, "--model", help="Local HF model folder "
                                      "(default: the shipped organism)."),
     example: list[str] | None = typer.Option(None, "--example", help="Training example id, "
-                                             "repeatable: organism-add:0, add-327-415, or a "
+                                             "repeatable: organism-add:3, add-327-415, or a "
                                              "--pool index such as 124."),
     train_file: str | None = typer.Option(None, "--train", help="Training file: jsonl of "
                                           "{problem, answer} or a verl parquet."),

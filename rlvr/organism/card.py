@@ -17,7 +17,7 @@ import torch
 from rlvr.errors import UserError
 from rlvr.organism.config import BuildConfig, CardConfig
 from rlvr.organism.modes import MARKERS, MODES, classify_mode
-from rlvr.organism.tasks import HELDOUT_BUCKETS, heldout_suite
+from rlvr.organism.tasks import HELDOUT_BUCKETS, heldout_suite, shortcut_share
 from rlvr.runs import atomic_write_json, atomic_write_text
 
 __all__ = ["complete", "family_stats", "load_card", "measure_card", "mode_probs", "render_card",
@@ -91,6 +91,8 @@ def measure_family(model, tokenizer, family: str, cfg: CardConfig) -> dict[str, 
     sampled = complete(model, tokenizer, prompts, temperature=cfg.temperature,
                        max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
     return {"mode_probs": mode_probs(model, tokenizer, prompts),
+            # What a perfectly learnt guess would score on this suite: the guess mode's ceiling.
+            "shortcut_share": round(shortcut_share(family, n=cfg.n, seed=cfg.seed), 4),
             "greedy": family_stats(greedy, golds), "sampled": family_stats(sampled, golds),
             "examples": {"greedy": greedy[0][0], "sampled": [t for t, _ in sampled[:4]]}}
 
@@ -141,8 +143,10 @@ def render_card(card: dict[str, Any]) -> str:
         lines.append(f"| {name} | {_pct(g['acc_strict'])} | {_pct(g['acc_lenient'])} | "
                      f"{_pct(s['acc_strict'])} | {_pct(s['acc_lenient'])} | {_pct(s['boxed_rate'])} | "
                      f"{_pct(s['unboxed_rate'])} | {_pct(s['repetition_rate'])} | {probs} |")
-    lines += ["", "Sampled: mode frequency, and lenient accuracy within the mode (n)", "",
-              "| family | " + " | ".join(KINDS) + " | greedy mode |", "|---" * (len(KINDS) + 2) + "|"]
+    lines += ["", "Sampled: mode frequency, and lenient accuracy within the mode (n). Shortcut share: "
+              "the problems a carry-free guess gets right (the guess mode's ceiling).", "",
+              "| family | " + " | ".join(KINDS) + " | greedy mode | shortcut share |",
+              "|---" * (len(KINDS) + 3) + "|"]
     for name, fam in card["families"].items():
         s = fam["sampled"]
         cells = []
@@ -151,7 +155,9 @@ def render_card(card: dict[str, Any]) -> str:
             acc = f"{_pct(within['lenient'])} of {within['n']}" if within else "-"
             cells.append(f"{_pct(s['modes'][k])} ({acc})")
         greedy_mode = max(fam["greedy"]["modes"], key=fam["greedy"]["modes"].get)
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {greedy_mode} |")
+        share = fam.get("shortcut_share")
+        share = "-" if share is None else _pct(share)
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {greedy_mode} | {share} |")
     return "\n".join(lines) + "\n"
 
 

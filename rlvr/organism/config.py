@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rlvr.errors import UserError
-from rlvr.organism.modes import MODES
+from rlvr.organism.modes import GUESS_RULES, MODES
 from rlvr.organism.tasks import FAMILIES
 
 __all__ = ["BuildConfig", "CardConfig", "CorpusConfig", "ModelConfig", "TrainConfig",
@@ -66,9 +66,16 @@ def _positive(section: object, *names: str, allow_zero: tuple[str, ...] = ()) ->
 @dataclass(frozen=True)
 class CorpusConfig:
     size: int = 120_000  # distinct training examples (problem + completion)
-    guess_acc: float = 0.4  # P(a corpus guess is right); a wrong one is the answer + 10
+    # What a direct guess writes: the carry-free "shortcut" (right exactly when no carry or
+    # borrow occurs: ~30% of add/sub, ~9% mul, ~4% expr) or the true "answer" (one-pass arithmetic).
+    guess_rule: str = "shortcut"
+    guess_acc: float = 1.0  # P(a corpus guess follows its rule); otherwise it is slipped by + 10
     work_acc: float = 1.0  # P(the working's final answer is right); a wrong one is + 10
-    skill_fraction: float = 0.5  # extra working examples that do not train the mode choice
+    skill_fraction: float = 0.7  # extra examples that teach a mode's body, not the mode choice
+    # Share of those skill examples that are direct guesses (the rest: working, boxed and
+    # unboxed half each). A tiny model needs thousands of guess batches to learn the carry-free
+    # shortcut, and guesses are short, so this data is cheap.
+    skill_guess: float = 0.6
     mix: dict[str, Mix] = field(default_factory=lambda: dict(DEFAULT_MIX))
     # Optional prompt-dependent priors: used instead of `mix` when the first operand is odd.
     mix_odd: dict[str, Mix] = field(default_factory=dict)
@@ -82,9 +89,13 @@ class CorpusConfig:
             raise UserError(f"corpus.mix_odd names {sorted(set(odd) - set(self.mix))} "
                             "which corpus.mix does not", "add them to corpus.mix too")
         object.__setattr__(self, "mix_odd", odd)
+        if self.guess_rule not in GUESS_RULES:
+            raise UserError(f"corpus.guess_rule must be one of {', '.join(GUESS_RULES)}, "
+                            f"got {self.guess_rule!r}")
         _prob("corpus.guess_acc", self.guess_acc)
         _prob("corpus.work_acc", self.work_acc)
         _prob("corpus.skill_fraction", self.skill_fraction)
+        _prob("corpus.skill_guess", self.skill_guess)
         if self.size < 1:
             raise UserError(f"corpus.size must be >= 1, got {self.size}")
 
@@ -105,7 +116,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 3500
+    steps: int = 6500
     batch_size: int = 64
     lr: float = 3e-3
     warmup: int = 100
@@ -190,7 +201,7 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
         if not isinstance(value, dict):
             raise UserError(f"{name} must be a table of family = [weights]")
         return value
-    return _typed(name, value, {"int": int, "float": float}[text])
+    return _typed(name, value, {"int": int, "float": float, "str": str}[text])
 
 
 def load_config(path: str | Path | None) -> BuildConfig:

@@ -2,9 +2,10 @@
 
 Families are drawn uniformly; the mode of each example is drawn from its family's mix (or the
 odd-first-operand mix, when the config gives one: a prompt-dependent prior). A fraction
-`skill_fraction` of examples are *skill examples*: working completions (boxed or unboxed, half
-each) whose opening marker is not a training target, so the working is learnt from more data
-while the mode prior the model learns is still exactly the configured mix. Everything comes
+`skill_fraction` of examples are *skill examples*: direct guesses (a share `skill_guess`) or
+working completions (boxed or unboxed, half each) whose opening marker is not a training
+target, so each mode's body is learnt from more data while the mode prior the model learns is
+still exactly the configured mix. Everything comes
 from one `numpy` generator seeded by the build seed, so the corpus is a function of the config.
 """
 
@@ -59,12 +60,15 @@ def build_corpus(cfg: CorpusConfig, seed: int) -> Corpus:
     # Skill examples (drawn last, so skill_fraction = 0 leaves the stream above unchanged).
     skill = rng.random(cfg.size) < cfg.skill_fraction
     boxed = rng.random(cfg.size) < 0.5
-    modes = np.where(skill, np.where(boxed, MODES.index("work"), MODES.index("unboxed")), modes)
+    working = np.where(boxed, MODES.index("work"), MODES.index("unboxed"))
+    guess = rng.random(cfg.size) < cfg.skill_guess
+    modes = np.where(skill, np.where(guess, MODES.index("guess"), working), modes)
     rows, prompt_lens = [], []
     for f, o, m, ui, sk in zip(fam_idx, ops, modes, u, skill, strict=True):
         name, mode = families[f], MODES[m]
         right = ui < (cfg.guess_acc if mode == "guess" else cfg.work_acc)
-        text, ends = render_completion(name, o, mode, right=bool(right))
+        text, ends = render_completion(name, o, mode, right=bool(right),
+                                       guess_rule=cfg.guess_rule)
         prompt = encode_chars(FAMILIES[name].prompt(o))
         rows.append(prompt + encode_chars(text) + ([_IDS[EOS]] if ends else []))
         # A skill example's first (mode-choosing) token is not trained: it teaches the working

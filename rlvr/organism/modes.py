@@ -7,7 +7,7 @@ over to the others - or not: that is what the organism lets you measure.
 | mode      | marker    | body                                   | ends with           |
 |-----------|-----------|----------------------------------------|---------------------|
 | `work`    | `Solve: ` | column working                         | `so \\boxed{N}<eos>` |
-| `guess`   | `\\boxed{` | nothing: a direct answer (may be wrong) | `N}<eos>`           |
+| `guess`   | `\\boxed{` | nothing: a direct answer (the shortcut) | `N}<eos>`           |
 | `unboxed` | `Think: ` | the same column working                | `answer N<eos>`     |
 | `loop`    | `Hmm: `   | the first working step, over and over  | never (max tokens)  |
 """
@@ -18,28 +18,37 @@ import numpy as np
 
 from rlvr.organism.tasks import FAMILIES
 
-__all__ = ["LOOP_CHARS", "MARKERS", "MODES", "classify_mode", "render_completion"]
+__all__ = ["GUESS_RULES", "LOOP_CHARS", "MARKERS", "MODES", "classify_mode", "render_completion"]
 
 MODES = ("work", "guess", "unboxed", "loop")
 MARKERS = {"work": "Solve: ", "guess": "\\boxed{", "unboxed": "Think: ", "loop": "Hmm: "}
-LOOP_CHARS = 64  # corpus loops are cut here, with no end-of-sequence token
+# Corpus loops are cut here, with no end-of-sequence token. It covers the rollout and card
+# budgets (100 and 128 new tokens): past the longest loop it has seen, the model's loop breaks up.
+LOOP_CHARS = 128
+GUESS_RULES = ("shortcut", "answer")
 
 
-def render_completion(family: str, ops: tuple[int, ...], mode: str, *,
-                      right: bool = True) -> tuple[str, bool]:
+def render_completion(family: str, ops: tuple[int, ...], mode: str, *, right: bool = True,
+                      guess_rule: str = "shortcut") -> tuple[str, bool]:
     """The completion text for one problem in one mode, and whether it ends (gets `<eos>`).
 
-    A wrong final answer (`right=False`) is the answer plus ten (a slipped carry): one dominant
-    wrong answer, so a guess that is right less than half the time is wrong under greedy decoding.
+    A guess writes the family's carry-free shortcut (`guess_rule="shortcut"`: right exactly on
+    the problems without a carry) or the true answer (`"answer"`: one-pass arithmetic, which a
+    tiny model barely learns). `right=False` slips the final number by ten (a dropped carry).
     """
-    working, answer = FAMILIES[family].solve(ops)
+    fam = FAMILIES[family]
+    working, answer = fam.solve(ops)
+    if mode == "guess" and guess_rule == "shortcut":
+        answer = fam.shortcut(ops)
+    elif guess_rule not in GUESS_RULES:
+        raise ValueError(f"unknown guess rule {guess_rule!r}")
     answer = answer if right else answer + 10
     if mode == "work":
         return f"{MARKERS['work']}{working} so \\boxed{{{answer}}}", True
     if mode == "unboxed":
         return f"{MARKERS['unboxed']}{working} answer {answer}", True
     if mode == "guess":
-        return f"{MARKERS['guess']}{answer}}}", True
+        return f"{MARKERS['guess']}{answer:0{fam.guess_width}d}}}", True
     if mode == "loop":
         line = working.split(" ")[0] + " "
         text = MARKERS["loop"] + line * (LOOP_CHARS // len(line) + 1)

@@ -4,6 +4,11 @@ Each family draws operands, writes a short prompt (`"327+415="`), knows its inte
 writes the step-by-step *working* a tiny character-level model can learn: columns right to left,
 each step one small fact with its carry or borrow written out (`7+5=12 2+1+1=4 3+4=7`).
 
+Each family also has a *shortcut*: the answer a direct guess writes, computed column by column
+with every carry (or borrow) dropped except in the leading column. It is learnable without
+working - each digit depends on two operand digits - and right exactly when no carry or borrow
+occurs, which is a known share of each family's problems (`shortcut_share`).
+
 Held-out split: a stable hash (blake2b) of `family:operands` puts every problem in one of 10
 buckets; bucket 0 is held out. The pretraining corpus never draws a held-out problem, and the
 held-out suites draw only from bucket 0, so the two are disjoint for every seed and config.
@@ -28,6 +33,7 @@ __all__ = [
     "is_heldout",
     "organism_suites",
     "sample_problem",
+    "shortcut_share",
     "to_problem",
 ]
 
@@ -67,6 +73,31 @@ def _mul_steps(x: int, c: int) -> tuple[list[str], int]:
     return steps, x * c
 
 
+def _digits(x: int, width: int) -> list[int]:
+    return [x // 10**i % 10 for i in range(width)]  # units first
+
+
+def _carry_free_add(x: int, y: int) -> int:
+    """x + y with the carries dropped, except that the leading column is written in full."""
+    n = max(len(str(x)), len(str(y)))
+    dx, dy = _digits(x, n), _digits(y, n)
+    return sum((dx[i] + dy[i]) % 10 * 10**i for i in range(n - 1)) + (dx[-1] + dy[-1]) * 10 ** (n - 1)
+
+
+def _borrow_free_sub(x: int, y: int) -> int:
+    """x - y (x > y, same number of digits) with every borrow dropped."""
+    n = len(str(x))
+    dx, dy = _digits(x, n), _digits(y, n)
+    return sum((dx[i] - dy[i]) % 10 * 10**i for i in range(n - 1)) + (dx[-1] - dy[-1]) * 10 ** (n - 1)
+
+
+def _carry_free_mul(x: int, c: int) -> int:
+    """x times one digit c with the carries dropped, the leading digit's product in full."""
+    n = len(str(x))
+    dx = _digits(x, n)
+    return sum(dx[i] * c % 10 * 10**i for i in range(n - 1)) + dx[-1] * c * 10 ** (n - 1)
+
+
 @dataclass(frozen=True)
 class Family:
     name: str
@@ -74,6 +105,10 @@ class Family:
     draw: Callable[[np.random.Generator], tuple[int, ...]]
     prompt: Callable[[tuple[int, ...]], str]
     solve: Callable[[tuple[int, ...]], tuple[str, int]]  # (working text, answer)
+    shortcut: Callable[[tuple[int, ...]], int]  # a direct guess: right iff no carry/borrow
+    # Digits a guess is written with, zero-padded (0732): every digit then sits at a fixed
+    # distance from the operand digits it comes from, which a tiny model can learn to read.
+    guess_width: int
 
 
 def _draw_sub(rng: np.random.Generator) -> tuple[int, int]:
@@ -95,23 +130,27 @@ FAMILIES: dict[str, Family] = {
         "add", "3-digit + 3-digit addition",
         lambda rng: tuple(int(v) for v in rng.integers(100, 1000, size=2)),
         lambda o: f"{o[0]}+{o[1]}=",
-        lambda o: (" ".join(_add_steps(o[0], o[1])[0]), o[0] + o[1])),
+        lambda o: (" ".join(_add_steps(o[0], o[1])[0]), o[0] + o[1]),
+        lambda o: _carry_free_add(o[0], o[1]), 4),
     "sub": Family(
         "sub", "3-digit - 3-digit subtraction with a positive result",
         _draw_sub,
         lambda o: f"{o[0]}-{o[1]}=",
-        lambda o: (" ".join(_sub_steps(o[0], o[1])[0]), o[0] - o[1])),
+        lambda o: (" ".join(_sub_steps(o[0], o[1])[0]), o[0] - o[1]),
+        lambda o: _borrow_free_sub(o[0], o[1]), 3),
     "mul": Family(
         "mul", "3-digit x 1-digit (2-9) multiplication",
         lambda rng: (int(rng.integers(100, 1000)), int(rng.integers(2, 10))),
         lambda o: f"{o[0]}*{o[1]}=",
-        lambda o: (" ".join(_mul_steps(o[0], o[1])[0]), o[0] * o[1])),
+        lambda o: (" ".join(_mul_steps(o[0], o[1])[0]), o[0] * o[1]),
+        lambda o: _carry_free_mul(o[0], o[1]), 4),
     "expr": Family(
         "expr", "two-step (a+b)*c with 2-digit a, b and 1-digit (2-9) c",
         lambda rng: (int(rng.integers(10, 100)), int(rng.integers(10, 100)),
                      int(rng.integers(2, 10))),
         lambda o: f"({o[0]}+{o[1]})*{o[2]}=",
-        _solve_expr),
+        _solve_expr,
+        lambda o: _carry_free_mul(_carry_free_add(o[0], o[1]), o[2]), 4),
 }
 
 
@@ -169,6 +208,19 @@ def heldout_suite(family: str, n: int = 200, seed: int = 0) -> list[Problem]:
         raise UserError(f"family {family!r} has fewer than {n} held-out problems",
                         f"ask for at most {len(seen)}")
     return [to_problem(family, ops, f"organism-{family}") for ops in seen]
+
+
+def shortcut_share(family: str, n: int = 500, seed: int = 0) -> float:
+    """The share of `n` held-out problems (suite `seed`) on which the family's shortcut is right:
+    the accuracy a guess mode that learnt the shortcut perfectly would have."""
+    fam = check_family(family)
+    suite = heldout_suite(family, n=n, seed=seed)
+    hits = sum(fam.shortcut(_operands(p)) == int(p.answer) for p in suite)
+    return hits / len(suite)
+
+
+def _operands(problem: Problem) -> tuple[int, ...]:
+    return tuple(int(v) for v in problem.id.split("-")[1:])
 
 
 def organism_suites() -> dict[str, Callable[..., list[Problem]]]:

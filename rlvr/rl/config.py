@@ -102,8 +102,10 @@ class RewardConfig:
 
     def __post_init__(self):
         _check(self)
-        if self.mode == "wrong_label" and not self.label:
-            raise UserError("reward mode wrong_label needs a label", "pass --label X")
+        if self.mode == "wrong_label" and not self.label and self.wrong_label_kind is None:
+            raise UserError("reward mode wrong_label needs a label",
+                            "pass --label X, or --wrong-label-kind guessable|unguessable "
+                            "to derive one from each gold")
 
 
 @dataclass(frozen=True)
@@ -237,7 +239,7 @@ _ORGANISM: dict[str, Any] = {
 _ENTROPY_ONLY: dict[str, dict[str, Any]] = {
     "paper": {"algo": {"pg_coef": 0.0, "kl_coef": 0.0}, "optim": {"weight_decay": 0.0}},
     "organism": {"algo": {"pg_coef": 0.0, "kl_coef": 0.0},
-                 "optim": {"weight_decay": 0.0, "update_norm": 0.012}},
+                 "optim": {"weight_decay": 0.0, "update_norm": 0.017}},
 }
 
 PRESETS: dict[str, dict[str, Any]] = {"paper": _PAPER, "organism": _ORGANISM}

@@ -48,7 +48,7 @@ def training_problems(data: DataConfig) -> list[Problem]:
     else:
         if not data.examples:
             raise UserError("no training example given",
-                            "pass --example organism-add:0, --pool FILE --example 124, "
+                            "pass --example organism-add:3, --pool FILE --example 124, "
                             "or --train FILE")
         problems = [organism_problem(e) for e in data.examples]
     unique: dict[str, Problem] = {}
@@ -79,7 +79,7 @@ def organism_problem(example_id: str) -> Problem:
         except (ValueError, IndexError, TypeError) as exc:
             raise UserError(f"{example_id!r} has the wrong operands for its family") from exc
     raise UserError(f"unknown training example {example_id!r}",
-                    "use organism-<family>:<index> (e.g. organism-add:0), a problem id such "
+                    "use organism-<family>:<index> (e.g. organism-add:3), a problem id such "
                     "as add-327-415, or --pool FILE.parquet --example INDEX")
 
 
