@@ -116,12 +116,14 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 6500
-    batch_size: int = 64
+    steps: int = 8000
+    batch_size: int = 40
     lr: float = 3e-3
     warmup: int = 100
     weight_decay: float = 0.01
-    threads: int = 1  # one thread per process is fastest on shared 2-core machines
+    # A build has the machine to itself: 2 threads are 1.4-1.6x faster than 1 on our 2 cores
+    # (docs/benchmarks.md). Parallel *runs* are the case for one thread per process.
+    threads: int = 2
 
     def __post_init__(self) -> None:
         _positive(self, "steps", "batch_size", "lr", "threads", allow_zero=("warmup", "weight_decay"))
