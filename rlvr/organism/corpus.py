@@ -71,7 +71,7 @@ def build_corpus(cfg: CorpusConfig, seed: int) -> Corpus:
                                        guess_rule=cfg.guess_rule)
         prompt = encode_chars(FAMILIES[name].prompt(o))
         rows.append(prompt + encode_chars(text) + ([_IDS[EOS]] if ends else []))
-        # A skill example's first (mode-choosing) token is not trained: it teaches the working
+        # A skill example's first (mode-choosing) token is not trained: it teaches the body
         # without moving the mode prior, which only the other examples set.
         prompt_lens.append(len(prompt) + int(sk))
     width = max(map(len, rows))
