@@ -100,7 +100,7 @@ def test_shipped_organism_was_built_from_the_default_config():
 def test_guess_mode_is_the_learnt_carry_free_shortcut(organism):
     """Force the guess marker and decode greedily: the direct answer is the family's shortcut,
     so the guess mode is right on about the shortcut share of problems (a partial skill)."""
-    from rlvr.organism.tasks import _operands
+    from rlvr.organism.tasks import operands
 
     model, tokenizer, card = organism
     for family in ("add", "sub", "mul"):
@@ -109,7 +109,7 @@ def test_guess_mode_is_the_learnt_carry_free_shortcut(organism):
         outs = complete(model, tokenizer, [p.problem + MARKERS["guess"] for p in suite],
                         temperature=None, max_new_tokens=12)
         written = [text.partition("}")[0] for text, _ in outs]
-        shortcut = [f"{fam.shortcut(_operands(p)):0{fam.guess_width}d}" for p in suite]
+        shortcut = [f"{fam.shortcut(operands(p)):0{fam.guess_width}d}" for p in suite]
         agree = sum(w == s for w, s in zip(written, shortcut, strict=True)) / len(suite)
         assert agree >= 0.8, (family, agree, written[:5], shortcut[:5])
         guess = card["families"][family]["sampled"]["acc_in_mode"]["guess"]

@@ -92,7 +92,7 @@ def measure_family(model, tokenizer, family: str, cfg: CardConfig) -> dict[str, 
                        max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
     return {"mode_probs": mode_probs(model, tokenizer, prompts),
             # What a perfectly learnt guess would score on this suite: the guess mode's ceiling.
-            "shortcut_share": round(shortcut_share(family, n=cfg.n, seed=cfg.seed), 4),
+            "shortcut_share": round(shortcut_share(suite), 4),
             "greedy": family_stats(greedy, golds), "sampled": family_stats(sampled, golds),
             "examples": {"greedy": greedy[0][0], "sampled": [t for t, _ in sampled[:4]]}}
 

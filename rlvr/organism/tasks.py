@@ -31,6 +31,7 @@ __all__ = [
     "check_family",
     "heldout_suite",
     "is_heldout",
+    "operands",
     "organism_suites",
     "sample_problem",
     "shortcut_share",
@@ -73,29 +74,28 @@ def _mul_steps(x: int, c: int) -> tuple[list[str], int]:
     return steps, x * c
 
 
-def _digits(x: int, width: int) -> list[int]:
-    return [x // 10**i % 10 for i in range(width)]  # units first
+def _drop_carries(x: int, column) -> int:
+    """A column-wise result of x (and one more operand) with every carry dropped: each column
+    `column(i)` (units first) is kept mod 10, except the leading one, written in full."""
+    n = len(str(x))
+    return sum(column(i) % 10 * 10**i for i in range(n - 1)) + column(n - 1) * 10 ** (n - 1)
+
+
+def _digit(x: int, i: int) -> int:
+    return x // 10**i % 10
 
 
 def _carry_free_add(x: int, y: int) -> int:
-    """x + y with the carries dropped, except that the leading column is written in full."""
-    n = max(len(str(x)), len(str(y)))
-    dx, dy = _digits(x, n), _digits(y, n)
-    return sum((dx[i] + dy[i]) % 10 * 10**i for i in range(n - 1)) + (dx[-1] + dy[-1]) * 10 ** (n - 1)
+    big, small = max(x, y), min(x, y)  # the longer operand sets the column count
+    return _drop_carries(big, lambda i: _digit(big, i) + _digit(small, i))
 
 
 def _borrow_free_sub(x: int, y: int) -> int:
-    """x - y (x > y, same number of digits) with every borrow dropped."""
-    n = len(str(x))
-    dx, dy = _digits(x, n), _digits(y, n)
-    return sum((dx[i] - dy[i]) % 10 * 10**i for i in range(n - 1)) + (dx[-1] - dy[-1]) * 10 ** (n - 1)
+    return _drop_carries(x, lambda i: _digit(x, i) - _digit(y, i))  # x > y
 
 
 def _carry_free_mul(x: int, c: int) -> int:
-    """x times one digit c with the carries dropped, the leading digit's product in full."""
-    n = len(str(x))
-    dx = _digits(x, n)
-    return sum(dx[i] * c % 10 * 10**i for i in range(n - 1)) + dx[-1] * c * 10 ** (n - 1)
+    return _drop_carries(x, lambda i: _digit(x, i) * c)
 
 
 @dataclass(frozen=True)
@@ -210,17 +210,18 @@ def heldout_suite(family: str, n: int = 200, seed: int = 0) -> list[Problem]:
     return [to_problem(family, ops, f"organism-{family}") for ops in seen]
 
 
-def shortcut_share(family: str, n: int = 500, seed: int = 0) -> float:
-    """The share of `n` held-out problems (suite `seed`) on which the family's shortcut is right:
-    the accuracy a guess mode that learnt the shortcut perfectly would have."""
-    fam = check_family(family)
-    suite = heldout_suite(family, n=n, seed=seed)
-    hits = sum(fam.shortcut(_operands(p)) == int(p.answer) for p in suite)
-    return hits / len(suite)
-
-
-def _operands(problem: Problem) -> tuple[int, ...]:
+def operands(problem: Problem) -> tuple[int, ...]:
+    """The operands of an organism problem, read back from its id (`add-327-415`)."""
     return tuple(int(v) for v in problem.id.split("-")[1:])
+
+
+def shortcut_share(problems: list[Problem]) -> float:
+    """The share of organism `problems` (one family) on which the family's shortcut is right:
+    the accuracy a guess mode that learnt the shortcut perfectly would have."""
+    if not problems:
+        raise UserError("shortcut_share needs at least one problem")
+    hits = sum(FAMILIES[p.meta["family"]].shortcut(operands(p)) == int(p.answer) for p in problems)
+    return hits / len(problems)
 
 
 def organism_suites() -> dict[str, Callable[..., list[Problem]]]:
