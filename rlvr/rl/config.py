@@ -102,10 +102,13 @@ class RewardConfig:
 
     def __post_init__(self):
         _check(self)
-        if self.mode == "wrong_label" and not self.label and self.wrong_label_kind is None:
-            raise UserError("reward mode wrong_label needs a label",
-                            "pass --label X, or --wrong-label-kind guessable|unguessable "
-                            "to derive one from each gold")
+        self.spec()  # rlvr.rewards owns the rules (label needed, kinds, p); fail at config time
+
+    def spec(self):
+        from rlvr.rewards import RewardSpec
+
+        return RewardSpec(mode=self.mode, label=self.label, wrong_label_kind=self.wrong_label_kind,
+                          p=self.p, seed=self.seed)
 
 
 @dataclass(frozen=True)
