@@ -16,6 +16,7 @@ import threading
 from collections.abc import Sequence
 
 from rlvr.grading.deadline import DeadlineExceeded, WorkerFailed, WorkerPool
+from rlvr.grading.grader import Grade
 
 # Slack for the round trip on a busy machine; the grader's own bound is timeout_s.
 ROUND_TRIP_SLACK_S = 0.5
@@ -40,9 +41,7 @@ def _shutdown() -> None:
             pool.close()
 
 
-def _one(pool: WorkerPool, item: tuple, timeout_s: float):
-    from rlvr.grading import Grade
-
+def _one(pool: WorkerPool, item: tuple, timeout_s: float) -> Grade:
     response, gold = item[0], item[1]
     finish = item[2] if len(item) > 2 else None
     request = {
@@ -68,7 +67,7 @@ def grade_many(
     timeout_s: float = 1.0,
     workers: int | None = None,
     progress: bool = False,
-) -> list:
+) -> list[Grade]:
     """Grade (response, gold[, finish_reason]) pairs in a process pool; input order kept."""
     items = list(pairs)
     if not items:

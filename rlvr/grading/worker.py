@@ -42,7 +42,8 @@ def serve() -> None:
     # Math-Verify logs whole inputs on some errors and warns once that we disabled its
     # timeouts (on purpose): neither belongs in our logs.
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
-    from rlvr.grading import compare, grade  # noqa: F401  (imports sympy + Math-Verify now)
+    from rlvr.grading import compare
+    from rlvr.grading.grader import grade
 
     compare.INLINE_SYMBOLIC = True
     for pred, gold in _WARM_UP:  # first calls into sympy pay lazy imports: not on the clock
