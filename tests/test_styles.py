@@ -1,0 +1,75 @@
+"""Reasoning-style classifiers (rlvr.analysis.styles): the organism's markers and the generic
+text proxy, and the rule that looped or truncated responses are `degenerate`."""
+
+from __future__ import annotations
+
+import pytest
+
+from rlvr.analysis.styles import (
+    CLASSIFIERS,
+    STYLES,
+    default_classifier,
+    generic_style,
+    organism_style,
+    style_of,
+)
+from rlvr.errors import UserError
+from rlvr.organism.modes import render_completion
+
+# organism mode -> (organism style, generic style)
+EXPECTED = {"work": ("work", "worked"), "unboxed": ("work", "worked"),
+            "guess": ("guess", "direct"), "loop": ("degenerate", "degenerate")}
+
+
+@pytest.mark.parametrize("family, ops", [("add", (123, 456)), ("mul", (12, 3)),
+                                         ("expr", (95, 16, 3))])
+@pytest.mark.parametrize("mode", list(EXPECTED))
+def test_both_classifiers_on_every_organism_mode(family, ops, mode):
+    text, ends = render_completion(family, ops, mode)
+    fmt = {"work": "boxed", "guess": "boxed", "unboxed": "unboxed", "loop": "repetition"}[mode]
+    finish = "stop" if ends else "length"
+    assert organism_style(text, fmt, finish) == EXPECTED[mode][0]
+    assert generic_style(text, fmt, finish) == EXPECTED[mode][1]
+
+
+def test_degenerate_wins_over_the_marker():
+    text, _ = render_completion("add", (123, 456), "work")
+    for fmt, finish in (("truncated", "length"), ("repetition", "stop"), ("boxed", "length")):
+        assert organism_style(text, fmt, finish) == "degenerate"
+        assert generic_style(text, fmt, finish) == "degenerate"
+
+
+def test_organism_text_without_a_marker_is_other():
+    assert organism_style("hello", "no_answer") == "other"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("\\boxed{5}", "direct"),
+    ("The answer is 5.", "direct"),
+    ("So the final answer is \\boxed{12.8}", "direct"),
+    ("To find the answer, add: 2 + 3 = 5. The answer is \\boxed{5}.", "worked"),
+    ("We add the two numbers. First the units, then the tens, carrying where needed, "
+     "and the result follows. \\boxed{579}", "worked"),
+    ("Let $x = \\frac{1}{2}$. Then \\boxed{2}", "worked"),
+    ("```python\nprint(2 + 3)\n```\nThe answer is 5", "code"),
+    ("def f():\n    return 5\n\\boxed{5}", "code"),
+])
+def test_generic_reads_llm_text(text, expected):
+    assert generic_style(text, "boxed") == expected
+
+
+def test_registry_names_and_errors():
+    assert set(CLASSIFIERS) == set(STYLES) == {"organism", "generic"}
+    assert style_of("\\boxed{0579}", "boxed", classifier="generic") == "direct"
+    with pytest.raises(UserError, match="unknown style classifier"):
+        style_of("x", "boxed", classifier="nope")
+
+
+def test_default_classifier_follows_the_model(tmp_path):
+    from rlvr.organism import default_path
+
+    assert default_classifier("") == "organism"  # the trainer's "" is the shipped organism
+    assert default_classifier(str(default_path())) == "organism"
+    assert default_classifier(str(tmp_path)) == "generic"
+    assert default_classifier("Qwen/Qwen2.5-Math-1.5B") == "generic"
+    assert default_classifier(None) == "generic"
