@@ -5,8 +5,8 @@ and an item's responses stay together in a resample: what varies between evaluat
 same model is which items the suite drew, not only which samples. Comparing two evaluations on
 the same items is *paired*: one resample draws the same items for both sides.
 
-The bootstrap is vectorised: a resample is a row of multinomial counts (how often each item is
-drawn, which is what drawing n indices with replacement gives), and any statistic built from
+The bootstrap is vectorised: a resample draws n item indices with replacement, kept as a row of
+counts (how often each item is drawn), and any statistic built from
 per-item sums is a matrix product `weights @ counts`, so 1,000 resamples of a 500-item suite
 cost one (1000 × 500) product, not a Python loop.
 
@@ -85,7 +85,10 @@ def resample_weights(n_items: int, n_resamples: int = N_RESAMPLES,
     if n_items < 1:
         raise ValueError("a bootstrap needs at least one item")
     rng = np.random.default_rng(rng)
-    return rng.multinomial(n_items, np.full(n_items, 1.0 / n_items), size=n_resamples)
+    picks = rng.integers(0, n_items, size=(n_resamples, n_items))  # item indices, with replacement
+    offsets = (np.arange(n_resamples) * n_items)[:, None]
+    counts = np.bincount((picks + offsets).ravel(), minlength=n_resamples * n_items)
+    return counts.reshape(n_resamples, n_items)
 
 
 def percentile_interval(samples: np.ndarray, confidence: float = CONFIDENCE
