@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from rlvr.errors import UserError
+from rlvr.sampling import Completion, SamplingParams
 
 __all__ = [
     "BACKENDS",
@@ -41,47 +41,14 @@ __all__ = [
 BACKENDS = ("hf", "vllm", "auto")
 
 
-@dataclass(frozen=True)
-class SamplingParams:
-    """How to sample. `temperature == 0` means greedy (then the n samples are identical)."""
-
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 256
-    n: int = 1
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.temperature < 0:
-            raise UserError(f"temperature must be >= 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise UserError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.max_new_tokens < 1:
-            raise UserError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        if self.n < 1:
-            raise UserError(f"the number of samples must be >= 1, got {self.n}")
-
-
-@dataclass(frozen=True)
-class Completion:
-    """One sampled response. `token_ids` ends with the EOS token when finish_reason == "stop"
-    (the trainer trains on it: stopping is an action); `text` never contains it."""
-
-    prompt_index: int
-    sample_index: int
-    text: str
-    token_ids: tuple[int, ...]
-    finish_reason: str  # "stop" (EOS) or "length"
-
-
 def load_model(path: str | Path, *, device: str | None = None, dtype: Any = None):
-    """Load a Hugging Face causal LM folder and its tokenizer, ready for batched generation."""
+    """Load a causal LM (a local folder or a Hub id, `rlvr.models.resolve_model`) and its
+    tokenizer, ready for batched generation."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder = Path(path)
-    if not folder.is_dir():
-        raise UserError(f"model folder {folder} does not exist", "pass --model PATH to a Hugging "
-                        "Face checkpoint folder (config.json, weights, tokenizer files)")
+    from rlvr.models import resolve_model
+
+    folder = resolve_model(path)
     if not (folder / "config.json").is_file():
         raise UserError(f"{folder} has no config.json, so it is not a Hugging Face model folder",
                         "point --model at a checkpoint folder such as runs/NAME/checkpoints/step-N")

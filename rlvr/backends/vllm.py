@@ -17,6 +17,7 @@ import os
 from collections.abc import Sequence
 
 from rlvr.errors import UserError
+from rlvr.sampling import Completion
 
 __all__ = ["available", "generate"]
 
@@ -54,8 +55,6 @@ def _release() -> None:
 
 
 def generate(model, tokenizer, prompts: Sequence[str], params, *, key_offset: int = 0) -> list:
-    from rlvr.rollout import Completion
-
     path = model if isinstance(model, str) else getattr(model, "name_or_path", None)
     if not path or not os.path.isdir(path):
         raise UserError("the vllm backend needs a model loaded from a local folder",
