@@ -2,7 +2,11 @@
 
 The CLI turns a `UserError` into a single line on stderr and exit code 2; everything else is a
 bug and keeps its traceback. Messages name the problem and, where there is one, the fix.
+`warn` and `notice` are the one-line messages of a command that goes on (a value capped, a
+default chosen), on stderr so that they never mix with a command's output.
 """
+
+__all__ = ["UserError", "notice", "warn"]
 
 
 class UserError(Exception):
@@ -12,3 +16,17 @@ class UserError(Exception):
         self.problem = problem
         self.fix = fix
         super().__init__(problem if fix is None else f"{problem} ({fix})")
+
+
+def warn(message: str) -> None:
+    """A one-line warning on stderr: something was adjusted, the run goes on (say what and why)."""
+    import sys
+
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def notice(message: str) -> None:
+    """A one-line notice on stderr: a default was chosen for the user (say which and why)."""
+    import sys
+
+    print(f"notice: {message}", file=sys.stderr)

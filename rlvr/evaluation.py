@@ -23,8 +23,8 @@ from rlvr.errors import UserError
 from rlvr.metrics import pass_at_k_table
 from rlvr.problem import Problem
 
-__all__ = ["RESPONSE_CAP", "EvalSettings", "evaluate", "overall", "print_summary",
-           "summarize_suite"]
+__all__ = ["RESPONSE_CAP", "EvalSettings", "evaluate", "fit_settings", "overall",
+           "print_summary", "summarize_suite"]
 
 RESPONSE_CAP = 20_000  # characters of a response kept in a record
 
@@ -45,8 +45,10 @@ class EvalSettings:
     backend: str = "hf"
     input_dependence: int = 0  # N items per suite for the MI proxy (0 = off)
     grade_timeout_s: float = 1.0
+    group_by: tuple[str, ...] = ()  # columns to split accuracy by, beside GROUP_COLUMNS
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "group_by", tuple(self.group_by or ()))
         if self.samples < 0:
             raise UserError(f"samples must be >= 0, got {self.samples}")
         if not self.greedy and self.samples == 0:
@@ -64,7 +66,7 @@ class EvalSettings:
             raise UserError(f"grade_timeout_s must be positive, got {self.grade_timeout_s}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "group_by": list(self.group_by)}
 
     @classmethod
     def from_dict(cls, values: Mapping, *, ignore: Sequence[str] = ()) -> EvalSettings:
@@ -109,6 +111,28 @@ def evaluate(model, tokenizer, suites: Mapping[str, Sequence[Problem]], settings
     return summary
 
 
+def fit_settings(model, tokenizer, suites: Mapping[str, Sequence[Problem]],
+                 settings: EvalSettings, *, template_fix: str = "--template raw",
+                 tokens_flag: str = "--max-new-tokens") -> EvalSettings:
+    """`settings` checked against this model before anything is written: every prompt
+    encodable (else a one-line error naming the row or the template), and `max_new_tokens`
+    capped to the model's context (rlvr.context: warned, or an error when nothing fits)."""
+    from dataclasses import replace
+
+    from rlvr.context import fit_new_tokens
+    from rlvr.prompts import render_checked
+    from rlvr.rollout import encode_prompts
+
+    problems = [p for items in suites.values() for p in items]
+    if not problems:
+        return settings
+    prompts = render_checked(settings.template, problems, tokenizer, fix=template_fix)
+    longest = max(len(ids) for ids in encode_prompts(tokenizer, prompts))
+    cap = fit_new_tokens(model, longest, settings.max_new_tokens, what="evaluation",
+                         setting=tokens_flag)
+    return replace(settings, max_new_tokens=cap)
+
+
 def _passes(settings: EvalSettings):
     """(first sample index, SamplingParams) per pass: greedy is sample 0, samples are 1..K."""
     from rlvr.rollout import SamplingParams
@@ -149,7 +173,7 @@ def _run_suite(model, tokenizer, suite: str, problems: list[Problem], settings: 
                     item = start + c.prompt_index
                     first_ids.setdefault(item, c.token_ids)
                     record = _record(suite, problems[item], first_sample + c.sample_index, c,
-                                     settings.grade_timeout_s)
+                                     settings)
                     records.append(record)
                     if sink is not None:
                         _write_line(sink, record)
@@ -157,12 +181,16 @@ def _run_suite(model, tokenizer, suite: str, problems: list[Problem], settings: 
     return records, first_ids
 
 
-def _record(suite: str, problem: Problem, sample: int, completion, timeout_s: float) -> dict:
+def _record(suite: str, problem: Problem, sample: int, completion,
+            settings: EvalSettings) -> dict:
     from rlvr.grading import grade
+    from rlvr.groups import record_groups
 
     g = grade(completion.text, problem.answer, finish_reason=completion.finish_reason,
-              timeout_s=timeout_s)
+              timeout_s=settings.grade_timeout_s)
+    groups = record_groups(problem, settings.group_by)
     return {"suite": suite, "id": problem.id, "sample": sample, "gold": problem.answer,
+            "groups": groups,
             "response": completion.text[:RESPONSE_CAP], "finish_reason": completion.finish_reason,
             "n_tokens": len(completion.token_ids), "extracted": g.extracted,
             "extracted_lenient": g.extracted_lenient, "format": g.format,
@@ -207,6 +235,11 @@ def summarize_suite(records: Sequence[dict], settings: EvalSettings) -> dict:
     stats["length_rate"] = _mean(r["finish_reason"] == "length" for r in headline)
     stats["timeout_rate"] = _mean(r["timed_out"] for r in headline)
     stats["mean_tokens"] = _mean(r["n_tokens"] for r in headline)
+    from rlvr.groups import group_accuracy
+
+    groups = group_accuracy(headline)
+    if groups:
+        stats["groups"] = groups
     return stats
 
 
@@ -272,6 +305,10 @@ def print_summary(summary: Mapping, console=None) -> None:
     if not console.is_terminal:
         console.width = max(console.width, 120)  # logs and pipes: no truncated columns
     console.print(table)
+    from rlvr.groups import group_tables
+
+    for group_table in group_tables(summary):
+        console.print(group_table)
 
 
 def _pct(x: float) -> str:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from rlvr.errors import UserError
 
-__all__ = ["COT_SYSTEM", "PLACEHOLDER", "TEMPLATES", "TRAIN_SUFFIX", "render", "render_many",
-           "resolve_template"]
+__all__ = ["COT_SYSTEM", "PLACEHOLDER", "TEMPLATES", "TRAIN_SUFFIX", "choose_template",
+           "render", "render_checked", "render_many", "resolve_template", "unencodable"]
 
 PLACEHOLDER = "{problem}"
 COT_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -78,3 +78,74 @@ def _chat(messages: list[dict], tokenizer, name: str) -> str:
                         "model's tokenizer has none",
                         "use --template raw, or a template string containing {problem}")
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def unencodable(tokenizer, text: str) -> str:
+    """The characters of `text` the tokenizer cannot encode, sorted ("" when it encodes all).
+
+    A character is unencodable when encoding raises (a vocabulary without an unknown token:
+    "Missing [UNK] token") or becomes the unknown token; byte-level tokenizers encode anything.
+    """
+    if not _fails(tokenizer, text):
+        return ""
+    return "".join(sorted(ch for ch in set(text) if _fails(tokenizer, ch)))
+
+
+def _fails(tokenizer, text: str) -> bool:
+    try:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    except Exception:  # the tokenizers library raises a bare Exception for a missing [UNK]
+        return True
+    unk, unk_text = tokenizer.unk_token_id, tokenizer.unk_token
+    if unk is None:
+        return False
+    return ids.count(unk) > (text.count(unk_text) if unk_text else 0)
+
+
+def _row(problem) -> str:
+    line = problem.meta.get("line") if isinstance(problem.meta, dict) else None
+    where = f"{problem.suite} item {problem.id!r}"
+    return f"{where} (line {line})" if line else where
+
+
+def render_checked(template: str, problems: Sequence, tokenizer, *,
+                   fix: str = "--template raw") -> list[str]:
+    """Every problem's prompt, each one the tokenizer can encode; else a UserError that names
+    the row (its problem text has the characters) or the template (the template's own text)."""
+    prompts, failure = _render_and_check(template, problems, tokenizer)
+    if failure is not None:
+        problem, chars = failure
+        if problem is not None:
+            raise UserError(f"{_row(problem)} has characters the model's tokenizer cannot "
+                            f"encode: {chars!r}", "drop or rewrite that item")
+        raise UserError(f"the model's tokenizer cannot encode the characters {chars!r} of "
+                        f"template {template!r}", f"pass {fix}: the bare problem text")
+    return prompts
+
+
+def choose_template(preferred: str, problems: Sequence, tokenizer) -> str:
+    """`preferred` when the tokenizer can encode it, else `raw` with a notice: a default the
+    user did not choose must not stop the run. Rows the tokenizer cannot encode still fail
+    (in `render_checked`, whichever template is used)."""
+    from rlvr.errors import notice
+
+    if preferred == "raw":
+        return preferred
+    _, failure = _render_and_check(preferred, problems, tokenizer)
+    if failure is None or failure[0] is not None:
+        return preferred
+    notice(f"using template raw: this model's tokenizer cannot encode the characters "
+           f"{failure[1]!r} of the default template {preferred!r}")
+    return "raw"
+
+
+def _render_and_check(template: str, problems: Sequence, tokenizer):
+    """(prompts, None) or (prompts, (problem or None, characters)) for the first failure: the
+    problem when its own text fails, None when only the template's text does."""
+    prompts = render_many(template, [p.problem for p in problems], tokenizer)
+    for problem, prompt in zip(problems, prompts, strict=True):
+        bad = unencodable(tokenizer, prompt)
+        if bad:
+            in_problem = unencodable(tokenizer, problem.problem)
+            return prompts, ((problem, in_problem) if in_problem else (None, bad))
+    return prompts, None

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,8 @@ from rlvr.problem import Problem
 __all__ = [
     "BENCHMARKS",
     "HUB_IDS",
+    "benchmark_file",
+    "hub_rows",
     "default_suite_specs",
     "load_suite",
     "load_suites",
@@ -168,10 +169,15 @@ def read_rows(path: Path, *, what: str = "suite file") -> list[tuple[int, dict]]
 
 
 def _to_problems(rows: Sequence[tuple[int, Mapping]], reader, suite: str, where: str,
-                 id_key: str | None = None) -> list[Problem]:
+                 id_key: str | None = None, group_by: Sequence[str] = ()) -> list[Problem]:
+    from rlvr.groups import GROUP_COLUMNS
+
     problems, seen = [], set()
+    keep = (*GROUP_COLUMNS, *group_by)
     for position, (number, row) in enumerate(rows):
         text, gold, meta = reader(row)
+        # Grouping columns ride along in meta, so evaluation can split accuracy by them.
+        meta = {**{k: row[k] for k in keep if row.get(k) not in (None, "")}, **meta}
         if not isinstance(text, str) or not text.strip():
             raise UserError(f"{where}:{number}: no problem text", "check the problem field")
         if gold is None:
@@ -199,7 +205,8 @@ def _field_reader(fields: Mapping[str, str], where: str, columns: Iterable[str])
     return lambda row: (row.get(problem_key), _gold_text(row.get(answer_key)), {})
 
 
-def _load_file(path: Path, fields: Mapping[str, str], reader=None, name: str | None = None):
+def _load_file(path: Path, fields: Mapping[str, str], reader=None, name: str | None = None,
+               group_by: Sequence[str] = ()):
     suite = name or path.stem
     if path.suffix not in (".jsonl", ".parquet"):
         raise UserError(f"suite file {path} is neither .jsonl nor .parquet")
@@ -211,7 +218,7 @@ def _load_file(path: Path, fields: Mapping[str, str], reader=None, name: str | N
     if reader is None:
         columns = set().union(*(row.keys() for _, row in rows)) if rows else set()
         reader = _field_reader(fields, str(path), columns)
-    return _to_problems(rows, reader, suite, str(path), fields.get("id"))
+    return _to_problems(rows, reader, suite, str(path), fields.get("id"), group_by)
 
 
 def _is_verl(path: Path) -> bool:
@@ -224,61 +231,75 @@ def _is_verl(path: Path) -> bool:
     return {"prompt", "reward_model"} <= names
 
 
-def _load_benchmark(name: str, data_dir: Path | None) -> list[Problem]:
+def benchmark_file(name: str, data_dir: str | os.PathLike | None) -> Path | None:
+    """The file of benchmark `name` in the data dir (`--data-dir`, else $RLVR_DATA_DIR)."""
+    folder = resolve_data_dir(data_dir)
+    if folder is None:
+        return None
+    for suffix in (".jsonl", ".parquet"):
+        if (folder / f"{name}{suffix}").is_file():
+            return folder / f"{name}{suffix}"
+    return None
+
+
+def _load_benchmark(name: str, data_dir: Path | None, group_by: Sequence[str] = ()
+                    ) -> list[Problem]:
+    fetch = f"`rlvr data fetch {name} --out DIR` downloads it"
     if data_dir is None:
         raise UserError(f"suite {name!r} needs its data file",
-                        f"pass --data-dir DIR (holding {name}.jsonl), set RLVR_DATA_DIR, or use "
-                        f"hub:{name} when online")
-    for suffix in (".jsonl", ".parquet"):
-        path = data_dir / f"{name}{suffix}"
-        if path.is_file():
-            return _load_file(path, {}, BENCHMARKS[name], name)
-    raise UserError(f"no {name}.jsonl or {name}.parquet in {data_dir}",
-                    "point --data-dir at the folder holding the benchmark files")
+                        f"pass --data-dir DIR (holding {name}.jsonl) or set RLVR_DATA_DIR; "
+                        f"{fetch}")
+    path = benchmark_file(name, data_dir)
+    if path is None:
+        raise UserError(f"no {name}.jsonl or {name}.parquet in {data_dir}",
+                        f"point --data-dir at the folder holding the benchmark files; {fetch}")
+    return _load_file(path, {}, BENCHMARKS[name], name, group_by)
 
 
-def _load_hub(name: str) -> list[Problem]:
+def _load_hub(name: str, group_by: Sequence[str] = ()) -> list[Problem]:
+    rows = [(i + 1, row) for i, row in enumerate(hub_rows(name))]
+    return _to_problems(rows, BENCHMARKS[name], name, f"hub:{HUB_IDS[name].dataset}",
+                        group_by=group_by)
+
+
+def hub_rows(name: str) -> list[dict]:
+    """Benchmark `name`'s rows as its public Hub copy stores them (online only)."""
     if name not in HUB_IDS:
         raise UserError(f"no Hub source for {name!r}", f"choose one of {', '.join(HUB_IDS)}")
     source = HUB_IDS[name]
-    offline = {os.environ.get(k, "") for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
-    if offline & {"1", "true", "TRUE", "True", "yes", "ON", "on"} or not _hub_reachable():
-        raise UserError(f"hub:{name} needs the Hugging Face Hub ({source.dataset}), which is "
+    from rlvr.net import hub_endpoint, hub_offline, reachable
+
+    if hub_offline() or not reachable(hub_endpoint()):
+        raise UserError(f"{name} needs the Hugging Face Hub ({source.dataset}), which is "
                         "unreachable or disabled (HF_HUB_OFFLINE)",
-                        f"use --data-dir DIR with {name}.jsonl instead")
+                        f"fetch it where the Hub is reachable (`rlvr data fetch {name} --out "
+                        f"DIR`) and pass --data-dir DIR")
     import datasets
 
     try:
         table = datasets.load_dataset(source.dataset, source.config, split=source.split)
     except Exception as exc:  # network, auth and schema errors all mean "cannot load"
-        raise UserError(f"could not load {source.dataset} from the Hub ({exc})") from exc
-    rows = [(i + 1, dict(row)) for i, row in enumerate(table)]
-    return _to_problems(rows, BENCHMARKS[name], name, f"hub:{source.dataset}")
-
-
-def _hub_reachable(timeout_s: float = 3.0) -> bool:
-    # A quick probe, so an offline machine fails in seconds, not after the client's retries.
-    try:
-        socket.create_connection(("huggingface.co", 443), timeout=timeout_s).close()
-    except OSError:
-        return False
-    return True
+        raise UserError(f"could not load {source.dataset} from the Hub "
+                        f"({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]})") from exc
+    return [dict(row) for row in table]
 
 
 def load_suite(spec: str, *, data_dir: str | os.PathLike | None = None,
                fields: Mapping[str, str] | None = None, limit: int | None = None,
-               organism_n: int = 200, seed: int = 0) -> dict[str, list[Problem]]:
-    """One spec → {suite name: problems} (`organism` expands to several suites)."""
+               organism_n: int = 200, seed: int = 0, group_by: Sequence[str] = ()
+               ) -> dict[str, list[Problem]]:
+    """One spec → {suite name: problems} (`organism` expands to several suites); `group_by`
+    names row columns kept in `Problem.meta` beside rlvr.groups.GROUP_COLUMNS."""
     spec = spec.strip()
     fields = dict(fields or {})
     if spec in BENCHMARKS:
-        loaded = {spec: _load_benchmark(spec, resolve_data_dir(data_dir))}
+        loaded = {spec: _load_benchmark(spec, resolve_data_dir(data_dir), group_by)}
     elif spec.startswith("hub:"):
-        loaded = {spec[4:]: _load_hub(spec[4:])}
+        loaded = {spec[4:]: _load_hub(spec[4:], group_by)}
     elif spec == "organism" or spec.startswith("organism-"):
         loaded = _load_organism(spec, organism_n, seed)
     elif spec.endswith((".jsonl", ".parquet")) or Path(spec).is_file():
-        loaded = {Path(spec).stem: _load_file(Path(spec), fields)}
+        loaded = {Path(spec).stem: _load_file(Path(spec), fields, group_by=group_by)}
     else:
         raise UserError(f"unknown suite {spec!r}",
                         f"choose from {', '.join(BENCHMARKS)}, hub:NAME, organism, "
@@ -314,6 +335,10 @@ def load_suites(specs: str | Sequence[str], **kwargs) -> dict[str, list[Problem]
             if name in suites:
                 raise UserError(f"suite {name!r} is given twice", "list each suite once")
             suites[name] = problems
+    for column in kwargs.get("group_by") or ():
+        if not any(column in p.meta for items in suites.values() for p in items):
+            raise UserError(f"--group-by {column}: no suite has a {column!r} column",
+                            f"name a column of the suite files ({', '.join(suites)})")
     return suites
 
 

@@ -21,7 +21,7 @@ from rlvr.runs import read_jsonl
 
 RECORD_FIELDS = {"suite", "id", "sample", "gold", "response", "finish_reason", "n_tokens",
                  "extracted", "extracted_lenient", "format", "correct_strict", "correct_lenient",
-                 "timed_out", "reason"}
+                 "timed_out", "reason", "groups"}
 SUITE_FIELDS = {"n_items", "samples", "temperature", "acc_strict", "acc_lenient", "pass_at_k",
                 "format_rates", "mean_tokens"}
 FORMATS = {"boxed", "unboxed", "empty_box", "no_answer", "truncated", "repetition"}

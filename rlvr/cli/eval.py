@@ -32,8 +32,8 @@ def register(app: typer.Typer) -> None:
 
 
 def eval_command(
-    model: Path | None = typer.Option(None, "--model", help="HF model folder (default: the "
-                                      "shipped organism)."),
+    model: str | None = typer.Option(None, "--model", help="HF model folder or Hub id "
+                                     "(default: the shipped organism)."),
     run: Path | None = typer.Option(None, "--run", help="Evaluate every checkpoint of this run "
                                     "into RUN/eval/step-N/."),
     suites: str | None = typer.Option(None, "--suites", help="Comma-separated: math500, aime24, "
@@ -54,6 +54,9 @@ def eval_command(
                                          "files (else $RLVR_DATA_DIR)."),
     field: list[str] | None = typer.Option(None, "--field", help="problem=COLUMN or "
                                            "answer=COLUMN for a user suite file."),
+    group_by: list[str] | None = typer.Option(None, "--group-by", help="A column to report "
+                                              "accuracy per value of, repeatable (family, "
+                                              "subject and level are kept by default)."),
     out: Path | None = typer.Option(None, "--out", help="Run directory to write."),
     seed: int | None = typer.Option(None, "--seed"),
     batch_size: int | None = typer.Option(None, "--batch-size"),
@@ -69,7 +72,8 @@ def eval_command(
     """Evaluate a model (or every checkpoint of a run) on math suites, with diagnostics."""
     flags = {"samples": samples, "temperature": temperature, "greedy": greedy, "top_p": top_p,
              "max_new_tokens": max_new_tokens, "template": template, "seed": seed,
-             "batch_size": batch_size, "backend": backend, "input_dependence": input_dependence}
+             "batch_size": batch_size, "backend": backend, "input_dependence": input_dependence,
+             "group_by": _group_by(group_by)}
     fields = _parse_fields(field)
     if run is not None:
         if model is not None or out is not None:
@@ -94,42 +98,45 @@ def _settings(flags: dict, base: dict):
     return EvalSettings.from_dict(values)
 
 
-def _eval_model(model_path, flags, suite_specs, limit, data_dir, fields, out, device, progress):
-    from rlvr.evaluation import evaluate, print_summary
-    from rlvr.organism import default_path
-    from rlvr.prompts import render
+def _eval_model(model_spec, flags, suite_specs, limit, data_dir, fields, out, device, progress):
+    from rlvr.evaluation import evaluate, fit_settings, print_summary
+    from rlvr.models import resolve_model
+    from rlvr.prompts import choose_template
     from rlvr.rollout import load_model
     from rlvr.runs import new_run_dir, write_config_toml
     from rlvr.suites import default_suite_specs, load_suites
 
-    path = Path(model_path) if model_path is not None else default_path()
+    # The model first: a missing model is the error to report, not the default suite's data.
+    path = resolve_model(model_spec)
     specs = _split(suite_specs) or default_suite_specs(path)
     problems = load_suites(specs, data_dir=data_dir, fields=fields, limit=limit,
-                           seed=flags.get("seed") or 0)
+                           seed=flags.get("seed") or 0, group_by=flags.get("group_by") or ())
     model, tokenizer = load_model(path, device=device)
-    # The organism reads bare problems; other chat models get the paper's evaluation prompt.
-    organism = default_suite_specs(path) == ["organism"]
-    chat = bool(getattr(tokenizer, "chat_template", None))
-    settings = _settings(flags, {"template": "qwen25-math-cot" if chat and not organism
-                                 else "raw"})
-    first = next(iter(problems.values()))[0]
-    render(settings.template, first.problem, tokenizer)  # a bad template fails before any write
+    if flags.get("template") is None:
+        # The organism reads bare problems; other chat models get the paper's evaluation
+        # prompt when their tokenizer can encode it.
+        organism = default_suite_specs(path) == ["organism"]
+        chat = bool(getattr(tokenizer, "chat_template", None))
+        preferred = "qwen25-math-cot" if chat and not organism else "raw"
+        every = [p for items in problems.values() for p in items]
+        flags = {**flags, "template": choose_template(preferred, every, tokenizer)}
+    settings = fit_settings(model, tokenizer, problems, _settings(flags, {}))
     out = Path(out) if out is not None else Path("runs") / (
-        f"eval-{_slug(path.name)}-{time.strftime('%Y%m%d-%H%M%S')}")
+        f"eval-{_slug(Path(str(model_spec or path)).name)}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir = new_run_dir(out)
     write_config_toml(run_dir / "config.toml", {
-        "kind": "eval", "model": {"path": str(path)},
+        "kind": "eval", "model": {"path": str(model_spec or path), "folder": str(path)},
         "eval": {**settings.to_dict(), "suites": specs, "limit": limit,
                  "data_dir": None if data_dir is None else str(data_dir),
                  "fields": fields or None}}, seed=settings.seed)
     summary = evaluate(model, tokenizer, problems, settings, run_dir=run_dir, step=0,
-                       progress=progress, model_name=str(path))
+                       progress=progress, model_name=str(model_spec or path))
     print_summary(summary)
     typer.echo(f"wrote {run_dir}/eval/step-0/")
 
 
 def _eval_run(run, flags, suite_specs, limit, data_dir, fields, overwrite, device, progress):
-    from rlvr.evaluation import evaluate, print_summary
+    from rlvr.evaluation import evaluate, fit_settings, print_summary
     from rlvr.rollout import load_model
     from rlvr.suites import default_suite_specs, load_suites
 
@@ -146,12 +153,16 @@ def _eval_run(run, flags, suite_specs, limit, data_dir, fields, overwrite, devic
     limit = limit if limit is not None else (table.get("n_per_suite") or table.get("limit"))
     data_dir = data_dir if data_dir is not None else table.get("data_dir")
     problems = load_suites(specs, data_dir=data_dir, fields=fields or table.get("fields"),
-                           limit=limit or None, organism_n=limit or 200, seed=settings.seed)
+                           limit=limit or None, organism_n=limit or 200, seed=settings.seed,
+                           group_by=settings.group_by)
+    fitted = False
     for step, folder in steps:
         if (Path(run) / "eval" / f"step-{step}" / "summary.json").is_file() and not overwrite:
             typer.echo(f"step {step}: already evaluated (pass --overwrite to redo)")
             continue
         model, tokenizer = load_model(folder, device=device)
+        if not fitted:  # the checkpoints of one run share their tokenizer and context
+            settings, fitted = fit_settings(model, tokenizer, problems, settings), True
         summary = evaluate(model, tokenizer, problems, settings, run_dir=Path(run), step=step,
                            progress=progress, model_name=str(folder))
         print_summary(summary)
@@ -224,6 +235,11 @@ def _checkpoints(run: Path) -> list[tuple[int, Path]]:
         if match and (folder / "config.json").is_file():
             found.append((int(match.group(1)), folder))
     return sorted(found)
+
+
+def _group_by(columns: list[str] | None) -> tuple[str, ...] | None:
+    names = tuple(n.strip() for item in columns or () for n in item.split(",") if n.strip())
+    return names or None
 
 
 def _split(specs: str | None) -> list[str]:

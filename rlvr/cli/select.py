@@ -78,8 +78,9 @@ def variance_command(
 
 @select_app.command("snr")
 def snr_command(
-    model: Path | None = typer.Option(
-        None, "--model", help="A Hugging Face model folder to sample (default: the organism)."),
+    model: str | None = typer.Option(
+        None, "--model", help="A Hugging Face model folder or Hub id to sample (default: the "
+                              "organism)."),
     pool: str = typer.Option(..., "--pool", help="Candidate examples."),
     samples: int = typer.Option(8, "--samples", help="Rollouts per candidate (G)."),
     top: int | None = _TOP,
@@ -100,13 +101,13 @@ def snr_command(
     from rlvr import selection
 
     _check_outputs(save, write_train, fmt, force, pool)
-    if model is None:
-        from rlvr.organism import default_path
+    from rlvr.models import resolve_model
 
-        model = Path(default_path())
+    folder = resolve_model(model)  # before the pool: a bad --model is the first thing said
+    model = model or str(folder)
     candidates = selection.load_pool(pool)
     selection.choose([], top=top, keep=keep)  # reject bad --top/--keep before sampling
-    ranked = selection.snr_rank(model, candidates, samples=samples, seed=seed,
+    ranked = selection.snr_rank(folder, candidates, samples=samples, seed=seed,
                                 template=template, temperature=temperature,
                                 max_new_tokens=max_new_tokens, reward_mode=reward,
                                 progress=not as_json)

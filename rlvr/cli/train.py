@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
 
 def train_command(
     out: Path = typer.Option(..., "--out", help="Run directory to create (or --resume)."),
-    model: str | None = typer.Option(None, "--model", help="Local HF model folder "
+    model: str | None = typer.Option(None, "--model", help="HF model folder or Hub id "
                                      "(default: the shipped organism)."),
     example: list[str] | None = typer.Option(None, "--example", help="Training example id, "
                                              "repeatable: organism-add:3, add-327-415, or a "
@@ -35,6 +35,9 @@ def train_command(
     train_file: str | None = typer.Option(None, "--train", help="Training file: jsonl of "
                                           "{problem, answer} or a verl parquet."),
     pool: str | None = typer.Option(None, "--pool", help="verl parquet that --example indexes."),
+    template: str | None = typer.Option(None, "--template", help="Prompt template: raw, "
+                                        "train-suffix, qwen25-math-cot, a string with "
+                                        "{problem}, or a file (default: the preset's)."),
     reward: str | None = typer.Option(None, "--reward", help="outcome | format | none | "
                                       "random | wrong_label"),
     label: str | None = typer.Option(None, "--label", help="wrong_label: the replacement label."),
@@ -58,7 +61,7 @@ def train_command(
     from rlvr.rl.config import config_from_dict, load_toml, resolve
 
     overrides = _overrides(model=model, example=example, train_file=train_file, pool=pool,
-                           reward=reward, label=label, wrong_label_kind=wrong_label_kind,
+                           template=template, reward=reward, label=label, wrong_label_kind=wrong_label_kind,
                            seed=seed, eval_every=eval_every, eval_suites=eval_suites,
                            save_every=save_every)
     if resume:
@@ -82,7 +85,7 @@ def train_command(
     typer.echo(f"run written to {run_dir}")
 
 
-def _overrides(*, model, example, train_file, pool, reward, label, wrong_label_kind, seed,
+def _overrides(*, model, example, train_file, pool, template, reward, label, wrong_label_kind, seed,
                eval_every, eval_suites, save_every) -> dict[str, Any]:
     out: dict[str, Any] = {}
 
@@ -91,13 +94,15 @@ def _overrides(*, model, example, train_file, pool, reward, label, wrong_label_k
             return
         (out.setdefault(section, {}) if section else out)[key] = value
 
-    if model is not None and not Path(model).is_dir():
-        raise UserError(f"model folder {model} does not exist",
-                        "pass --model PATH to a Hugging Face checkpoint folder")
+    if model is not None:
+        from rlvr.models import resolve_model
+
+        resolve_model(model)  # a missing folder or an unreachable Hub id fails before any work
     put("model", "path", model)
     put("data", "examples", list(example) if example else None)
     put("data", "train_file", train_file)
     put("data", "pool", pool)
+    put("data", "template", template)
     put("reward", "mode", reward)
     put("reward", "label", label)
     put("reward", "wrong_label_kind", wrong_label_kind)

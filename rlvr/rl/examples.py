@@ -10,7 +10,8 @@ Training example ids:
 
 Evaluation suites are `rlvr.suites` specs: `organism` (every organism family),
 `organism-<family>`, a benchmark name (math500, aime24, ...; files under `eval.data_dir` or
-$RLVR_DATA_DIR), or a .jsonl/.parquet file.
+$RLVR_DATA_DIR), or a .jsonl/.parquet file. Suites the user names are used as named; the
+preset's default follows the model (`default_eval_suites`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from rlvr.errors import UserError
 from rlvr.problem import Problem
 from rlvr.rl.config import DataConfig, EvalConfig
 
-__all__ = ["eval_suites", "organism_problem", "training_problems"]
+__all__ = ["default_eval_suites", "eval_suites", "organism_problem", "training_problems"]
 
 _SUITE_ITEM = re.compile(r"^(organism-[a-z]+):(\d+)$")
 _PROBLEM_ID = re.compile(r"^([a-z]+)-(\d+(?:-\d+)*)$")
@@ -125,3 +126,31 @@ def eval_suites(cfg: EvalConfig) -> dict[str, list[Problem]]:
 
     return load_suites(list(cfg.suites), data_dir=cfg.data_dir, limit=cfg.n_per_suite or None,
                        organism_n=cfg.n_per_suite or 200, seed=cfg.seed)
+
+
+def default_eval_suites(preset_suites, model_path: str, data_dir: str | None) -> list[str]:
+    """The preset's evaluation suites that apply to this model, with a notice for each dropped.
+
+    The organism's suites measure the shipped organism (and models built or trained from it)
+    only; a benchmark counts when its data file is present. What remains may be nothing: no
+    training-time evaluation, said once, rather than numbers that mean nothing or a run that
+    stops on a missing file the user never asked for.
+    """
+    from rlvr.errors import notice
+    from rlvr.suites import BENCHMARKS, benchmark_file, default_suite_specs
+
+    organism = default_suite_specs(model_path or None) == ["organism"]
+    kept, dropped = [], []
+    for spec in preset_suites:
+        if spec.startswith("organism") and not organism:
+            dropped.append(f"{spec} (the organism's suites; this model is {model_path})")
+        elif spec in BENCHMARKS and benchmark_file(spec, data_dir) is None:
+            dropped.append(f"{spec} (no {spec}.jsonl in eval.data_dir or $RLVR_DATA_DIR; "
+                           f"`rlvr data fetch {spec} --out DIR` downloads it)")
+        else:
+            kept.append(spec)
+    if dropped:
+        what = f"evaluating on {', '.join(kept)} only" if kept else "no training-time evaluation"
+        notice(f"{what}: the preset's default suite {'; '.join(dropped)} does not apply; name "
+               "suites with --eval-suites")
+    return kept

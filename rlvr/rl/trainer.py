@@ -60,7 +60,8 @@ class Trainer:
     """Holds the policy, optimizer and training examples; `step()` runs one GRPO step."""
 
     def __init__(self, config: TrainConfig, run_dir: str | Path, *, resume: bool = False):
-        from rlvr.prompts import render_many
+        from rlvr.context import fit_new_tokens
+        from rlvr.prompts import render_checked
         from rlvr.rewards import RewardSpec
         from rlvr.rollout import encode_prompts, load_model
 
@@ -95,14 +96,19 @@ class Trainer:
         self.optimizer = _optimizer(cfg, self.params)
         torch.manual_seed(cfg.seed)
         self.step_count = ckpt.load_state(start, self.optimizer) if start else 0
-        prompts = render_many(cfg.data.template, [p.problem for p in self.problems],
-                              self.tokenizer)
+        prompts = render_checked(cfg.data.template, self.problems, self.tokenizer,
+                                 fix="--template raw")
         self.prompt_ids = encode_prompts(self.tokenizer, prompts)
         self.prompts = prompts
         longest = max(len(ids) for ids in self.prompt_ids)
         if longest > cfg.rollout.max_prompt_tokens:
             raise UserError(f"a training prompt has {longest} tokens, more than "
                             f"rollout.max_prompt_tokens = {cfg.rollout.max_prompt_tokens}")
+        cap = fit_new_tokens(self.model, longest, cfg.rollout.max_new_tokens, what="training",
+                             setting="rollout.max_new_tokens")
+        if cap != cfg.rollout.max_new_tokens:  # recorded in config.toml, so resume keeps it
+            self.config = dataclasses.replace(
+                cfg, rollout=dataclasses.replace(cfg.rollout, max_new_tokens=cap))
         self.samples: list[dict] = []  # the last step's rollouts, for samples.jsonl
 
     # --- one GRPO step ------------------------------------------------------------------------
@@ -256,18 +262,37 @@ class Trainer:
         return out
 
     # --- evaluation and checkpoints -----------------------------------------------------------
-    def evaluate(self, suites: dict, *, progress: bool = False) -> dict:
-        from rlvr.evaluation import EvalSettings, evaluate
+    def eval_settings(self):
+        from rlvr.evaluation import EvalSettings
 
         e, r = self.config.eval, self.config.rollout
-        settings = EvalSettings(
+        return EvalSettings(
             template=e.template or self.config.data.template, greedy=e.greedy,
             samples=e.samples, temperature=e.temperature,
             max_new_tokens=e.max_new_tokens or r.max_new_tokens, batch_size=e.batch_size,
             seed=e.seed)
+
+    def fit_evaluation(self, suites: dict) -> None:
+        """Check the evaluation prompts against this model before the run folder exists:
+        encodable, and eval.max_new_tokens capped to the context (recorded in the config)."""
+        from rlvr.evaluation import fit_settings
+
+        if not suites:
+            return
+        asked = self.eval_settings()
+        fitted = fit_settings(self.model, self.tokenizer, suites, asked,
+                              template_fix="--set eval.template=raw",
+                              tokens_flag="eval.max_new_tokens")
+        if fitted.max_new_tokens != asked.max_new_tokens:
+            self.config = dataclasses.replace(self.config, eval=dataclasses.replace(
+                self.config.eval, max_new_tokens=fitted.max_new_tokens))
+
+    def evaluate(self, suites: dict, *, progress: bool = False) -> dict:
+        from rlvr.evaluation import evaluate
+
         with self.autocast:
-            return evaluate(self.model, self.tokenizer, suites, settings, run_dir=self.run_dir,
-                            step=self.step_count, progress=progress)
+            return evaluate(self.model, self.tokenizer, suites, self.eval_settings(),
+                            run_dir=self.run_dir, step=self.step_count, progress=progress)
 
     def save(self) -> Path:
         path = ckpt.save_checkpoint(self.run_dir, self.step_count, self.model, self.tokenizer,
@@ -292,6 +317,8 @@ def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False,
                         "pip install wandb, or drop log.wandb")
     trainer = Trainer(config, run_dir, resume=resume)  # validates every input first
     suites = eval_suites(config.eval)
+    trainer.fit_evaluation(suites)
+    config = trainer.config  # with any cap to the model's context (rlvr.context)
     new_run_dir(run_dir, resume=resume)
     # On resume this re-records the config (e.g. a --steps extension) with today's versions.
     write_config_toml(run_dir / "config.toml", config_to_dict(config), seed=config.seed)

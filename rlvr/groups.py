@@ -1,0 +1,79 @@
+"""Grouped results: accuracy per value of a suite's grouping columns.
+
+A suite's rows may carry columns that split it: an organism-style `family`, MATH500's `subject`
+and `level` (`GROUP_COLUMNS`, kept whenever present), or any column named with `--group-by`.
+The suite reader keeps them in `Problem.meta`, evaluation copies them into each record's
+`groups`, and the suite summary gets `groups: {column: {value: {n_items, acc_strict,
+acc_lenient}}}` over the headline pass (greedy when there is one, else the samples), which
+`rlvr eval`, the training-time evaluation and the report print.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+__all__ = ["GROUP_COLUMNS", "group_accuracy", "group_tables", "record_groups"]
+
+GROUP_COLUMNS = ("family", "subject", "level")
+
+
+def record_groups(problem, extra: Sequence[str] = ()) -> dict[str, str]:
+    """The grouping values of one problem: every grouping column its row has."""
+    return {column: _value(problem.meta[column]) for column in (*GROUP_COLUMNS, *extra)
+            if problem.meta.get(column) not in (None, "")}
+
+
+def _value(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def group_accuracy(records: Sequence[dict]) -> dict:
+    """{column: {value: {n_items, acc_strict, acc_lenient}}} over the records' `groups`
+    (the headline pass's records: greedy when there is one, else the samples)."""
+    buckets: dict[str, dict[str, list[dict]]] = {}
+    for r in records:
+        for column, value in (r.get("groups") or {}).items():
+            buckets.setdefault(column, {}).setdefault(str(value), []).append(r)
+    return {column: {value: {"n_items": len({r["id"] for r in rows}),
+                             "acc_strict": _mean(r["correct_strict"] for r in rows),
+                             "acc_lenient": _mean(r["correct_lenient"] for r in rows)}
+                     for value, rows in sorted(values.items(), key=lambda kv: _natural(kv[0]))}
+            for column, values in buckets.items()}
+
+
+def _natural(value: str):
+    """Sort key: numbers by value (level 2 before level 10), then text."""
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        return (1, 0.0, value)
+
+
+def _mean(values) -> float:
+    values = [float(v) for v in values]
+    return sum(values) / len(values) if values else 0.0
+
+
+def group_tables(summary: Mapping) -> list:
+    """One rich table per suite and grouping column with more than one value (a single value
+    would repeat the suite's own row)."""
+    return [_table(name, column, values)
+            for name, stats in summary.get("suites", {}).items()
+            for column, values in (stats.get("groups") or {}).items() if len(values) > 1]
+
+
+def _table(suite: str, column: str, values: Mapping):
+    from rich.table import Table
+
+    table = Table(title=f"{suite} by {column}")
+    for header in (column, "n", "strict", "lenient"):
+        table.add_column(header, justify="left" if header == column else "right", no_wrap=True)
+    for value, g in values.items():
+        table.add_row(value, str(g["n_items"]), _pct(g["acc_strict"]), _pct(g["acc_lenient"]))
+    return table
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
