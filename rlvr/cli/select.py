@@ -103,10 +103,10 @@ def snr_command(
     _check_outputs(save, write_train, fmt, force, pool)
     from rlvr.models import resolve_model
 
-    folder = resolve_model(model)  # before the pool: a bad --model is the first thing said
-    model = model or str(folder)
     candidates = selection.load_pool(pool)
     selection.choose([], top=top, keep=keep)  # reject bad --top/--keep before sampling
+    folder = resolve_model(model)  # a folder, or a Hub id through the cache (rlvr.models)
+    model = model or str(folder)
     ranked = selection.snr_rank(folder, candidates, samples=samples, seed=seed,
                                 template=template, temperature=temperature,
                                 max_new_tokens=max_new_tokens, reward_mode=reward,
