@@ -272,8 +272,8 @@ def hub_rows(name: str) -> list[dict]:
     if hub_offline() or not reachable(hub_endpoint()):
         raise UserError(f"{name} needs the Hugging Face Hub ({source.dataset}), which is "
                         "unreachable or disabled (HF_HUB_OFFLINE)",
-                        f"fetch it where the Hub is reachable (`rlvr data fetch {name} --out "
-                        f"DIR`) and pass --data-dir DIR")
+                        f"run `rlvr data fetch {name} --out DIR` where the Hub is reachable, "
+                        "then pass --data-dir DIR")
     import datasets
 
     try:
