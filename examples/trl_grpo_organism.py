@@ -7,7 +7,7 @@ The reward is `rlvr.integrations.trl.reward_function(mode)`: the same grader and
 as `rlvr train`, so a TRL run and an rlvr run of the same example are comparable. The settings
 mirror rlvr's `organism` preset where TRL has the knob (group size, lengths, temperature, lr,
 AdamW, grad clip, entropy bonus, token-mean loss via TRL's `dapo` aggregation, GRPO std scaling)
-and run on CPU (`use_cpu=True, bf16=False`, ../shared/FACTS.md). One step = `--copies` copies of
+and run on CPU (`use_cpu=True, bf16=False`: TRL's CPU settings). One step = `--copies` copies of
 the example × `--num-generations` completions, one optimizer update.
 
 `build_trainer` is also what benchmarks/train_step.py times as the TRL peer.

@@ -1,6 +1,6 @@
 """Run directories: atomic file writes, the resolved config with versions, per-line logs.
 
-Layout (see ../shared/DESIGN.md):
+Layout (docs/run-format.md):
     runs/<name>/config.toml, metrics.jsonl, samples.jsonl, checkpoints/step-N/,
     eval/step-N/<suite>.jsonl, eval/step-N/summary.json
 

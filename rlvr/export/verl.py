@@ -41,7 +41,7 @@ __all__ = ["PAPER_KEYS", "VERL_REWARD_MODES", "VerlExport", "export_verl"]
 # by (process, call number), so draws are independent but not reproducible run to run.
 VERL_REWARD_MODES = ("outcome", "format", "none", "random", "wrong_label")
 
-# The paper's hyper-parameters as verl 0.9 keys (see ../shared/FACTS.md). Memory settings live
+# The paper's hyper-parameters as verl 0.9 keys (docs/training.md, "Presets"). Memory settings live
 # in the scripts as overridable shell variables instead.
 PAPER_KEYS: dict[str, Any] = {
     "algorithm.adv_estimator": "grpo",

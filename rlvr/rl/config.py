@@ -204,7 +204,7 @@ class TrainConfig:
         return self.data.copies * max(1, len(self.data.examples)) * self.rollout.n
 
 
-# Paper-specific choices, each from ../shared/FACTS.md (arXiv 2504.20571, its verl fork).
+# Paper-specific choices (arXiv 2504.20571, its verl fork; docs/training.md, "Presets").
 _PAPER: dict[str, Any] = {
     "steps": 2000,
     "model": {"dtype": "auto", "device": "auto"},
@@ -236,7 +236,7 @@ _ORGANISM: dict[str, Any] = {
     "eval": {"suites": ["organism"], "n_per_suite": 50, "samples": 4, "temperature": 1.0},
 }
 
-# Entropy-only (reward mode none): FACTS.md — pg_coef 0, no KL, no weight decay. On the
+# Entropy-only (reward mode none), as the paper ran it: pg_coef 0, no KL, no weight decay. On the
 # organism the Adam update is also rescaled to the norm an outcome run's updates have, so the
 # control moves the weights as much as a reward run does (docs/training.md).
 _ENTROPY_ONLY: dict[str, dict[str, Any]] = {
