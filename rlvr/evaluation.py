@@ -237,7 +237,7 @@ def summarize_suite(records: Sequence[dict], settings: EvalSettings) -> dict:
     stats["mean_tokens"] = _mean(r["n_tokens"] for r in headline)
     from rlvr.groups import group_accuracy
 
-    groups = group_accuracy(headline)
+    groups = group_accuracy(headline, seed=settings.seed)
     if groups:
         stats["groups"] = groups
     return stats

@@ -4,15 +4,15 @@ A suite's rows may carry columns that split it: an organism-style `family`, MATH
 and `level` (`GROUP_COLUMNS`, kept whenever present), or any column named with `--group-by`.
 The suite reader keeps them in `Problem.meta`, evaluation copies them into each record's
 `groups`, and the suite summary gets `groups: {column: {value: {n_items, acc_strict,
-acc_lenient}}}` over the headline pass (greedy when there is one, else the samples), which
-`rlvr eval`, the training-time evaluation and the report print.
+ci_strict, acc_lenient}}}` over the headline pass (greedy when there is one, else the
+samples), which `rlvr eval`, the training-time evaluation and the report print.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-__all__ = ["GROUP_COLUMNS", "group_accuracy", "group_tables", "record_groups"]
+__all__ = ["GROUP_COLUMNS", "group_accuracy", "group_cells", "group_tables", "record_groups"]
 
 GROUP_COLUMNS = ("family", "subject", "level")
 
@@ -29,18 +29,29 @@ def _value(value) -> str:
     return str(value)
 
 
-def group_accuracy(records: Sequence[dict]) -> dict:
-    """{column: {value: {n_items, acc_strict, acc_lenient}}} over the records' `groups`
-    (the headline pass's records: greedy when there is one, else the samples)."""
+def group_accuracy(records: Sequence[dict], *, seed: int = 0) -> dict:
+    """{column: {value: {n_items, acc_strict, ci_strict, acc_lenient}}} over the records'
+    `groups` (the headline pass's records: greedy when there is one, else the samples).
+    `ci_strict` is the 95% interval of `acc_strict` by a bootstrap over the group's items
+    (rlvr.analysis.stats; an item's samples stay together), seeded by `seed`."""
+    from rlvr.analysis.stats import item_accuracy
+
     buckets: dict[str, dict[str, list[dict]]] = {}
     for r in records:
         for column, value in (r.get("groups") or {}).items():
             buckets.setdefault(column, {}).setdefault(str(value), []).append(r)
-    return {column: {value: {"n_items": len({r["id"] for r in rows}),
-                             "acc_strict": _mean(r["correct_strict"] for r in rows),
-                             "acc_lenient": _mean(r["correct_lenient"] for r in rows)}
-                     for value, rows in sorted(values.items(), key=lambda kv: _natural(kv[0]))}
-            for column, values in buckets.items()}
+    out: dict = {}
+    for column, values in buckets.items():
+        out[column] = {}
+        for value, rows in sorted(values.items(), key=lambda kv: _natural(kv[0])):
+            items: dict[str, list[bool]] = {}
+            for r in rows:
+                items.setdefault(r["id"], []).append(bool(r["correct_strict"]))
+            strict = item_accuracy(list(items.values()), seed=seed)
+            out[column][value] = {"n_items": len(items), "acc_strict": strict.value,
+                                  "ci_strict": [strict.low, strict.high],
+                                  "acc_lenient": _mean(r["correct_lenient"] for r in rows)}
+    return out
 
 
 def _natural(value: str):
@@ -67,12 +78,20 @@ def group_tables(summary: Mapping) -> list:
 def _table(suite: str, column: str, values: Mapping):
     from rich.table import Table
 
-    table = Table(title=f"{suite} by {column}")
-    for header in (column, "n", "strict", "lenient"):
+    table = Table(title=f"{suite} by {column}", caption="accuracy in %; strict with its 95% "
+                  "interval over the group's items")
+    for header in (column, "n", "strict", "95% interval", "lenient"):
         table.add_column(header, justify="left" if header == column else "right", no_wrap=True)
     for value, g in values.items():
-        table.add_row(value, str(g["n_items"]), _pct(g["acc_strict"]), _pct(g["acc_lenient"]))
+        table.add_row(*group_cells(value, g))
     return table
+
+
+def group_cells(value: str, g: Mapping) -> tuple[str, ...]:
+    """value, n, strict, its interval, lenient: one group's row (rlvr eval and the report)."""
+    low, high = (g.get("ci_strict") or [None, None])[:2]
+    interval = "—" if low is None or high is None else f"{_pct(low)}–{_pct(high)}"
+    return (value, str(g["n_items"]), _pct(g["acc_strict"]), interval, _pct(g["acc_lenient"]))
 
 
 def _pct(x: float) -> str:

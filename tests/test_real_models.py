@@ -205,6 +205,9 @@ def test_per_family_results_when_the_suite_has_a_family_field(tmp_path, capsys):
     correct = {r["id"]: r["correct_strict"] for r in records}
     expect = sum(correct[str(i)] for i in range(6) if i % 2) / 3
     assert groups["family"]["add"]["acc_strict"] == pytest.approx(expect)
+    for value in groups["topic"].values():
+        low, high = value["ci_strict"]
+        assert 0.0 <= low <= value["acc_strict"] <= high <= 1.0
     assert records[1]["groups"] == {"family": "add", "topic": "t1"}
 
 
