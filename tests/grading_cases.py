@@ -156,7 +156,9 @@ BOXED: list[tuple[str, str, bool]] = [
     ("\\displaystyle \\frac{3}{56}", "\\frac{3}{56}", True), ("\\left(2,12\\right)\\cup\\left(12,102\\right)", "(2,12) \\cup (12,102)", True),
     ("\\boxed{5}", "5", True), ("$5$", "5", True), ("5.", "5", True), ("\\mathbf{5}", "5", True),
     # rounding, relations, products, approximations, units (rules added from probes)
-    ("0.49", "0.5", False), ("1.386e9", "1.39e9", True), ("1.3e9", "1.39e9", False), ("5\\%", "0.05", True),
+    ("0.49", "0.5", False), ("1.386e9", "1.39e9", True), ("1.3e9", "1.39e9", False),
+    # a percent answer to a gold without one answers another quantity (issue #17: 25% vs 0.25)
+    ("5\\%", "0.05", False),
     ("x \\le 0", "(-\\infty, 0]", True), ("x > 3", "(3,\\infty)", True), ("x \\ge 3", "(3,\\infty)", False),
     ("\\binom{7}{3}\\binom{4}{2}", "210", True), ("1{,}000", "1000", True), ("2021\\cdot505\\cdot337", "$2021 \\cdot 505 \\cdot 337$", True),
     ("343943885", "$2021 \\cdot 505 \\cdot 337$", True), ("343943886", "$2021 \\cdot 505 \\cdot 337$", False),

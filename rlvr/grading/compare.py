@@ -28,6 +28,10 @@ from rlvr.grading.normalize import (
     parse_complex,
     parse_number,
 )
+from rlvr.grading.sets import looks_like_set, read_set, sets_equal
+from rlvr.grading.structure import expand_pm, expand_tuple_pm, split_top, structure, vector
+from rlvr.grading.value import numeric_equal, proportional, value_of
+from rlvr.grading.words import word_class, word_number
 
 INLINE_SYMBOLIC = False  # True inside a worker process: call Math-Verify directly
 MAX_SYMBOLIC_CHARS = 300
@@ -36,21 +40,17 @@ MAX_DEPTH = 12
 ROUNDING_REL_TOL = Fraction(1, 200)  # a more precise prediction is within 0.5% of a decimal gold
 
 _LHS_RE = re.compile(
-    r"^\s*(?:[A-Za-z](?:_\{?\w+\}?)?(?:\([A-Za-z, ]*\))?|\\[A-Za-z]+(?:_\{?\w+\}?)?)\s*(?:=|\\in(?![A-Za-z]))\s*([^=]+)$"
+    r"^\s*(?:[A-Za-z](?:_\{?\w+\}?)?(?:\([A-Za-z, ]*\))?|\\[A-Za-z]+(?:_\{?\w+\}?)?)\s*(?:=|\\in(?![A-Za-z])|\\equiv(?![A-Za-z]))\s*([^=]+)$"
 )
 _LETTER_RE = re.compile(r"^\(?([A-Ea-e])\)?$")
 _CHOICE_VALUE_RE = re.compile(r"^\(([A-E])\)\s*(\S.*)$")
 _PRED_LETTER_RE = re.compile(r"^\(?([A-E])\)?(?:[\s:.]|$)")
 _WORDS_RE = re.compile(r"^[A-Za-z][A-Za-z '\-]*[A-Za-z]$")
-_BASE_RE = re.compile(r"^([0-9A-Za-z]+)_\{?(\d+)\}?$")
-_MATRIX_RE = re.compile(
-    r"^\\begin\{([pbvBV]?matrix|array)\}(?:\{[lcr|\s]*\})?(.*)\\end\{\1\}$", re.DOTALL
-)
+_BASE_RE = re.compile(r"^\(?([0-9A-Za-z]+)\)?_\{?\(?(\d+)\)?\}?$")
 _IRRATIONAL_RE = re.compile(r"\\(?:sqrt|pi|log|ln|sin|cos|tan|exp)|\be\^|\\mathrm\{e\}")
 _UNSAFE_RE = re.compile(r"\*\*|__|['\"`;]|\d{60,}|\d{4,}\s*!|\^\s*\{?\s*\d{5,}")
 _RELATION_RE = re.compile(r"[<>]|\\[lg]eq?(?![a-z])|\\[lg]t(?![a-z])|\\[lg]eqslant")
 _COMBINATORIAL_RE = re.compile(r"\\(?:binom|prod|sum|choose)(?![A-Za-z])|!")
-_OPEN, _CLOSE = "([{", ")]}"
 
 
 @dataclass
@@ -61,6 +61,8 @@ class Context:
     gold_percent: bool = False
     depth: int = 0  # nesting of structures being compared (bounded by MAX_DEPTH)
     pred_percent: bool = False
+    pred_degree: bool = False
+    gold_degree: bool = False
     notes: list[str] = field(default_factory=list)
 
 
@@ -69,72 +71,6 @@ class Verdict:
     equal: bool
     reason: str
     timed_out: bool = False
-
-
-def split_top(s: str, sep: str = ",") -> list[str]:
-    """Split at `sep` outside any bracket (mismatched interval brackets count as pairs)."""
-    parts, depth, start = [], 0, 0
-    for i, c in enumerate(s):
-        if c in _OPEN:
-            depth += 1
-        elif c in _CLOSE:
-            depth -= 1
-        elif c == sep and depth == 0:
-            parts.append(s[start:i].strip())
-            start = i + 1
-    parts.append(s[start:].strip())
-    return [p for p in parts if p]
-
-
-def _wrapped(s: str) -> bool:
-    """True if s[0] opens a bracket that closes exactly at s[-1]."""
-    depth = 0
-    for i, c in enumerate(s):
-        if c in _OPEN:
-            depth += 1
-        elif c in _CLOSE:
-            depth -= 1
-            if depth == 0:
-                return i == len(s) - 1
-    return False
-
-
-def structure(s: str) -> tuple[str, object]:
-    if parse_number(s) is not None:  # "10,080" is one number, not a list
-        return "atom", s
-    if s.startswith(("[\\begin{array}", "(\\begin{array}")) and s.endswith(("]", ")")):
-        s = s[1:-1].strip()  # "\left[\begin{array}{cc}...\end{array}\right]"
-    m = _MATRIX_RE.match(s)
-    if m:
-        rows = [split_top(r, "&") for r in re.split(r"\\\\", m.group(2)) if r.strip()]
-        return "matrix", rows
-    if "\\cup" in s:
-        parts = [p.strip() for p in s.split("\\cup") if p.strip()]
-        if len(parts) > 1:
-            return "union", parts
-    if s.startswith("\\{") and s.endswith("\\}"):
-        return "set", split_top(s[2:-2])
-    if len(s) >= 2 and s[0] in "([" and s[-1] in ")]" and _wrapped(s):
-        items = split_top(s[1:-1])
-        if len(items) >= 2:
-            return "tuple", (s[0], s[-1], items)
-        if s[0] + s[-1] == "()" and items:
-            return structure(items[0])
-    items = split_top(s)
-    if len(items) >= 2:
-        return "list", items
-    return "atom", s
-
-
-def expand_pm(items: list[str]) -> list[str]:
-    out = []
-    for item in items:
-        if item.count("\\pm") == 1 and item.count("\\mp") == 0:
-            a, b = (x.strip() for x in item.split("\\pm"))
-            out.extend([f"{a}+{b}", f"{a}-{b}"] if a else [b, f"-{b}"])
-        else:
-            out.append(item)
-    return out
 
 
 def _strip_lhs(s: str) -> str:
@@ -242,18 +178,6 @@ def _ordered(preds: list[str], golds: list[str], ctx: Context) -> bool:
     )
 
 
-def _vector(kind: str, value: object) -> list[str] | None:
-    """A one-row or one-column matrix, or a parenthesised tuple, as a flat list."""
-    if kind == "matrix":
-        rows = value
-        if all(len(r) == 1 for r in rows):
-            return [r[0] for r in rows]
-        return rows[0] if len(rows) == 1 else None
-    if kind == "tuple" and value[0] + value[1] in ("()", "[]"):
-        return value[2]
-    return None
-
-
 def _eq(p: str, g: str, ctx: Context) -> bool:
     if canonical(p) == canonical(g):
         return True
@@ -265,8 +189,16 @@ def _eq(p: str, g: str, ctx: Context) -> bool:
 
 
 def _eq_inner(p: str, g: str, ctx: Context) -> bool:
+    decided = _equation_eq(p, g, ctx)
+    if decided is None and (looks_like_set(p) or looks_like_set(g)):
+        ps, gs = read_set(p), read_set(g)
+        if ps is not None and gs is not None:  # "x<2 or x>3" for "(-\infty,2)\cup(3,\infty)"
+            ctx.method = "same set"
+            decided = sets_equal(ps, gs)
+    if decided is not None:
+        return decided
     p, g = _strip_lhs(p), _strip_lhs(g)
-    if "=" in p and "=" not in g and _RELATION_RE.search(p) is None:
+    if "=" in p and "=" not in g and _RELATION_RE.search(p) is None and len(split_top(p)) == 1:
         # "\frac{1}{2} = 0.5", "x = 2 + 3 = 5": the value after the last "=" is the answer
         rhs = p.rsplit("=", 1)[1].strip()
         if rhs and _eq(rhs, g, ctx):
@@ -275,8 +207,13 @@ def _eq_inner(p: str, g: str, ctx: Context) -> bool:
     if gk == "matrix" or pk == "matrix":
         if pk == gk == "matrix":
             return len(pv) == len(gv) and all(_ordered(a, b, ctx) for a, b in zip(pv, gv, strict=True))
-        pvec, gvec = _vector(pk, pv), _vector(gk, gv)
+        pvec, gvec = vector(pk, pv), vector(gk, gv)
         return pvec is not None and gvec is not None and _ordered(pvec, gvec, ctx)
+    if "named" in (pk, gk):
+        return _named_eq((pk, pv), (gk, gv), ctx)
+    pm = (expand_tuple_pm(pv) if pk == "tuple" else None, expand_tuple_pm(gv) if gk == "tuple" else None)
+    if pm != (None, None):  # "(\pm3, \pm2)": the four tuples it stands for
+        return _unordered(pm[0] or (pv if pk == "list" else [p]), pm[1] or (gv if gk == "list" else [g]), ctx)
     if gk == "tuple":
         if pk == "atom" and _RELATION_RE.search(p):  # "x \le 0" for "(-\infty, 0]"
             return _symbolic(p, g, ctx)
@@ -290,9 +227,40 @@ def _eq_inner(p: str, g: str, ctx: Context) -> bool:
         if pk == "tuple" and pv[:2] == ("(", ")") and gk == "list":
             return _unordered(pv[2], golds, ctx)  # "(-2, 1)" for the solutions "-2, 1"
         return _unordered(expand_pm([p]), golds, ctx)
+    if pk == "set" and len(pv) == 1:  # a one-element solution set "\{2\}" for "2"
+        return _eq(pv[0], g, ctx)
     if pk != "atom":
         return False
     return _atom_eq(p, g, ctx)
+
+
+def _equation_eq(p: str, g: str, ctx: Context) -> bool | None:
+    """Two equations (`3x-y=2`, `y=3x-2`) are equal when one is a nonzero multiple of the other
+    after moving every term to one side; `x = 5` against `y = 5` is left to the value rules."""
+    if p.count("=") != 1 or g.count("=") != 1 or _RELATION_RE.search(p) or _RELATION_RE.search(g):
+        return None
+    if _LHS_RE.match(p) and _LHS_RE.match(g) or "," in p + g:
+        return None
+    verdict = proportional(tuple(p.split("=")), tuple(g.split("=")))
+    if verdict is not None:
+        ctx.method = "same equation"
+    return verdict
+
+
+def _named_eq(pred: tuple[str, object], gold: tuple[str, object], ctx: Context) -> bool:
+    """Named values (`p=6, q=31, r=-1`) against a tuple, a list or other named values."""
+    (pk, pv), (gk, gv) = pred, gold
+    if pk == gk == "named":
+        if sorted(pv[0]) == sorted(gv[0]):  # the same names: compare by name
+            by_name = dict(zip(*pv, strict=True))
+            return _ordered([by_name[n] for n in gv[0]], gv[1], ctx)
+        return _ordered(pv[1], gv[1], ctx)
+    named, other, kind = (pv, gv, gk) if pk == "named" else (gv, pv, pk)
+    if kind == "tuple" and other[0] + other[1] == "()":
+        return _ordered(named[1], other[2], ctx) if pk == "named" else _ordered(other[2], named[1], ctx)
+    if kind in ("list", "set"):
+        return _unordered(named[1], other, ctx) if pk == "named" else _unordered(other, named[1], ctx)
+    return False
 
 
 def _atom_eq(p: str, g: str, ctx: Context) -> bool:
@@ -310,14 +278,42 @@ def _atom_eq(p: str, g: str, ctx: Context) -> bool:
     if letter and len(g) <= 3:
         ctx.method = "choice letter"
         m = _PRED_LETTER_RE.match(p) or _LETTER_RE.match(p)  # "C", "(C) 12", "c"
-        return bool(m) and m.group(1).upper() == letter.group(1).upper()
-    if _WORDS_RE.match(g) and sum(ch.isalpha() for ch in g) >= 3 and "\\" not in g:
-        ctx.method = "text"
-        return re.sub(r"[^a-z]", "", p.lower()) == re.sub(r"[^a-z]", "", g.lower())
+        if m or g != "e":  # a lone lower-case "e" may be Euler's number ("e^1")
+            return bool(m) and m.group(1).upper() == letter.group(1).upper()
+    choice = _CHOICE_VALUE_RE.match(p)
+    if choice:  # "\textbf{(D) } 901" for the value 901: the value is the answer
+        return _eq(choice.group(2), g, ctx)
+    words = _word_eq(p, g, ctx)
+    if words is not None:
+        return words
     return _value_eq(p, g, ctx)
 
 
+def _word_eq(p: str, g: str, ctx: Context) -> bool | None:
+    """Word answers: the same words, one meaning in other words ("DNE", "does not exist"),
+    or a number in words ("ten", "five sixths") against its value."""
+    gw = _WORDS_RE.match(g) and sum(ch.isalpha() for ch in g) >= 2 and "\\" not in g
+    pw = _WORDS_RE.match(p) and sum(ch.isalpha() for ch in p) >= 2 and "\\" not in p
+    if not (gw or pw):
+        return None
+    ctx.method = "text"
+    pc, gc = word_class(p), word_class(g)
+    if pc is not None or gc is not None:
+        return pc == gc
+    pn, gn = word_number(p) if pw else None, word_number(g) if gw else None
+    if pn is not None or gn is not None:
+        ctx.method = "number in words"
+        return _eq(str(pn) if pn is not None else p, str(gn) if gn is not None else g, ctx)
+    if gw and sum(ch.isalpha() for ch in g) >= 3:
+        return re.sub(r"[^a-z]", "", p.lower()) == re.sub(r"[^a-z]", "", g.lower())
+    return None
+
+
 def _value_eq(p: str, g: str, ctx: Context) -> bool:
+    if ctx.pred_degree != ctx.gold_degree:
+        angle = _angle_eq(p, g, ctx)
+        if angle is not None:
+            return angle
     gn, pn = parse_number(g), parse_number(p)
     if gn is not None and pn is None:
         pn = number_with_unit(p)  # "4.5 \\times 10^{33} \\mathrm{erg\\,s^{-1}}"
@@ -325,12 +321,7 @@ def _value_eq(p: str, g: str, ctx: Context) -> bool:
         gn = number_with_unit(g)
     if gn is not None and pn is not None:
         ctx.method = "exact number"
-        if numbers_equal(pn, gn):
-            return True
-        if ctx.gold_percent != ctx.pred_percent:  # "0.08" for "8\%", "5\%" for "0.05"
-            scale = 100 if ctx.gold_percent else Fraction(1, 100)
-            return pn.value * scale == gn.value
-        return False
+        return _percent_eq(pn, gn, ctx)
     gb, pb = _BASE_RE.match(g), _BASE_RE.match(p)
     if gb and (pb or _BASE_RE.match(p + "_0") and p.isalnum()):
         ctx.method = "base subscript"
@@ -340,13 +331,45 @@ def _value_eq(p: str, g: str, ctx: Context) -> bool:
         if gz is not None and pz is not None:
             ctx.method = "exact complex"
             return gz == pz
+    if pn is not None and pn.quantum is not None and (_IRRATIONAL_RE.search(g) or _irrational(g)):
+        ctx.method = "approximation"
+        return False
+    by_value = numeric_equal(p, g)  # unevaluated arithmetic, other forms, code-style golds
+    if by_value is not None:
+        ctx.method = "value"
+        return by_value
     if gn is not None and re.fullmatch(r"[\d\s+\-*/.^{}()\\a-z]*", p) is None:
         ctx.method = "exact number"
         return False  # a rational gold and a prediction with words or symbols in it
-    if pn is not None and pn.quantum is not None and _IRRATIONAL_RE.search(g):
-        ctx.method = "approximation"
-        return False
     return _symbolic(p, g, ctx)
+
+
+def _irrational(g: str) -> bool:
+    v = value_of(g)
+    return v is not None and not isinstance(v, Fraction)
+
+
+def _percent_eq(pn: Number, gn: Number, ctx: Context) -> bool:
+    """A percent sign on one side only: `8` for `8\\%` (the sign left out) when the number is
+    above 1, and `0.08` or `\\frac12` for a gold `8\\%`/`50\\%`; but `25\\%` does not answer
+    `0.25`, nor `\\frac12\\%` (half a percent) `\\frac12`."""
+    if ctx.gold_percent == ctx.pred_percent:
+        return numbers_equal(pn, gn)
+    if numbers_equal(pn, gn):
+        return abs(gn.value) > 1
+    return ctx.gold_percent and pn.value * 100 == gn.value
+
+
+def _angle_eq(p: str, g: str, ctx: Context) -> bool | None:
+    """`90^\\circ` against `\\frac{\\pi}{2}`: degrees are converted when the other side is
+    written with pi (a bare `90` against `\\frac{\\pi}{2}` is not an angle statement)."""
+    degrees, radians = (p, g) if ctx.pred_degree else (g, p)
+    if "\\pi" not in radians and "pi" not in radians:
+        return None
+    verdict = numeric_equal(f"({degrees})\\cdot\\frac{{\\pi}}{{180}}", radians)
+    if verdict is not None:
+        ctx.method = "angle units"
+    return verdict
 
 
 def answers_equal_ctx(pred: str, gold: str, ctx: Context) -> bool:
@@ -355,6 +378,12 @@ def answers_equal_ctx(pred: str, gold: str, ctx: Context) -> bool:
     if not pc.text or not gc.text:
         return False
     ctx.pred_percent, ctx.gold_percent = pc.percent, gc.percent
+    ctx.pred_degree, ctx.gold_degree = pc.degree, gc.degree
+    if pc.percent != gc.percent:  # the percent sign changes the value: "25\%" is not "0.25"
+        pn, gn = parse_number(pc.text), parse_number(gc.text)
+        if pn is not None and gn is not None:
+            ctx.method = "exact number"
+            return _percent_eq(pn, gn, ctx)
     if APPROX_RE.search(pc.text):
         # "\frac{14}{3} \approx 4.67": the exact value is the answer, the decimal a note (so
         # "12.8 \approx 13" is not two chances); "x \approx 4.67" states the decimal.

@@ -9,6 +9,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from rlvr.grading.stated import (
+    RETRACTION_RE,
+    clean_stated,
+    correction_after,
+    join_display,
+    last_value,
+    stated_answer,
+)
+
 MAX_ANSWER_CHARS = 2_000  # a box longer than this is not a final answer we try to read
 LENIENT_WINDOW = 20_000  # stated answers are looked for in this many final characters
 BOX_WINDOW = 100_000  # boxes are looked for in this many final characters
@@ -51,6 +60,7 @@ class Extraction:
     hedge: str | None  # an alternative offered right after the last box ("or maybe 13")
     stated: str | None  # an unboxed "answer is X" statement (used when there is no box)
     last_value: str | None  # the last stated value (lenient fallback of last resort)
+    retractions: int = 0  # "no wait" self-corrections near the end (two or more: a loop)
 
 
 def clean_text(text: object) -> str:
@@ -68,11 +78,6 @@ def cut_end_of_turn(text: str) -> str:
     ("\n\nHuman: ...") whose boxes answer something else."""
     m = _END_OF_TURN_RE.search(text)
     return text[: m.start()] if m and text[: m.start()].strip() else text
-
-
-def answer_like(value: str) -> bool:
-    """A short value, not prose: no word of three or more letters outside LaTeX commands."""
-    return len(value) <= 100 and re.search(r"(?<![\\A-Za-z])[A-Za-z]{3,}", value) is None
 
 
 def split_think(text: str) -> tuple[str, bool]:
@@ -127,7 +132,7 @@ def find_boxes(text: str) -> tuple[list[Box], bool]:
                 return boxes, True
             boxes.append(Box(text[i + 1 : end - 1].strip(), m.start(), end))
             pos = end
-        elif i > m.end():  # "\boxed 5": the next token is the answer
+        elif i > m.end() or (i < len(text) and text[i].isdigit()):  # "\boxed 5", "\boxed5"
             tok = re.match(r"[^\s$]+", text[i : i + 200])
             content = tok.group(0).rstrip(".,;") if tok else ""
             boxes.append(Box(content, m.start(), i + (tok.end() if tok else 0)))
@@ -149,126 +154,6 @@ def last_boxed(text: str) -> str | None:
     if unclosed or not boxes or not boxes[-1].content:
         return None
     return boxes[-1].content
-
-
-# --- stated (unboxed) answers -------------------------------------------------------------
-
-# A lookahead, so the match consumes only the lead and a later statement on the same line
-# ("The answer is 6. Actually no. The answer is 5.") is found too.
-_VALUE = r"(?=(?P<v>[^\n]{1,300}))"
-_STATED_RES = [
-    # "Final Answer: The final answer is $42$. I hope it is correct." (Minerva style) and
-    # "the (final) answer is X", "answer: X", "**Answer: even**"
-    re.compile(
-        r"(?:final\s+answer|the\s+answer|answers?|correct\s+(?:option|choice))\s*(?:\*\*)?\s*"
-        r"(?:is|are|:|=|would\s+be|will\s+be)"
-        r"\s*(?:\*\*)?\s*:?\s*" + _VALUE,
-        re.IGNORECASE,
-    ),
-]
-_FILLER_RE = re.compile(
-    r"^(?:indeed|still|actually|clearly|simply|just|definitely|therefore|then|thus|now|option|choice)\s+",
-    re.IGNORECASE,
-)
-_LEAD_RE = re.compile(r"\s*(?:the\s+)?(?:final\s+)?answer\s*(?:is|:)\s*", re.IGNORECASE)
-_CORRECTION_CUE_RE = re.compile(
-    r"\b(?:wait|actually|however|correction|mistake|error|instead|re-?check\w*|recalculat\w*|"
-    r"made an? \w+ (?:error|mistake))\b",
-    re.IGNORECASE,
-)
-_CORRECTION_RE = re.compile(
-    r"(?:correct\s+(?:final\s+)?answer\s+(?:is|should\s+be)|answer\s+(?:is|should\s+be)\s+actually|"
-    r"answer\s+should\s+be|(?:final\s+)?answer\s+is)\s*:?\s*" + _VALUE,
-    re.IGNORECASE,
-)
-_MATH_SPAN_RE = re.compile(
-    r"\$\$((?:[^$\\]|\\.){1,300}?)\$\$|(?<!\\)\$((?:[^$\\]|\\.){1,300}?)\$"
-    r"|\\\((.{1,300}?)\\\)|\\\[(.{1,300}?)\\\]",
-    re.DOTALL,
-)
-# Display math spread over lines ("The answer is:\n\\[\n5\n\\]") is joined into one line.
-_DISPLAY_RE = re.compile(r"\\\[.{0,600}?\\\]|\$\$.{0,600}?\$\$", re.DOTALL)
-_NEWLINES_RE = re.compile(r"\s*\n\s*")
-_STATES_RE = re.compile(
-    r"=|\\approx|\b(?:is|are|was|were|equals?|gives?|get|gets|got|yields?|answer|total|result|"
-    r"becomes?|comes? to|makes?)\b",
-    re.IGNORECASE,
-)
-_NUMBER_RE = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
-
-
-def clean_stated(value: str) -> str | None:
-    """Cut a stated answer at the end of its sentence and drop markdown/math delimiters."""
-    v = value.strip()
-    span = _MATH_SPAN_RE.match(v)
-    if span:  # "$42$. I hope it is correct." -> "42"
-        v = next(g for g in span.groups() if g is not None)
-    else:
-        v = re.split(r"(?<!\\)\.(?:\s|$)|\s(?:because|since|which|so|as)\s", v, maxsplit=1)[0]
-    v = v.replace("**", "").strip()
-    v = _FILLER_RE.sub("", v).strip().strip("$").strip()
-    v = re.sub(r"^\\[\[(]|\\[\])]$", "", v).strip()
-    v = v.rstrip(".;,:").strip()
-    if v and not answer_like(v):  # "that there are 5 ways": prose around one value
-        values = _NUMBER_RE.findall(v)
-        if len(values) == 1 and not _MATH_SPAN_RE.search(v):
-            v = values[0]
-    if not v or len(v) > 200 or "\\boxed" in v or "\\fbox" in v:
-        return None
-    return v
-
-
-def _stated_answer(window: str) -> str | None:
-    best: tuple[int, str] | None = None
-    for pattern in _STATED_RES:
-        for m in pattern.finditer(window):
-            if best is None or m.start() >= best[0]:
-                best = (m.start(), m.group("v"))
-    if best is None:
-        return None
-    value = best[1]
-    for _ in range(3):  # "Final Answer: The final answer is $42$." states the answer twice
-        lead = _LEAD_RE.match(value)
-        if lead is None:
-            break
-        value = value[lead.end() :]
-    return clean_stated(value)
-
-
-def _correction_after(tail: str) -> str | None:
-    """An explicit correction after the last box ("Wait, ... the correct answer is 7.")."""
-    cue = _CORRECTION_CUE_RE.search(tail)
-    if cue is None:
-        return None
-    found = None
-    for m in _CORRECTION_RE.finditer(tail, cue.start()):
-        found = m.group("v")
-    return clean_stated(found) if found else None
-
-
-def _last_value(window: str) -> str | None:
-    """The value the last line states: RHS of its last '=', its last math span or number.
-
-    The line must *state* something (`=`, "is", "are", "equals", "gives", "answer", ...) or be
-    a bare value: "The triangle has sides 3, 4, 5" restates data and answers nothing.
-    """
-    lines = [ln.strip() for ln in window.strip().splitlines() if ln.strip()]
-    if not lines:
-        return None
-    line = lines[-1][-400:]
-    bare = line.strip("$.*# ").strip()
-    if not _STATES_RE.search(line) and not (len(bare) <= 40 and answer_like(bare)):
-        return None
-    spans = [next(g for g in m.groups() if g is not None) for m in _MATH_SPAN_RE.finditer(line)]
-    if spans:
-        value = spans[-1].split("=")[-1].strip().rstrip(".")
-        return value or None
-    if "=" in line:
-        rhs = line.split("=")[-1].strip().rstrip(".")
-        if rhs and len(rhs) < 60 and _NUMBER_RE.fullmatch(rhs.replace(" ", "")):
-            return rhs
-    nums = _NUMBER_RE.findall(line)
-    return nums[-1].rstrip(",") if nums else None
 
 
 def _box_group(final: str, boxes: list[Box]) -> tuple[str, ...]:
@@ -297,16 +182,16 @@ def extract(response: str) -> Extraction:
     if closed and not unclosed_box:
         group = _box_group(final, closed)
         after = final[closed[-1].end :]
-        correction = _correction_after(after[-LENIENT_WINDOW:])
+        correction = correction_after(after[-LENIENT_WINDOW:])
         alt = _HEDGE_AFTER_RE.match(after[:200])
         hedge = None
         if alt:  # "(or possibly 13)": the closing parenthesis is not part of the value
             value = alt.group("alt").replace("\\boxed{", "{")
             value = value.split(")")[0] if "(" not in value else value
             hedge = clean_stated(value) or "?"
-    window = _DISPLAY_RE.sub(lambda m: _NEWLINES_RE.sub(" ", m.group(0)), final[-LENIENT_WINDOW:])
-    stated = None if closed and strict else _stated_answer(window)
-    last_value = None if closed and strict else _last_value(window)
+    window = join_display(final[-LENIENT_WINDOW:])
+    stated = None if closed and strict else stated_answer(window)
+    value = None if closed and strict else last_value(window)
     return Extraction(
         final_text=final,
         boxes=tuple(boxes),
@@ -317,5 +202,6 @@ def extract(response: str) -> Extraction:
         correction=correction,
         hedge=hedge,
         stated=stated,
-        last_value=last_value,
+        last_value=value,
+        retractions=len(RETRACTION_RE.findall(final[-LENIENT_WINDOW:])),
     )

@@ -3,7 +3,8 @@
 Classes, checked in this order (the first that applies wins):
   repetition  the response ends in a loop (see `is_repetitive`), or it hit the length limit
               after looping for a large part of it (see `looped_then_degenerated`)
-  truncated   finish_reason == "length", an unclosed box, or an unclosed <think> block
+  truncated   finish_reason == "length", an unclosed box, an unclosed <think> block, or a text
+              that stops mid-sentence or mid-formula (see `looks_cut`)
   empty_box   the final box is empty (`\\boxed{}`)
   boxed       the final answer is a non-empty box
   unboxed     no box, but the lenient extractor found a stated answer
@@ -82,11 +83,35 @@ def looped_then_degenerated(text: str) -> bool:
     return any(m.end() - m.start() >= need for m in _REPEATED_UNIT.finditer(tail))
 
 
+# A response cannot end on an operator, an open bracket, a dangling LaTeX command or a word
+# that needs a continuation ("... and now we need to subtract the", "= 3 \\times").
+_DANGLING_RE = re.compile(
+    r"(?:[=+\-*/^_({\[,&\\]|\\(?:times|cdot|frac|sqrt|left|div|pm))\s*$"
+    r"|\b(?:the|a|an|and|or|of|to|with|for|by|from|into|onto|than|then|so|that|which|this|these|we|"
+    r"is|are|was|were|be|if|because|since|but|as|at|on|let|get|gives?|equals?|becomes?|our|its|"
+    r"their|now|next|subtract|add|multiply|divide|compute|calculate|find)\s*$",
+    re.IGNORECASE,
+)
+
+
+def looks_cut(text: str) -> bool:
+    """True when a response visibly stops mid-sentence or mid-formula (whatever the
+    finish_reason says): an unclosed `$`/`\\(`/`\\[`, or a dangling operator or word."""
+    tail = text[-TAIL_CHARS:].rstrip().rstrip("*").rstrip()  # "**2**" is markdown bold
+    if not tail:
+        return False
+    if tail.replace("\\$", "").count("$") % 2 == 1:
+        return True
+    if tail.count("\\(") > tail.count("\\)") or tail.count("\\[") > tail.count("\\]"):
+        return True
+    return _DANGLING_RE.search(tail[-60:]) is not None
+
+
 def classify(ex: Extraction, text: str, finish_reason: str | None, has_stated: bool) -> str:
     """The format class of a response (`text` is the whole response, think block included)."""
     if is_repetitive(text) or (finish_reason == "length" and looped_then_degenerated(text)):
         return "repetition"
-    if finish_reason == "length" or ex.unclosed_box or ex.unclosed_think:
+    if finish_reason == "length" or ex.unclosed_box or ex.unclosed_think or looks_cut(ex.final_text):
         return "truncated"
     if ex.strict is not None:
         return "boxed" if ex.strict.strip() else "empty_box"

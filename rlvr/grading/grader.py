@@ -9,19 +9,23 @@ in a worker process with a deadline). docs/grading.md lists every rule and its r
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import asdict, dataclass
 
 from rlvr.grading import compare
 from rlvr.grading.compare import Context, answers_equal_ctx
 from rlvr.grading.deadline import symbolic_pool
-from rlvr.grading.extract import Extraction, answer_like, clean_text, extract
+from rlvr.grading.extract import Extraction, clean_text, extract
 from rlvr.grading.formats import classify
 from rlvr.grading.normalize import canonical, clean, gold_to_text
+from rlvr.grading.stated import answer_like
 
 log = logging.getLogger(__name__)
 
 SPAM_MIN_DISTINCT = 4  # this many different boxed answers (not one boxed list) is box spam
+MAX_RETRACTIONS = 2  # "6. No wait, 8. No wait, 6": this many retractions is a loop, not an answer
+AFTER_BOX_CHARS = 40  # a cut-off text this long after its last box was still working
 
 
 @dataclass(frozen=True)
@@ -64,12 +68,24 @@ def _box_spam(ex: Extraction) -> int:
     return len(keys) if len(keys) >= SPAM_MIN_DISTINCT and keys != group else 0
 
 
+def _worked_on_after_box(ex: Extraction) -> bool:
+    """A cut-off response that kept computing after its last box: that box was an
+    intermediate result ("\\boxed{7} for part one. Next, 7 + 5 = 12 so the"), not the answer."""
+    closed = [b for b in ex.boxes if b.content is not None]
+    tail = ex.final_text[closed[-1].end :].strip() if closed else ""
+    return len(tail) > AFTER_BOX_CHARS or re.search(r"[=\d]", tail) is not None
+
+
 def _decide(ex: Extraction, fmt: str, gold: str, ctx: Context) -> tuple[str | None, bool, bool, str]:
     """(lenient answer, correct_strict, correct_lenient, reason)."""
     boxed = _boxed_answer(ex)
     spam = _box_spam(ex)
     if spam:
         return boxed, False, False, f"box spam: {spam} different boxed answers"
+    if ex.retractions >= MAX_RETRACTIONS:
+        return boxed or ex.stated, False, False, f"the answer keeps changing ({ex.retractions} retractions)"
+    if boxed and fmt == "truncated" and _worked_on_after_box(ex):
+        return boxed, False, False, "cut off while still working after the last box: no final answer"
     if boxed and ex.hedge and not answers_equal_ctx(ex.hedge, boxed, ctx):
         return boxed, False, False, "hedged: a different alternative follows the box"
     if boxed:

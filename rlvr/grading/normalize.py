@@ -39,6 +39,11 @@ _BARE_UNIT_RE = re.compile(
 )
 _BINOM_RE = re.compile(r"\\binom\{(\d{1,4})\}\{(\d{1,4})\}")
 APPROX_RE = re.compile(r"\\approx|\\simeq|≈")
+_RELATION_RE = re.compile(r"[<>]|\\[lg]eq?(?![a-z])|\\[lg]t(?![a-z])|\\neq?(?![a-z])")
+# "13 \pmod{18}", "13 (mod 18)": the residue is the answer, the modulus restates the question.
+_MOD_RE = re.compile(r"\s*(?:\\pmod\s*\{[^{}]*\}|\\pmod\s*\d+|\(\s*\\?(?:bmod|mod)\s*[^()]*\)|\\b?mod\s*\{?\d+\}?)\s*\.?$")
+_LEAD_RE = re.compile(r"^(?:the\s+)?(?:final\s+)?answer\s*(?:is|:)\s*:?\s*", re.IGNORECASE)
+_FRAC_DIGITS_RE = re.compile(r"\\frac\s*(\d0\d*)(\d)(?![\d{])")
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,7 @@ class Cleaned:
     text: str  # LaTeX with wrappers, spacing, units, degree and percent signs removed
     percent: bool  # a percent sign was removed
     unit_removed: bool
+    degree: bool = False  # a degree mark was removed
 
 
 def gold_to_text(gold: object) -> str:
@@ -182,27 +188,34 @@ def clean(s: str) -> Cleaned:
         if k in s:
             s = s.replace(k, v)
     s = _strip_delimiters(s.replace("\\$", ""))
+    if s.endswith("\\") and not s.endswith("\\\\"):  # "\\boxed{\\ 2\\ }" stripped to "\\ 2\\"
+        s = s[:-1]
     s = strip_braces(s).replace("{,}", ",")
     if "binom" in s:  # small integer binomials are numbers (Math-Verify misreads products)
         s = _BINOM_RE.sub(lambda m: f"({math.comb(int(m.group(1)), int(m.group(2)))})", s)
         s = re.sub(r"\)\s*\(", r")\\cdot(", s)
     s = _THOUSANDS_SPACE_RE.sub(",", s)  # "11,\\! 111" keeps its thousands separator tight
-    s = _ANDOR_RE.sub(", ", s)
+    if not _RELATION_RE.search(s):  # "x<2 or x>3" keeps its "or" (a union, not a list)
+        s = _ANDOR_RE.sub(", ", s)
     s, unit_removed = _texts(s)
+    s = _LEAD_RE.sub("", s.strip())  # "\\text{The answer is } 5"
+    s = _MOD_RE.sub("", s)
     s = _DROP_RE.sub("", s)
     s = _FRAC_CMD_RE.sub(r"\\frac", s)
+    degree = bool(_DEGREE_RE.search(s))
     s = _DEGREE_RE.sub("", s)
     percent = bool(_PERCENT_RE.search(s))
     s = _PERCENT_RE.sub("", s)
     if "\\frac" in s:
-        s = brace_args(s, "frac", 2)
+        # "\\frac103" read as TeX divides by zero; people who write it mean 10/3
+        s = brace_args(_FRAC_DIGITS_RE.sub(r"\\frac{\1}{\2}", s), "frac", 2)
     if "\\sqrt" in s:
         s = brace_args(s, "sqrt", 1)
     s = s.strip().rstrip(".").strip()
     m = _BARE_UNIT_RE.match(s)
     if m and sum(c.isalpha() for c in m.group(2)) >= 2:
         s, unit_removed = m.group(1), True
-    return Cleaned(s, percent, unit_removed)
+    return Cleaned(s, percent, unit_removed, degree)
 
 
 _WS_RE = re.compile(r"\s+")
