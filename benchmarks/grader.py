@@ -2,9 +2,13 @@
 
 Sets: (a) RL-typical answers a policy emits thousands of times a step (the gold's own form,
 plain integers and decimals, simple fractions, wrong numbers) over golds from MATH500-like
-problems; (b) the hand-labelled table in tests/grading_cases.py. Math-Verify gets the gold
-wrapped in \\boxed{} (its best case) and its default settings (main thread, signal timeouts).
-rlvr.grading's hard path runs in its worker process, warmed before timing.
+problems; (h) hard answers: the labelled notation kinds of tests/grading_kinds.py (sets and
+inequalities, named tuples, equations, unevaluated arithmetic, angles, other forms, words,
+code-style golds, stated lists, cut-off responses), keeping only the items that the exact fast
+path (same written form, or two plain numbers) does not decide, graded with every cache of
+ours emptied before each item; (b) the hand-labelled table in tests/grading_cases.py.
+Math-Verify gets the gold wrapped in \\boxed{} (its best case) and its default settings (main
+thread, signal timeouts). rlvr.grading's hard path runs in its worker process, warmed first.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/grader.py [--n 2000] [--seed 0] [--repeats 3]
 """
@@ -49,7 +53,10 @@ def rl_typical(n: int, seed: int) -> list[tuple[str, str]]:
 def math_verify_grade(response: str, gold: str) -> bool:
     from math_verify import parse, verify
 
-    return bool(verify(parse("\\boxed{" + gold + "}"), parse(response)))
+    try:
+        return bool(verify(parse("\\boxed{" + gold + "}"), parse(response)))
+    except Exception:  # Math-Verify raises on a few inputs; that is its "not equal"
+        return False
 
 
 def rlvr_grade(response: str, gold: str) -> bool:
@@ -59,12 +66,26 @@ def rlvr_grade(response: str, gold: str) -> bool:
 
 
 def rlvr_grade_uncached(response: str, gold: str) -> bool:
-    """As `rlvr_grade`, with the fast path's string caches emptied first (worst case)."""
-    from rlvr.grading import normalize
+    """As `rlvr_grade`, with every string cache of the grader emptied first (worst case)."""
+    from rlvr.grading import expr, normalize
 
-    for cached in (normalize.clean, normalize.canonical, normalize.parse_number):
+    for cached in (normalize.clean, normalize.canonical, normalize.parse_number, expr.parse):
         cached.cache_clear()
     return rlvr_grade(response, gold)
+
+
+def hard_set() -> list[tuple[str, str, bool]]:
+    """(response, gold, label) from the notation kinds, where the exact fast path does not apply."""
+    from rlvr.grading.normalize import canonical, clean, parse_number
+    from tests.grading_cases import b
+    from tests.grading_kinds import KINDS, STATED
+
+    def fast(pred: str, gold: str) -> bool:
+        p, g = clean(pred).text, clean(gold).text
+        return canonical(p) == canonical(g) or (parse_number(p) is not None and parse_number(g) is not None)
+
+    items = [(b(p), g, ok) for rows in KINDS.values() for p, g, ok in rows if not fast(p, g)]
+    return items + [(r, g, ok) for r, g, ok, _ in STATED]
 
 
 def timed(fn, items, repeats: int) -> tuple[float, list[bool]]:
@@ -94,10 +115,13 @@ def main() -> None:
     table = [(b(p), g, ok) for p, g, ok in BOXED] + [(r, g, ok) for r, g, ok, _ in RESPONSES + REALISTIC]
     table = [t for t in table if len(t[0]) < 50_000]
     rl = rl_typical(args.n, args.seed)
+    hard = hard_set()
     rows = []
     for name, items, labels, ours_fn in (
         (f"(a) RL-typical, {len(rl)} items", rl, None, rlvr_grade),
         ("(a) same, our caches emptied per item", rl, None, rlvr_grade_uncached),
+        (f"(h) hard: notation kinds off the fast path, {len(hard)} items, caches emptied per item",
+         [(r, g) for r, g, _ in hard], [ok for *_, ok in hard], rlvr_grade_uncached),
         (f"(b) hand-labelled table, {len(table)} items", [(r, g) for r, g, _ in table],
          [ok for *_, ok in table], rlvr_grade),
     ):

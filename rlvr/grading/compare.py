@@ -44,6 +44,7 @@ _LHS_RE = re.compile(
 )
 _LETTER_RE = re.compile(r"^\(?([A-Ea-e])\)?$")
 _CHOICE_VALUE_RE = re.compile(r"^\(([A-E])\)\s*(\S.*)$")
+_PRED_CHOICE_VALUE_RE = re.compile(r"^(?:\(([A-E])\)\s*|([A-E])[.:]\s+)(\S.*)$")
 _PRED_LETTER_RE = re.compile(r"^\(?([A-E])\)?(?:[\s:.]|$)")
 _WORDS_RE = re.compile(r"^[A-Za-z][A-Za-z '\-]*[A-Za-z]$")
 _BASE_RE = re.compile(r"^\(?([0-9A-Za-z]+)\)?_\{?\(?(\d+)\)?\}?$")
@@ -280,9 +281,9 @@ def _atom_eq(p: str, g: str, ctx: Context) -> bool:
         m = _PRED_LETTER_RE.match(p) or _LETTER_RE.match(p)  # "C", "(C) 12", "c"
         if m or g != "e":  # a lone lower-case "e" may be Euler's number ("e^1")
             return bool(m) and m.group(1).upper() == letter.group(1).upper()
-    choice = _CHOICE_VALUE_RE.match(p)
-    if choice:  # "\textbf{(D) } 901" for the value 901: the value is the answer
-        return _eq(choice.group(2), g, ctx)
+    choice = _PRED_CHOICE_VALUE_RE.match(p)
+    if choice:  # "\textbf{(D) } 901" or "D. 901" for the value 901: the value is the answer
+        return _eq(choice.group(3), g, ctx)
     words = _word_eq(p, g, ctx)
     if words is not None:
         return words

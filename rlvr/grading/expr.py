@@ -8,9 +8,9 @@ executed: the grammar is ours, every size is bounded (input length, digits, expo
 factorials, nesting), and an unknown command makes the reader give up (`None`), never guess.
 
 Two answers are compared by value (`numeric_equal`): exact rationals exactly, other values to
-1e-9 relative; with free variables, at a few fixed pseudo-random points (two different
+1e-11 relative; with free variables, at a few fixed pseudo-random points (two different
 expressions agree at random points only by accident). Values that are close but not within
-1e-9, or evaluations that fail, are undecided and left to the symbolic engine.
+1e-11, or evaluations that fail, are undecided and left to the symbolic engine.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ MAX_CHARS = 300
 MAX_DEPTH = 40
 MAX_FACTORIAL = 300
 MAX_BITS = 4096  # an exact intermediate larger than this is refused (2^4096 ~ 1e1233)
-EQUAL_REL_TOL = 1e-9
+EQUAL_REL_TOL = 1e-11
 DIFFERENT_REL_TOL = 1e-6
 POINTS = 3
 

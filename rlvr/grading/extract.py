@@ -22,7 +22,10 @@ MAX_ANSWER_CHARS = 2_000  # a box longer than this is not a final answer we try 
 LENIENT_WINDOW = 20_000  # stated answers are looked for in this many final characters
 BOX_WINDOW = 100_000  # boxes are looked for in this many final characters
 MAX_GROUP = 64  # most boxes that can form one boxed list answer
+LOOP_WINDOW = 400  # "No wait, <value>" retractions are counted in this many final characters
 
+# A retraction followed at once by a new value ("No wait, 8", "wait, no: $\\boxed{6}$").
+_RETRACTED_VALUE_RE = re.compile(RETRACTION_RE.pattern + r"[\s,.:;!]*(?:it'?s\s+|it\s+is\s+)?[-$\\\d]", re.IGNORECASE)
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 # Connectors allowed between boxes that together state one list answer: "\boxed{1}, \boxed{2}".
@@ -60,7 +63,7 @@ class Extraction:
     hedge: str | None  # an alternative offered right after the last box ("or maybe 13")
     stated: str | None  # an unboxed "answer is X" statement (used when there is no box)
     last_value: str | None  # the last stated value (lenient fallback of last resort)
-    retractions: int = 0  # "no wait" self-corrections near the end (two or more: a loop)
+    retractions: int = 0  # "no wait, <value>" near the end (two or more: a loop)
 
 
 def clean_text(text: object) -> str:
@@ -203,5 +206,5 @@ def extract(response: str) -> Extraction:
         hedge=hedge,
         stated=stated,
         last_value=value,
-        retractions=len(RETRACTION_RE.findall(final[-LENIENT_WINDOW:])),
+        retractions=len(_RETRACTED_VALUE_RE.findall(final[-LOOP_WINDOW:])),
     )

@@ -87,10 +87,9 @@ def looped_then_degenerated(text: str) -> bool:
 # that needs a continuation ("... and now we need to subtract the", "= 3 \\times").
 _DANGLING_RE = re.compile(
     r"(?:[=+\-*/^_({\[,&\\]|\\(?:times|cdot|frac|sqrt|left|div|pm))\s*$"
-    r"|\b(?:the|a|an|and|or|of|to|with|for|by|from|into|onto|than|then|so|that|which|this|these|we|"
+    r"|\b(?:the|an|and|or|of|to|with|for|by|from|into|onto|than|then|so|that|which|this|these|we|"
     r"is|are|was|were|be|if|because|since|but|as|at|on|let|get|gives?|equals?|becomes?|our|its|"
-    r"their|now|next|subtract|add|multiply|divide|compute|calculate|find)\s*$",
-    re.IGNORECASE,
+    r"their|now|next|subtract|add|multiply|divide|compute|calculate|find)\s*$"
 )
 
 

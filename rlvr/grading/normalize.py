@@ -43,6 +43,7 @@ _RELATION_RE = re.compile(r"[<>]|\\[lg]eq?(?![a-z])|\\[lg]t(?![a-z])|\\neq?(?![a
 # "13 \pmod{18}", "13 (mod 18)": the residue is the answer, the modulus restates the question.
 _MOD_RE = re.compile(r"\s*(?:\\pmod\s*\{[^{}]*\}|\\pmod\s*\d+|\(\s*\\?(?:bmod|mod)\s*[^()]*\)|\\b?mod\s*\{?\d+\}?)\s*\.?$")
 _LEAD_RE = re.compile(r"^(?:the\s+)?(?:final\s+)?answer\s*(?:is|:)\s*:?\s*", re.IGNORECASE)
+_DEGREE_WORD_RE = re.compile(r"\bdeg(?:rees?)?\b", re.IGNORECASE)
 _FRAC_DIGITS_RE = re.compile(r"\\frac\s*(\d0\d*)(\d)(?![\d{])")
 
 
@@ -184,6 +185,7 @@ def clean(s: str) -> Cleaned:
 
     Cached: a policy repeats the same few answers (and one gold) thousands of times a step.
     """
+    original = s
     for k, v in _UNICODE.items():
         if k in s:
             s = s.replace(k, v)
@@ -215,6 +217,7 @@ def clean(s: str) -> Cleaned:
     m = _BARE_UNIT_RE.match(s)
     if m and sum(c.isalpha() for c in m.group(2)) >= 2:
         s, unit_removed = m.group(1), True
+    degree = degree or bool(unit_removed and _DEGREE_WORD_RE.search(original))  # "30 degrees"
     return Cleaned(s, percent, unit_removed, degree)
 
 

@@ -23,8 +23,10 @@ Interval = tuple[Value, bool, Value, bool]  # (low, low closed, high, high close
 
 _REALS_RE = re.compile(
     r"^(?:\\mathbb\{?R\}?|\\R|\\Bbb\{?R\}?|\\text\{all real numbers\}|all real numbers|all reals"
-    r"|\\text\{all reals\}|\(-\\infty,\s*\+?\\infty\))$"
+    r"|\\text\{all reals\}|\(-\\infty,\s*\+?\\infty\))$",
+    re.IGNORECASE,
 )
+_BUILDER_RE = re.compile(r"^\\\{\s*[A-Za-z]\s*(?:\\mid|\||:)\s*(.+)\\\}$")
 _EMPTY_RE = re.compile(
     r"^(?:\\emptyset|\\varnothing|\\\{\s*\\\}|\\text\{(?:no (?:real )?solutions?|none)\}|no (?:real )?solutions?|\{\})$",
     re.IGNORECASE,
@@ -40,7 +42,7 @@ _REL = {"<": "<", "\\lt": "<", ">": ">", "\\gt": ">", "\\le": "<=", "\\leq": "<=
         "\\neq": "!=", "!=": "!="}
 _FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "!=": "!="}
 _VAR_RE = re.compile(r"^[A-Za-z](?:_\{?\w+\}?)?$")
-_OR_RE = re.compile(r"\\text\{\s*or\s*\}|\\vee|\\lor|\bor\b|\\cup|\\text\{\s*,\s*\}")
+_OR_RE = re.compile(r"\\text\{\s*or\s*\}|\\vee|\\lor|\bor\b|\\cup|\s+U\s+|\\text\{\s*,\s*\}")
 _AND_RE = re.compile(r"\\text\{\s*and\s*\}|\\wedge|\\land|\band\b|\\cap")
 _INTERVAL_RE = re.compile(r"^([(\[])(.+),(.+)([)\]])$")
 
@@ -136,6 +138,9 @@ def _piece(s: str) -> list[Interval] | None:
         return []
     m = re.match(r"^[A-Za-z](?:_\{?\w+\}?)?\s*\\in\s*(.+)$", s)
     if m:
+        return read_set(m.group(1))
+    m = _BUILDER_RE.match(s)
+    if m:  # set-builder "\{x \mid x > 2\}"
         return read_set(m.group(1))
     if s.startswith("\\{") and s.endswith("\\}"):
         points = []

@@ -68,6 +68,7 @@ _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z(*$\\])")
 _ASIDE_RE = re.compile(r"\((?=[^()]*[A-Za-z]{3})[^()$\\]*\)")
 _MOD_TAIL_RE = re.compile(r"\s*\(\s*mod\s+\d+\s*\)|\s*\\pmod\{\d+\}")
 _ITEM_RE = re.compile(r"^(?:([A-Za-z](?:_\{?\w+\}?)?)\s*=\s*)?(-?[^\s=,][^=,]{0,40})$")
+_CONNECTIVE_RE = re.compile(r"^(?:so|thus|therefore|hence|then|and|finally)\b[,\s]*", re.IGNORECASE)
 _LIST_SPLIT_RE = re.compile(r",\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+")
 _NUMBER_RE = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
 
@@ -152,6 +153,7 @@ def _stated_list(sentence: str) -> str | None:
     verbs = list(_VERB_RE.finditer(sentence))
     rest = sentence[verbs[-1].end() :] if verbs else sentence
     rest = rest.replace("$", "").replace("\\(", "").replace("\\)", "").strip().rstrip(".")
+    rest = _CONNECTIVE_RE.sub("", rest)
     items = [i.strip() for i in _LIST_SPLIT_RE.split(rest)]
     valid: list[str] = []
     for item in reversed(items):
