@@ -197,15 +197,19 @@ def clean(s: str) -> Cleaned:
         s = _BINOM_RE.sub(lambda m: f"({math.comb(int(m.group(1)), int(m.group(2)))})", s)
         s = re.sub(r"\)\s*\(", r")\\cdot(", s)
     s = _THOUSANDS_SPACE_RE.sub(",", s)  # "11,\\! 111" keeps its thousands separator tight
-    if not _RELATION_RE.search(s):  # "x<2 or x>3" keeps its "or" (a union, not a list)
+    if _ANDOR_RE.search(s) and not _RELATION_RE.search(s):  # "x<2 or x>3" keeps its "or"
         s = _ANDOR_RE.sub(", ", s)
     s, unit_removed = _texts(s)
-    s = _LEAD_RE.sub("", s.strip())  # "\\text{The answer is } 5"
-    s = _MOD_RE.sub("", s)
+    if "nswer" in s:
+        s = _LEAD_RE.sub("", s.strip())  # "\\text{The answer is } 5"
+    if "mod" in s:
+        s = _MOD_RE.sub("", s)
     s = _DROP_RE.sub("", s)
     s = _FRAC_CMD_RE.sub(r"\\frac", s)
-    degree = bool(_DEGREE_RE.search(s))
-    s = _DEGREE_RE.sub("", s)
+    degree = "circ" in s or "deg" in s or "^{\\text" in s
+    if degree:
+        degree = bool(_DEGREE_RE.search(s))
+        s = _DEGREE_RE.sub("", s)
     percent = bool(_PERCENT_RE.search(s))
     s = _PERCENT_RE.sub("", s)
     if "\\frac" in s:
