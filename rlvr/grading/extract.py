@@ -192,9 +192,10 @@ def extract(response: str) -> Extraction:
             value = alt.group("alt").replace("\\boxed{", "{")
             value = value.split(")")[0] if "(" not in value else value
             hedge = clean_stated(value) or "?"
-    window = join_display(final[-LENIENT_WINDOW:])
-    stated = None if closed and strict else stated_answer(window)
-    value = None if closed and strict else last_value(window)
+    stated = value = None
+    if not (closed and strict):
+        window = join_display(final[-LENIENT_WINDOW:])
+        stated, value = stated_answer(window), last_value(window)
     return Extraction(
         final_text=final,
         boxes=tuple(boxes),
