@@ -12,9 +12,9 @@
 
 from __future__ import annotations
 
-import concurrent.futures as futures
 import multiprocessing
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,14 +103,17 @@ def _quiet() -> None:
     """No per-load progress bars from transformers: the demo prints its own progress."""
     from transformers.utils import logging
 
-    logging.disable_progress_bar()
+    from rlvr.progress import quiet_third_party
+
+    quiet_third_party()
     logging.set_verbosity_error()
 
 
-def _train_one(config, run_dir: str) -> str:
+def _train_one(job: tuple[Any, str]) -> str:
     """Worker body: one training run with one torch thread."""
     import torch
 
+    config, run_dir = job
     torch.set_num_threads(1)
     _quiet()
     from rlvr.rl.trainer import train
@@ -139,20 +142,39 @@ def _wrong_labels(anchor: str, seed: int) -> dict[str, str]:
     return {kind: make_wrong_label(gold, kind, seed) for kind in ("guessable", "unguessable")}
 
 
-def _run_parallel(jobs: list[tuple[Any, Path]], workers: int, console) -> None:
+def _run_parallel(jobs: list[tuple[Any, Path]], workers: int, steps: int) -> None:
     """Train every (config, run_dir) with `workers` processes; the first failure is raised."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rlvr.progress import bar
 
     context = multiprocessing.get_context("spawn")  # no forked torch state in the workers
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
-            "{task.completed}/{task.total} runs"), TimeElapsedColumn(), console=console,
-                  transient=False) as bar, futures.ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=_one_thread) as pool:
-        task = bar.add_task("ablations", total=len(jobs))
-        pending = {pool.submit(_train_one, cfg, str(run)): run for cfg, run in jobs}
-        for done in futures.as_completed(pending):
-            done.result()  # re-raises a worker's UserError or bug with its message
-            bar.update(task, advance=1, description=f"done: {pending[done].name}")
+    # The workers start with Ctrl-C ignored (an ignored signal stays ignored in a child): the
+    # terminal's SIGINT reaches the whole process group, and only this process should answer
+    # it, by terminating the pool (`with` does) instead of each worker printing a traceback.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        pool = context.Pool(workers, initializer=_one_thread)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    runs = [run for _, run in jobs]
+    with pool, bar("ablation steps", steps * len(jobs), keep=True) as advance:
+        pending = [pool.apply_async(_train_one, ((cfg, str(run)),)) for cfg, run in jobs]
+        shown = 0
+        while pending:
+            pending[0].wait(0.5)
+            for result in [r for r in pending if r.ready()]:
+                result.get()  # re-raises a worker's UserError or bug with its message
+                pending.remove(result)
+            # The workers log one metrics line per step: count them for the bar.
+            done = sum(_lines(run / "metrics.jsonl") for run in runs)
+            advance(done - shown, info=f"{len(jobs) - len(pending)}/{len(jobs)} runs done")
+            shown = done
+
+
+def _lines(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
 
 
 def run_demo(out: str | Path = "runs/demo", *, quick: bool = False, seed: int = 0,
@@ -160,14 +182,23 @@ def run_demo(out: str | Path = "runs/demo", *, quick: bool = False, seed: int = 
     """Run the whole study into `out`; `model` defaults to the shipped organism."""
     from rich.console import Console
 
-    from rlvr.analysis.report import render_html, render_markdown
-    from rlvr.analysis.study import analyze
-    from rlvr.runs import atomic_write_text, new_run_dir
+    from rlvr.runs import fresh_run_dir
 
     console = console or Console(stderr=True)
     if workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
-    out = new_run_dir(out)  # refuses a non-empty folder: a demo never overwrites results
+    # Refuses a non-empty folder (a demo never overwrites results); a demo that does not
+    # finish leaves none (it has no resume).
+    with fresh_run_dir(out) as out:
+        return _run_demo(out, quick=quick, seed=seed, workers=workers, model=model,
+                         console=console)
+
+
+def _run_demo(out: Path, *, quick: bool, seed: int, workers: int, model, console) -> DemoResult:
+    from rlvr.analysis.report import render_html, render_markdown
+    from rlvr.analysis.study import analyze
+    from rlvr.runs import atomic_write_text
+
     started = time.perf_counter()
     p = plan(quick)
     model = "" if model is None else str(model)
@@ -179,7 +210,7 @@ def run_demo(out: str | Path = "runs/demo", *, quick: bool = False, seed: int = 
 
     _quiet()
     train(_config(p, examples=list(p.pool), mode="outcome", steps=p.history_steps, seed=seed,
-                  model=model, evaluate=False), run_dir=history, progress=False)
+                  model=model, evaluate=False), run_dir=history, progress=True)
     anchor, ranked = _select_anchor(history)
     console.print(f"[bold]2/4[/] anchor by historical variance: {anchor} "
                   f"(score {ranked[0].score:.3f}, mean train acc {ranked[0].mean_accuracy:.2f})")
@@ -189,14 +220,13 @@ def run_demo(out: str | Path = "runs/demo", *, quick: bool = False, seed: int = 
                      label=labels.get(kind) if kind else None, kind=kind), out / name)
             for name, mode, kind in ABLATIONS]
     console.print(f"[bold]3/4[/] {len(jobs)} ablations × {p.steps} steps, {workers} at a time")
-    _run_parallel(jobs, workers, console)
+    _run_parallel(jobs, workers, p.steps)
 
     console.print("[bold]4/4[/] report")
     analysis = analyze([run for _, run in jobs], threshold=p.threshold, window=p.window)
     report = out / "report.html"
     atomic_write_text(report, render_html(analysis, title="rlvr demo: where did the gain "
                                           "come from? (model organism)"))
-    report.chmod(0o644)
     return DemoResult(out=out, anchor=anchor, runs=tuple(run for _, run in jobs), report=report,
                       markdown=render_markdown(analysis),
                       seconds=time.perf_counter() - started)

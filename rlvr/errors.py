@@ -30,3 +30,7 @@ def notice(message: str) -> None:
     import sys
 
     print(f"notice: {message}", file=sys.stderr)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, carrying what the user can do next (e.g. how to resume); the CLI exits 130."""

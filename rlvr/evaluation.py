@@ -22,6 +22,7 @@ from pathlib import Path
 from rlvr.errors import UserError
 from rlvr.metrics import pass_at_k_table
 from rlvr.problem import Problem
+from rlvr.progress import bar
 
 __all__ = ["RESPONSE_CAP", "EvalSettings", "evaluate", "fit_settings", "overall",
            "print_summary", "summarize_suite"]
@@ -161,7 +162,7 @@ def _run_suite(model, tokenizer, suite: str, problems: list[Problem], settings: 
             out_dir.mkdir(parents=True, exist_ok=True)
             sink = stack.enter_context(open(out_dir / f"{_safe(suite)}.jsonl", "w",
                                             encoding="utf-8"))
-        advance = stack.enter_context(_bar(progress, suite, total))
+        advance = stack.enter_context(bar(f"eval {suite}", total, enabled=progress))
         for first_sample, params in _passes(settings):
             # vLLM schedules its own batches and wants many prompts per call.
             chunk = 256 if vllm else max(1, settings.batch_size // params.n)
@@ -313,32 +314,3 @@ def print_summary(summary: Mapping, console=None) -> None:
 
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
-
-
-class _bar:
-    """A rich progress bar for one suite, or nothing."""
-
-    def __init__(self, enabled: bool, suite: str, total: int):
-        self.enabled, self.suite, self.total, self.bar = enabled, suite, total, None
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda k: None
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self.bar = Progress(TextColumn(f"[bold]{self.suite}"), BarColumn(), MofNCompleteColumn(),
-                            TimeRemainingColumn())
-        self.bar.start()
-        task = self.bar.add_task(self.suite, total=self.total)
-        return lambda k: self.bar.advance(task, k)
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.stop()
-        return False

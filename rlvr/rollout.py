@@ -25,6 +25,8 @@ from typing import Any
 import torch
 
 from rlvr.errors import UserError
+from rlvr.preflight import check_device, check_weights
+from rlvr.progress import bar, quiet_third_party
 from rlvr.sampling import Completion, SamplingParams
 
 __all__ = [
@@ -52,7 +54,9 @@ def load_model(path: str | Path, *, device: str | None = None, dtype: Any = None
     if not (folder / "config.json").is_file():
         raise UserError(f"{folder} has no config.json, so it is not a Hugging Face model folder",
                         "point --model at a checkpoint folder such as runs/NAME/checkpoints/step-N")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = check_device(device)
+    check_weights(folder)
+    quiet_third_party()
     if dtype is None:
         dtype = torch.float32 if device == "cpu" else "auto"
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -144,7 +148,7 @@ def generate(model, tokenizer, prompts: Sequence[str], params: SamplingParams, *
     jobs.sort(key=lambda job: len(encoded[job[0]]))
     eos = eos_token_ids(model, tokenizer)
     found: dict[tuple[int, int], tuple[tuple[int, ...], str]] = {}
-    with _progress(progress, len(jobs)) as advance:
+    with bar("sampling", len(jobs), enabled=progress) as advance:
         for start in range(0, len(jobs), batch_size):
             batch = jobs[start:start + batch_size]
             keys = [(key_offset + i, s) for i, s in batch]
@@ -346,25 +350,3 @@ def _uniform_noise(row_keys: torch.Tensor, step: int, vocab: int) -> torch.Tenso
     bits = _mix(step_keys[:, None] + token[None, :] * _GOLDEN)  # (B, V)
     # 53 random bits → float64 in (0, 1), never 0 or 1, so both logs stay finite.
     return (_shr(bits, 11).double() + 0.5) * (2.0 ** -53)
-
-
-class _progress:
-    """A rich bar over completions, or nothing."""
-
-    def __init__(self, enabled: bool, total: int):
-        self.enabled, self.total, self.bar = enabled, total, None
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda k: None
-        from rich.progress import Progress
-
-        self.bar = Progress(transient=True)
-        self.bar.start()
-        task = self.bar.add_task("sampling", total=self.total)
-        return lambda k: self.bar.advance(task, k)
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.stop()
-        return False

@@ -17,7 +17,7 @@ import os
 import platform
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,8 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "fresh_run_dir",
+    "is_scratch",
     "new_run_dir",
     "read_jsonl",
     "versions",
@@ -49,6 +51,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600: a run file is for collaborators
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -79,6 +82,7 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
     try:
+        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700
         yield tmp
         _fsync_tree(tmp)
         if final.exists():
@@ -92,6 +96,18 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _umask() -> int:
+    # The only portable way to read the umask is to set it; put it straight back.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def is_scratch(name: str) -> bool:
+    """A name `atomic_write_*` / `atomic_dir` use while writing (`.NAME.XXXX.tmp`, `.NAME.old`)."""
+    return name.startswith(".") and name.endswith((".tmp", ".old"))
 
 
 def _fsync_tree(root: Path) -> None:
@@ -128,18 +144,52 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     return records
 
 
-def new_run_dir(path: str | os.PathLike, *, resume: bool = False) -> Path:
-    """Create a run directory; refuse to mix two runs in one folder unless resuming."""
+def new_run_dir(path: str | os.PathLike, *, resume: bool = False,
+                resumable: bool = False) -> Path:
+    """Create a run directory; refuse to mix two runs in one folder unless resuming.
+
+    `resumable`: the command has a --resume flag, so the refusal may offer it.
+    """
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path} exists and is not a folder", "choose another --out")
     if path.exists() and any(path.iterdir()) and not resume:
         raise UserError(
             f"run directory {path} already exists and is not empty",
-            "choose another --out, delete it, or pass --resume to continue that run",
+            "choose another --out or delete it"
+            + (", or pass --resume to continue that run" if resumable else ""),
         )
     if resume and not path.exists():
         raise UserError(f"cannot resume: {path} does not exist", "drop --resume to start a new run")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@contextlib.contextmanager
+def fresh_run_dir(path: str | os.PathLike, *, keep: Callable[[], bool] = lambda: False,
+                  resumable: bool = False) -> Iterator[Path]:
+    """A new run directory for the block; if the block fails, what it created is removed.
+
+    A command that stops early (a user mistake found late, Ctrl-C) leaves no half run behind
+    for the next command to trip on. `keep()` is asked first: a training run that has logged
+    steps is kept, since `--resume` continues it.
+    """
+    path = Path(path)
+    top = path  # the outermost folder this call creates (it may create parents too)
+    while not top.parent.exists() and top.parent != top:
+        top = top.parent
+    existed = path.exists()
+    run_dir = new_run_dir(path, resumable=resumable)
+    try:
+        yield run_dir
+    except BaseException:
+        if not keep():
+            if existed:  # an empty folder the user made: leave it empty, as it was
+                for child in path.iterdir():
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+            else:
+                shutil.rmtree(top, ignore_errors=True)
+        raise
 
 
 def versions() -> dict[str, str]:

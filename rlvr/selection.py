@@ -39,6 +39,7 @@ __all__ = [
     "limr_scores",
     "load_history",
     "load_pool",
+    "read_problems",
     "pick",
     "rank",
     "rank_scores",
@@ -207,17 +208,14 @@ def choose(ranked: Sequence[Ranked], *, top: int | None = None,
 def load_pool(spec: str | os.PathLike) -> list[Problem]:
     """A pool: a verl parquet, a jsonl of Problems, or an organism suite (`organism-add[:N]`).
 
-    Parquet rows with a blank ground truth are kept (flagged `meta["missing_answer"]`) so a
-    history over the whole pool still ranks; choosing one of them for training is an error.
+    The one reader of pools: `rlvr train --pool`, `rlvr select` and `rlvr export verl --pool`
+    accept the same things. Parquet rows with a blank ground truth are kept (flagged
+    `meta["missing_answer"]`) so a history over the whole pool still ranks; choosing one of
+    them for training is an error.
     """
     text = str(spec)
-    path = Path(text)
-    if path.suffix == ".parquet":
-        from rlvr.verl_data import read_verl_parquet
-
-        problems = read_verl_parquet(path, missing_answer="keep")
-    elif path.suffix == ".jsonl":
-        problems = _jsonl_pool(path)
+    if Path(text).suffix in (".parquet", ".jsonl"):
+        problems = read_problems(Path(text))
     elif text.startswith("organism-"):
         problems = _organism_pool(text)
     else:
@@ -228,20 +226,30 @@ def load_pool(spec: str | os.PathLike) -> list[Problem]:
     return _dedupe(problems, text)
 
 
-def _jsonl_pool(path: Path) -> list[Problem]:
-    from rlvr.runs import read_jsonl
+def read_problems(path: Path, *, what: str = "pool") -> list[Problem]:
+    """Every row of a verl parquet or a jsonl of problems, repeats included, in file order.
 
-    if not path.is_file():
-        raise UserError(f"pool {path} does not exist")
+    A jsonl line needs `problem` and `answer`; `id` defaults to the line number. A line that
+    is not JSON is an error, as in every user file (`rlvr.suites.read_rows`).
+    """
+    path = Path(path)
+    if path.suffix == ".parquet":
+        if not path.is_file():
+            raise UserError(f"{what} {path} does not exist")
+        from rlvr.verl_data import read_verl_parquet
+
+        return read_verl_parquet(path, missing_answer="keep")
+    from rlvr.suites import read_rows
+
     problems = []
-    for number, row in enumerate(read_jsonl(path), start=1):
-        for key in ("id", "problem", "answer"):
+    for number, row in read_rows(path, what=what):
+        for key in ("problem", "answer"):
             if not isinstance(row, Mapping) or row.get(key) is None or str(row[key]) == "":
-                raise UserError(f"pool {path} line {number} has no {key!r}",
-                                "each line needs id, problem and answer")
-        problems.append(Problem.from_dict(dict(row)))
+                raise UserError(f"{path}:{number} has no {key!r}",
+                                "each line needs problem and answer (and an optional id)")
+        problems.append(Problem.from_dict({"id": number, "suite": path.stem, **row}))
     if not problems:
-        raise UserError(f"pool {path} is empty")
+        raise UserError(f"{what} {path} holds no problems")
     return problems
 
 

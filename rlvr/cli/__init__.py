@@ -1,11 +1,13 @@
 """The `rlvr` command line. Each command group lives in its own module and registers itself.
 
 Heavy imports (torch, transformers) happen inside commands, so `rlvr --help` stays fast.
-A `UserError` becomes one line on stderr and exit code 2; `--debug` shows the traceback.
+A `UserError` becomes one line on stderr and exit code 2, Ctrl-C one line and exit code 130;
+`--debug` shows the traceback.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import typer
@@ -52,12 +54,49 @@ for _module in _COMMAND_MODULES:
 app.command("version")(version_command)
 
 
+def interrupted(exc: BaseException | None = None) -> int:
+    """Ctrl-C: one line (with what to do next, when the command said), exit code 130."""
+    # A second Ctrl-C while Python shuts down would print a traceback: ignore it now.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    note = str(exc or "").strip()
+    print("interrupted" + (f": {note}" if note else ""), file=sys.stderr, flush=True)
+    return 130
+
+
+def _plain_flags(command) -> None:
+    """Help shows a flag without a value type: typer's `--quick <bool>` reads as if
+    `--quick true` were valid, and it is not."""
+    for param in command.params:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    original = command.get_help_option
+
+    def get_help_option(ctx):
+        option = original(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = get_help_option
+    for sub in (getattr(command, "commands", None) or {}).values():
+        _plain_flags(sub)
+
+
+def _interrupt_of(exc: BaseException) -> BaseException | None:
+    """The KeyboardInterrupt behind typer's Exit(130), for the note it may carry."""
+    seen = exc
+    while seen is not None and not isinstance(seen, KeyboardInterrupt):
+        seen = seen.__cause__ or seen.__context__
+    return seen
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     if debug:
         args.remove("--debug")
     command = typer.main.get_command(app)
+    _plain_flags(command)
     try:
         # Standalone mode lets typer report usage errors (exit 2) and --help as usual.
         command.main(args=args, prog_name="rlvr", standalone_mode=True)
@@ -66,8 +105,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:
+        if debug:
+            raise
+        return interrupted(exc)
     except SystemExit as exc:
         code = exc.code
+        if code == 130:  # typer's answer to a KeyboardInterrupt: silent exit 130
+            return interrupted(_interrupt_of(exc))
         return code if isinstance(code, int) else (0 if code is None else 1)
     return 0
 

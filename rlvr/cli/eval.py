@@ -102,8 +102,8 @@ def _eval_model(model_spec, flags, suite_specs, limit, data_dir, fields, out, de
     from rlvr.evaluation import evaluate, fit_settings, print_summary
     from rlvr.models import resolve_model
     from rlvr.prompts import choose_template
-    from rlvr.rollout import load_model
-    from rlvr.runs import new_run_dir, write_config_toml
+    from rlvr.rollout import load_model, resolve_backend
+    from rlvr.runs import fresh_run_dir, write_config_toml
     from rlvr.suites import default_suite_specs, load_suites
 
     # The model first: a missing model is the error to report, not the default suite's data.
@@ -121,29 +121,35 @@ def _eval_model(model_spec, flags, suite_specs, limit, data_dir, fields, out, de
         every = [p for items in problems.values() for p in items]
         flags = {**flags, "template": choose_template(preferred, every, tokenizer)}
     settings = fit_settings(model, tokenizer, problems, _settings(flags, {}))
+    resolve_backend(settings.backend)  # a backend that is not installed fails before any write
     out = Path(out) if out is not None else Path("runs") / (
         f"eval-{_slug(Path(str(model_spec or path)).name)}-{time.strftime('%Y%m%d-%H%M%S')}")
-    run_dir = new_run_dir(out)
-    write_config_toml(run_dir / "config.toml", {
-        "kind": "eval", "model": {"path": str(model_spec or path), "folder": str(path)},
-        "eval": {**settings.to_dict(), "suites": specs, "limit": limit,
-                 "data_dir": None if data_dir is None else str(data_dir),
-                 "fields": fields or None}}, seed=settings.seed)
-    summary = evaluate(model, tokenizer, problems, settings, run_dir=run_dir, step=0,
-                       progress=progress, model_name=str(model_spec or path))
+    # An evaluation that does not finish (an error, Ctrl-C) leaves no folder: it has no resume.
+    with fresh_run_dir(out) as run_dir:
+        write_config_toml(run_dir / "config.toml", {
+            "kind": "eval", "model": {"path": str(model_spec or path), "folder": str(path)},
+            "eval": {**settings.to_dict(), "suites": specs, "limit": limit,
+                     "data_dir": None if data_dir is None else str(data_dir),
+                     "fields": fields or None}}, seed=settings.seed)
+        summary = evaluate(model, tokenizer, problems, settings, run_dir=run_dir, step=0,
+                           progress=progress, model_name=str(model_spec or path))
     print_summary(summary)
     typer.echo(f"wrote {run_dir}/eval/step-0/")
 
 
 def _eval_run(run, flags, suite_specs, limit, data_dir, fields, overwrite, device, progress):
+    from rlvr.eval_tables import print_over_steps
     from rlvr.evaluation import evaluate, fit_settings, print_summary
-    from rlvr.rollout import load_model
+    from rlvr.preflight import check_device
+    from rlvr.rollout import load_model, resolve_backend
     from rlvr.suites import default_suite_specs, load_suites
 
     config = _read_run_config(Path(run))
     table = dict(config.get("eval") or {})
     base = _settings_from_run(config)
     settings = _settings(flags, base)
+    check_device(device)
+    resolve_backend(settings.backend)
     steps = _checkpoints(Path(run))
     if not steps:
         raise UserError(f"{run} has no checkpoints/step-N folders",
@@ -166,39 +172,7 @@ def _eval_run(run, flags, suite_specs, limit, data_dir, fields, overwrite, devic
         summary = evaluate(model, tokenizer, problems, settings, run_dir=Path(run), step=step,
                            progress=progress, model_name=str(folder))
         print_summary(summary)
-    _print_over_steps(Path(run), list(problems))
-
-
-def _print_over_steps(run: Path, suites: list[str]) -> None:
-    """Test accuracy (strict, headline) of every evaluated step: the run's learning curve."""
-    import json
-
-    from rich.console import Console
-    from rich.table import Table
-
-    from rlvr.evaluation import overall
-
-    rows = []
-    for folder in (run / "eval").glob("step-*"):
-        match = _STEP_DIR.match(folder.name)
-        if match and (folder / "summary.json").is_file():
-            summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-            rows.append((int(match.group(1)), summary))
-    if len(rows) < 2:
-        return
-    table = Table(title=f"{run}: strict accuracy (%) over steps")
-    table.add_column("step", justify="right")
-    for suite in suites:
-        table.add_column(suite, justify="right")
-    table.add_column("average", justify="right")
-    for step, summary in sorted(rows, key=lambda row: row[0]):
-        cells = [summary["suites"].get(suite, {}).get("acc_strict") for suite in suites]
-        table.add_row(str(step), *("—" if c is None else f"{100 * c:.1f}" for c in cells),
-                      f"{100 * overall(summary)['acc_strict']:.1f}")
-    console = Console()
-    if not console.is_terminal:
-        console.width = max(console.width, 120)
-    console.print(table)
+    print_over_steps(Path(run), list(problems))
 
 
 def _settings_from_run(config: dict) -> dict:

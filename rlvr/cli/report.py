@@ -23,7 +23,8 @@ def register(app: typer.Typer) -> None:
 
 def report_command(
     runs: list[Path] = typer.Argument(..., metavar="RUN_DIR",
-                                      help="Run directories (training or eval runs).",
+                                      help="Run directories (training or eval runs), or a "
+                                      "folder of them such as a demo's.",
                                       show_default=False),
     out: Path = typer.Option(Path("report.html"), "-o", "--out", help="HTML file to write."),
     base: Path | None = typer.Option(
@@ -43,6 +44,10 @@ def report_command(
         raise UserError(f"--window {window} must be at least 1")
     if out.exists() and out.is_dir():
         raise UserError(f"--out {out} is a directory", "give a file name such as report.html")
+    if not out.parent.is_dir():
+        raise UserError(f"--out {out}: the folder {out.parent} does not exist",
+                        "create it first, or write the report elsewhere")
+    runs = _run_dirs(runs, out)
     from rlvr.analysis.report import render_html, render_markdown
     from rlvr.analysis.study import analyze
     from rlvr.runs import atomic_write_text
@@ -50,7 +55,30 @@ def report_command(
     analysis = analyze(runs, base=base, threshold=threshold, window=window,
                        decoding=decoding)
     atomic_write_text(out, render_html(analysis))
-    out.chmod(0o644)  # a page to share or serve, not a secret (atomic writes create it 0600)
     if not quiet:
         typer.echo(render_markdown(analysis))
     typer.echo(f"wrote {out}")
+
+
+def _is_run(path: Path) -> bool:
+    return path.is_dir() and any((path / name).exists()
+                                 for name in ("config.toml", "metrics.jsonl", "eval"))
+
+
+def _run_dirs(paths: list[Path], out: Path) -> list[Path]:
+    """RUN_DIR arguments → run directories: a folder of runs (`runs/demo`) stands for the runs
+    in it, and a report file among them (`runs/demo/*` matches report.html) is skipped."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_file() and (path.suffix in (".html", ".md") or path.resolve() == out.resolve()):
+            continue
+        if path.is_dir() and not _is_run(path):
+            inner = sorted(child for child in path.iterdir() if _is_run(child))
+            if inner:
+                found.extend(inner)
+                continue
+        found.append(path)
+    if not found:
+        raise UserError("no run directory among the paths given",
+                        "pass folders written by `rlvr train`, `rlvr eval` or `rlvr demo`")
+    return found

@@ -125,16 +125,20 @@ def show_command(
         None, help="A saved selection (.json) or a training set (.jsonl / .parquet)."),
     pool: str | None = typer.Option(None, "--pool", help="Pool to look examples up in."),
     index: list[str] | None = typer.Option(
-        None, "--index", help="Examples of --pool to show (default: the paper's π1, π13)."),
+        None, "--index", help="Examples of --pool to show (default: the paper's π1, π13 when "
+        "the pool holds them, else every example)."),
+    show_all: bool = typer.Option(False, "--all", help="List every example of --pool."),
     as_json: bool = _JSON,
 ) -> None:
-    """Show a saved selection, a training set's examples, or pool examples (π1, π13)."""
+    """Show a saved selection, a training set's examples, or a pool's examples."""
     from rlvr import selection
 
     if target is None:
         if pool is None:
             raise UserError("nothing to show", "give a selection/training file or --pool POOL")
-        _show_pool(selection.load_pool(pool), index, as_json)
+        if show_all and index:
+            raise UserError("--all lists every example", "drop --index, or drop --all")
+        _show_pool(selection.load_pool(pool), index, show_all, as_json)
     elif target.suffix == ".json":
         _show_selection(target, pool, as_json)
     elif target.suffix in (".jsonl", ".parquet"):
@@ -245,26 +249,24 @@ def _show_training_set(path: Path, as_json: bool) -> None:
 
 
 def _read_all(path: Path):
-    if path.suffix == ".parquet":
-        from rlvr.verl_data import read_verl_parquet
+    from rlvr.selection import read_problems
 
-        return read_verl_parquet(path, missing_answer="keep")
-    from rlvr.problem import Problem
-    from rlvr.runs import read_jsonl
-
-    return [Problem.from_dict(r) for r in read_jsonl(path)]
+    return read_problems(path, what="training set")
 
 
-def _show_pool(pool, index: list[str] | None, as_json: bool) -> None:
+def _show_pool(pool, index: list[str] | None, show_all: bool, as_json: bool) -> None:
     by_id = {p.id: p for p in pool}
     from rlvr.selection import PAPER_ANCHORS
 
+    paper = all(i in by_id for i in PAPER_ANCHORS.values())
+    if show_all or (not index and not paper):
+        _examples_table(f"pool: {len(pool)} examples", [(None, p, None) for p in pool], as_json)
+        return
     wanted = [(None, i) for i in index] if index else list(PAPER_ANCHORS.items())
     missing = [i for _, i in wanted if i not in by_id]
     if missing:
-        hint = ("the paper's anchors are indices of its dsr_sub.parquet pool" if not index
-                else "check the indices against the pool")
-        raise UserError(f"example(s) {', '.join(missing)} are not in the pool", hint)
+        raise UserError(f"example(s) {', '.join(missing)} are not in the pool",
+                        "check the indices against the pool (--all lists them)")
     _examples_table("pool examples", [(name, by_id[i], None) for name, i in wanted], as_json)
 
 

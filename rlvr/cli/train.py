@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 
-from rlvr.errors import UserError
+from rlvr.errors import Interrupted, UserError
 
 __all__ = ["register"]
 
@@ -34,7 +34,8 @@ def train_command(
                                              "--pool index such as 124."),
     train_file: str | None = typer.Option(None, "--train", help="Training file: jsonl of "
                                           "{problem, answer} or a verl parquet."),
-    pool: str | None = typer.Option(None, "--pool", help="verl parquet that --example indexes."),
+    pool: str | None = typer.Option(None, "--pool", help="Pool that --example indexes: a verl "
+                                     "parquet, a jsonl of problems or organism-FAMILY:N."),
     template: str | None = typer.Option(None, "--template", help="Prompt template: raw, "
                                         "train-suffix, qwen25-math-cot, a string with "
                                         "{problem}, or a file (default: the preset's)."),
@@ -50,7 +51,11 @@ def train_command(
     seed: int | None = typer.Option(None, "--seed", help="Seed of the whole run."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its "
                                 "last checkpoint."),
-    eval_every: int | None = typer.Option(None, "--eval-every", help="Evaluate every N steps."),
+    eval_every: int | None = typer.Option(None, "--eval-every", help="Also evaluate every N "
+                                          "steps; step 0 and the last step are always "
+                                          "evaluated (0: only those two). --no-eval: none."),
+    no_eval: bool = typer.Option(False, "--no-eval", help="No evaluation during training "
+                                 "(evaluate the checkpoints later with `rlvr eval --run`)."),
     eval_suites: list[str] | None = typer.Option(None, "--eval-suites", help="Suites to "
                                                  "evaluate, repeatable or comma-separated "
                                                  "(organism, organism-add, math500, ...)."),
@@ -60,10 +65,16 @@ def train_command(
     """GRPO on one (or a few) examples: the paper's 1-shot RLVR and its controls."""
     from rlvr.rl.config import config_from_dict, load_toml, resolve
 
+    if no_eval and (eval_every is not None or eval_suites):
+        raise UserError("--no-eval turns training-time evaluation off",
+                        "drop --eval-every/--eval-suites, or drop --no-eval")
     overrides = _overrides(model=model, example=example, train_file=train_file, pool=pool,
-                           template=template, reward=reward, label=label, wrong_label_kind=wrong_label_kind,
+                           template=template, reward=reward, label=label,
+                           wrong_label_kind=wrong_label_kind,
                            seed=seed, eval_every=eval_every, eval_suites=eval_suites,
                            save_every=save_every)
+    if no_eval:
+        overrides.setdefault("eval", {})["suites"] = []
     if resume:
         if overrides or sets or config is not None:
             raise UserError("--resume continues with the run's own config.toml",
@@ -81,7 +92,15 @@ def train_command(
         cfg = resolve(preset, file=config, sets=list(sets or []), overrides=overrides)
     from rlvr.rl.trainer import train
 
-    run_dir = train(cfg, run_dir=out, resume=resume, progress=progress)
+    try:
+        run_dir = train(cfg, run_dir=out, resume=resume, progress=progress)
+    except KeyboardInterrupt:
+        if (out / "metrics.jsonl").is_file():
+            raise Interrupted(f"resume with `rlvr train --out {out} --resume`") from None
+        raise
+    from rlvr.eval_tables import print_run_accuracy
+
+    print_run_accuracy(run_dir)
     typer.echo(f"run written to {run_dir}")
 
 
@@ -100,8 +119,9 @@ def _overrides(*, model, example, train_file, pool, template, reward, label, wro
         resolve_model(model)  # a missing folder or an unreachable Hub id fails before any work
     put("model", "path", model)
     put("data", "examples", list(example) if example else None)
-    put("data", "train_file", train_file)
-    put("data", "pool", pool)
+    # Absolute, for the record: a resumed run reads its own snapshot of the rows, never these.
+    put("data", "train_file", _absolute(train_file))
+    put("data", "pool", _absolute(pool))
     put("data", "template", template)
     put("reward", "mode", reward)
     put("reward", "label", label)
@@ -113,3 +133,9 @@ def _overrides(*, model, example, train_file, pool, template, reward, label, wro
         names = [n.strip() for item in eval_suites for n in item.split(",") if n.strip()]
         put("eval", "suites", names)
     return out
+
+
+def _absolute(path: str | None) -> str | None:
+    if path is None or not Path(path).exists():
+        return path  # a missing file (or an organism pool name) is reported as the user gave it
+    return str(Path(path).resolve())

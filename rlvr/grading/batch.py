@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from rlvr.grading.deadline import DeadlineExceeded, WorkerFailed, WorkerPool
 from rlvr.grading.grader import Grade
+from rlvr.progress import bar
 
 # Slack for the round trip on a busy machine; the grader's own bound is timeout_s.
 ROUND_TRIP_SLACK_S = 0.5
@@ -77,35 +78,21 @@ def grade_many(
     results: list = [None] * len(items)
     lock = threading.Lock()
     cursor = iter(range(len(items)))
-    bar = _progress(len(items)) if progress else None
 
-    def run() -> None:
+    def run(advance) -> None:
         while True:
             with lock:
                 i = next(cursor, None)
             if i is None:
                 return
             results[i] = _one(pool, items[i], timeout_s)
-            if bar is not None:
-                with lock:
-                    bar[0].advance(bar[1])
+            advance()
 
-    threads = [threading.Thread(target=run, daemon=True) for _ in range(size)]
-    try:
-        if bar is not None:
-            bar[0].start()
+    with bar("grading", len(items), enabled=progress) as advance:
+        threads = [threading.Thread(target=run, args=(advance,), daemon=True)
+                   for _ in range(size)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-    finally:
-        if bar is not None:
-            bar[0].stop()
     return results
-
-
-def _progress(total: int):
-    from rich.progress import Progress
-
-    prog = Progress(transient=True)
-    return prog, prog.add_task("grading", total=total)

@@ -59,6 +59,9 @@ class Worker:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
+            # Its own process group: a Ctrl-C at the terminal interrupts the command, which
+            # then closes the pipe; the worker never sees SIGINT (no traceback from it).
+            process_group=0,
         )
         self._buf = b""
         self.ready = False

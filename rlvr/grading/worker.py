@@ -76,5 +76,13 @@ def serve() -> None:
             write_frame(out, {"error": "unknown op"})
 
 
+def main() -> None:
+    try:
+        serve()
+    except (BrokenPipeError, KeyboardInterrupt):
+        # The parent went away (closed our pipes, or was interrupted): nothing left to answer.
+        os._exit(0)
+
+
 if __name__ == "__main__":
-    serve()
+    main()

@@ -23,6 +23,7 @@ from rlvr.organism.config import BuildConfig, TrainConfig
 from rlvr.organism.corpus import Corpus, build_corpus
 from rlvr.organism.model import make_model
 from rlvr.organism.tokenizer import build_tokenizer
+from rlvr.progress import bar
 from rlvr.runs import atomic_dir, atomic_write_text, versions
 
 __all__ = ["build", "pretrain"]
@@ -100,7 +101,7 @@ def pretrain(config: BuildConfig, *, progress: bool = True, on_step=None):
         # Mean trained tokens per example: the constant the token sum is divided by.
         norm = tcfg.batch_size * float((corpus.length - corpus.prompt_len).float().mean())
         losses: list[float] = []
-        with _progress_bar(progress, tcfg.steps) as advance:
+        with bar("pretraining", tcfg.steps, enabled=progress, keep=True) as advance:
             for step in range(tcfg.steps):
                 for group in opt.param_groups:
                     group["lr"] = _lr_at(step, tcfg)
@@ -114,31 +115,11 @@ def pretrain(config: BuildConfig, *, progress: bool = True, on_step=None):
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 opt.step()
                 losses.append(float((nll.detach() * mask).sum() / mask.sum().clamp(min=1)))
-                advance(float(np.mean(losses[-50:])))
+                advance(info=f"loss {float(np.mean(losses[-50:])):.3f}")
                 if on_step is not None:
                     on_step(step + 1, model, losses[-1])
     model.eval()
     return model, losses
-
-
-@contextlib.contextmanager
-def _progress_bar(enabled: bool, total: int):
-    if not enabled:
-        yield lambda loss: None
-        return
-    from rich.progress import (
-        BarColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (TextColumn("pretraining"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-               TextColumn("loss {task.fields[loss]:.3f}"), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=False) as bar:
-        task = bar.add_task("pretrain", total=total, loss=float("nan"))
-        yield lambda loss: bar.update(task, advance=1, loss=loss)
 
 
 def build(config: BuildConfig, out: str | Path, *, progress: bool = True,

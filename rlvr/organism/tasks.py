@@ -197,7 +197,7 @@ def heldout_suite(family: str, n: int = 200, seed: int = 0) -> list[Problem]:
     if n > MAX_HELDOUT:
         # Rejection sampling into the held-out bucket: a huge n would spin for minutes.
         raise UserError(f"a held-out suite has at most {MAX_HELDOUT} problems, {n} were asked for",
-                        f"use an index or --limit below {MAX_HELDOUT}")
+                        f"use an index (or a suite size) below {MAX_HELDOUT}")
     rng = np.random.default_rng([seed, sorted(FAMILIES).index(family)])
     seen: dict[tuple[int, ...], None] = {}
     for _ in range(100 * n):

@@ -10,6 +10,7 @@ half-written one. `trainer_state.pt` holds numpy RNG arrays, so it is read with
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import shutil
@@ -19,9 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlvr.runs import atomic_dir
+from rlvr.runs import atomic_dir, is_scratch
 
-__all__ = ["STATE_FILE", "latest_checkpoint", "load_state", "prune", "save_checkpoint"]
+__all__ = ["STATE_FILE", "clean_scratch", "latest_checkpoint", "load_state", "prune", "save_checkpoint"]
 
 STATE_FILE = "trainer_state.pt"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
@@ -46,11 +47,31 @@ def set_rng_states(states: dict[str, Any]) -> None:
 def save_checkpoint(run_dir: Path, step: int, model, tokenizer, optimizer) -> Path:
     final = Path(run_dir) / "checkpoints" / f"step-{step}"
     with atomic_dir(final) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        # Written one level down and moved up config.json last: until the scratch folder is
+        # complete it holds no config.json, so no Hugging Face loader takes it for a model.
+        staging = tmp / ".staging"
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
         state = {"step": step, "optimizer": optimizer.state_dict(), "rng": rng_states()}
-        torch.save(state, tmp / STATE_FILE)
+        torch.save(state, staging / STATE_FILE)
+        for path in sorted(staging.iterdir(), key=lambda p: p.name == "config.json"):
+            os.replace(path, tmp / path.name)
+        staging.rmdir()
     return final
+
+
+def clean_scratch(run_dir: Path) -> None:
+    """Remove what a killed write left in a run (`.step-N.*.tmp`, `.step-N.old`, `.FILE.*.tmp`)."""
+    run_dir = Path(run_dir)
+    for folder in (run_dir, run_dir / "checkpoints"):
+        if not folder.is_dir():
+            continue
+        for child in folder.iterdir():
+            if is_scratch(child.name):
+                if child.is_dir():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:

@@ -47,13 +47,19 @@ def _check(obj: Any) -> None:
             value = getattr(obj, f.name)
             if value not in typing.get_args(hint):
                 valid = ", ".join(map(str, typing.get_args(hint)))
-                raise UserError(f"{type(obj).__name__}.{f.name} = {value!r} is not one of: {valid}")
+                raise UserError(f"{_key(obj, f.name)} = {value!r} is not one of: {valid}")
+
+
+def _key(obj: Any, name: str) -> str:
+    """The config key a user writes (`reward.mode`), not the class (`RewardConfig.mode`)."""
+    section = type(obj).__name__.removesuffix("Config").lower()
+    return name if section == "train" else f"{section}.{name}"
 
 
 def _positive(obj: Any, *names: str) -> None:
     for name in names:
         if not getattr(obj, name) > 0:
-            raise UserError(f"{name} must be > 0, got {getattr(obj, name)!r}")
+            raise UserError(f"{_key(obj, name)} must be > 0, got {getattr(obj, name)!r}")
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,7 @@ class ModelConfig:
 class DataConfig:
     examples: tuple[str, ...] = ()  # training example ids (organism ids or pool indices)
     train_file: str | None = None  # jsonl of problems or a verl parquet: all rows train
-    pool: str | None = None  # a verl parquet that `examples` index into (extra_info.index)
+    pool: str | None = None  # a pool `examples` index into (rlvr.selection.load_pool)
     copies: int = 1  # copies of each example per step; each copy is one group of rollout.n
     template: str = "raw"  # prompt template (rlvr.prompts)
 

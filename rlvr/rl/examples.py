@@ -23,7 +23,12 @@ from rlvr.errors import UserError
 from rlvr.problem import Problem
 from rlvr.rl.config import DataConfig, EvalConfig
 
-__all__ = ["default_eval_suites", "eval_suites", "organism_problem", "training_problems"]
+__all__ = ["SNAPSHOT", "default_eval_suites", "eval_suites", "organism_problem", "read_snapshot",
+           "training_problems", "write_snapshot"]
+
+# The run's own copy of its training rows: `--resume` reads it, so a run continues from any
+# directory or machine; config.toml keeps the source path for reference only.
+SNAPSHOT = "train_problems.jsonl"
 
 _SUITE_ITEM = re.compile(r"^(organism-[a-z]+):(\d+)$")
 _PROBLEM_ID = re.compile(r"^([a-z]+)-(\d+(?:-\d+)*)$")
@@ -42,10 +47,9 @@ def training_problems(data: DataConfig) -> list[Problem]:
         if not data.examples:
             raise UserError(f"--pool {data.pool} needs --example INDEX",
                             "e.g. --example 124 for the paper's π1")
-        from rlvr.verl_data import read_verl_parquet
+        from rlvr.selection import load_pool
 
-        pool = read_verl_parquet(data.pool, missing_answer="keep")
-        problems = _select(pool, data.examples, data.pool)
+        problems = _select(load_pool(data.pool), data.examples, data.pool)
     else:
         if not data.examples:
             raise UserError("no training example given",
@@ -60,6 +64,32 @@ def training_problems(data: DataConfig) -> list[Problem]:
             raise UserError(f"training example {p.id!r} has no gold answer",
                             "every training example needs a ground truth to reward against")
     return list(unique.values())
+
+
+def write_snapshot(run_dir: Path, problems: list[Problem]) -> None:
+    import json
+
+    from rlvr.runs import atomic_write_text
+
+    atomic_write_text(Path(run_dir) / SNAPSHOT, "".join(
+        json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in problems))
+
+
+def read_snapshot(run_dir: Path) -> list[Problem] | None:
+    """The training rows a run recorded, or None for a run written before snapshots existed."""
+    path = Path(run_dir) / SNAPSHOT
+    if not path.is_file():
+        return None
+    from rlvr.runs import read_jsonl
+
+    try:
+        problems = [Problem.from_dict(row) for row in read_jsonl(path)]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise UserError(f"{path} is not a training snapshot ({exc})",
+                        "restore it from a copy of the run") from exc
+    if not problems:
+        raise UserError(f"{path} holds no training rows", "restore it from a copy of the run")
+    return problems
 
 
 def organism_problem(example_id: str) -> Problem:
@@ -94,28 +124,9 @@ def _select(problems: list[Problem], ids: tuple[str, ...], source: str) -> list[
 
 
 def _read_file(path: Path) -> list[Problem]:
-    if not path.is_file():
-        raise UserError(f"training file {path} does not exist")
-    if path.suffix == ".parquet":
-        from rlvr.verl_data import read_verl_parquet
+    from rlvr.selection import read_problems
 
-        return read_verl_parquet(path, missing_answer="keep")
-    from rlvr.suites import read_rows
-
-    problems = []
-    for number, row in read_rows(path, what="training file"):
-        if "problem" not in row:
-            raise UserError(f"{path}:{number} has no `problem` field",
-                            "each line needs problem and answer")
-        if not str(row.get("answer") or "").strip():
-            raise UserError(f"{path}:{number} has no answer",
-                            "each training line needs an `answer` to reward against")
-        problems.append(Problem(id=str(row.get("id", number)), problem=str(row["problem"]),
-                                answer=str(row["answer"]), suite=path.stem,
-                                meta=dict(row.get("meta") or {})))
-    if not problems:
-        raise UserError(f"training file {path} holds no problems")
-    return problems
+    return read_problems(path, what="training file")
 
 
 def eval_suites(cfg: EvalConfig) -> dict[str, list[Problem]]:

@@ -7,10 +7,12 @@ reads as if the run had never stopped; TensorBoard purges those steps the same w
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
 
+from rlvr.progress import bar
 from rlvr.runs import append_jsonl, atomic_write_text
 
 __all__ = ["RunLog", "truncate_jsonl"]
@@ -44,7 +46,9 @@ class RunLog:
 
         self.tb = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=start_step + 1)
         self.wandb = _start_wandb(self.run_dir, config_dict, wandb_project) if wandb else None
-        self.bar = _Bar(start_step, total_steps) if progress else None
+        self._bar = contextlib.ExitStack()
+        self.advance = self._bar.enter_context(
+            bar("GRPO", total_steps, enabled=progress, keep=True, completed=start_step))
 
     def step(self, metrics: dict[str, Any]) -> None:
         append_jsonl(self.metrics_path, metrics)
@@ -57,8 +61,7 @@ class RunLog:
         if self.wandb is not None:
             flat = {f"train/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}
             self.wandb.log(flat, step=step)
-        if self.bar is not None:
-            self.bar.advance(metrics)
+        self.advance(info=f"acc {metrics['train_acc_mean']:.2f}  reward {metrics['reward_mean']:.2f}")
 
     def samples(self, records: list[dict]) -> None:
         for record in records[: max(0, self.samples_left)]:
@@ -79,8 +82,7 @@ class RunLog:
     def close(self) -> None:
         self.tb.flush()
         self.tb.close()
-        if self.bar is not None:
-            self.bar.stop()
+        self._bar.close()
         if self.wandb is not None:
             self.wandb.finish()
 
@@ -99,30 +101,3 @@ def _start_wandb(run_dir: Path, config_dict: dict, project: str):
                         "pip install wandb, or drop --set log.wandb=true") from None
     return wandb.init(project=project, name=run_dir.name, dir=str(run_dir), config=config_dict,
                       resume="allow")
-
-
-class _Bar:
-    """A rich progress bar with the live train accuracy and reward."""
-
-    def __init__(self, start: int, total: int):
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self.progress = Progress(TextColumn("[bold]GRPO"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("acc {task.fields[acc]}  reward {task.fields[reward]}"),
-                                 TimeRemainingColumn())
-        self.task = self.progress.add_task("train", total=total, completed=start, acc="-",
-                                           reward="-")
-        self.progress.start()
-
-    def advance(self, m: dict) -> None:
-        self.progress.update(self.task, advance=1, acc=f"{m['train_acc_mean']:.2f}",
-                             reward=f"{m['reward_mean']:.2f}")
-
-    def stop(self) -> None:
-        self.progress.stop()

@@ -38,7 +38,14 @@ from rlvr.rl.core_algos import (
     kl_penalty,
     token_logprobs,
 )
-from rlvr.rl.examples import eval_suites, training_problems
+from rlvr.rl.examples import (
+    SNAPSHOT,
+    eval_suites,
+    read_snapshot,
+    training_problems,
+    write_snapshot,
+)
+from rlvr.runs import fresh_run_dir, new_run_dir, write_config_toml
 
 __all__ = ["Trainer", "train"]
 
@@ -67,7 +74,9 @@ class Trainer:
 
         self.config, self.run_dir = config, Path(run_dir)
         cfg = config
-        self.problems = training_problems(cfg.data)
+        # A resumed run trains on the rows it started with, wherever the source file is now.
+        self.problems = (resume and read_snapshot(self.run_dir)) or training_problems(cfg.data)
+        self.progress = False  # a bar per rollout (`train` turns it on with its own bar)
         groups = len(self.problems) * cfg.data.copies
         if groups % cfg.algo.mini_batches:
             raise UserError(f"{groups} groups per step do not split into "
@@ -156,7 +165,7 @@ class Trainer:
                                 max_new_tokens=r.max_new_tokens, seed=self.config.seed * 1_000_003 + step)
         with self.autocast:
             completions = generate(self.model, self.tokenizer, prompts, params,
-                                   batch_size=r.batch_size)
+                                   batch_size=r.batch_size, progress=self.progress)
         copies = self.config.data.copies
         prompt_ids = [self.prompt_ids[c.prompt_index // copies] for c in completions]
         return _to_batch(completions, prompt_ids, self.tokenizer.pad_token_id, self.device)
@@ -303,44 +312,66 @@ class Trainer:
 
 def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False,
           progress: bool = True) -> Path:
-    """Run (or resume) a training run into `run_dir`; returns the run directory."""
-    from rlvr.rl.runlog import RunLog
-    from rlvr.runs import new_run_dir, write_config_toml
+    """Run (or resume) a training run into `run_dir`; returns the run directory.
 
+    Everything is validated (model, device, examples, suites) before the folder is created; a
+    new run that stops before its first logged step leaves no folder behind.
+    """
     run_dir = Path(run_dir)
-    if not resume and run_dir.exists() and any(run_dir.iterdir()):
-        new_run_dir(run_dir)  # raises the "already exists" error before any work
+    if not resume and run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        new_run_dir(run_dir, resumable=True)  # raises the "already exists" error before any work
     if resume and not (run_dir / "config.toml").is_file():
         raise UserError(f"cannot resume: {run_dir} has no config.toml", "drop --resume")
     if config.log.wandb and importlib.util.find_spec("wandb") is None:
         raise UserError("log.wandb = true but the wandb package is not installed",
                         "pip install wandb, or drop log.wandb")
     trainer = Trainer(config, run_dir, resume=resume)  # validates every input first
+    trainer.progress = progress
     suites = eval_suites(config.eval)
     trainer.fit_evaluation(suites)
     config = trainer.config  # with any cap to the model's context (rlvr.context)
-    new_run_dir(run_dir, resume=resume)
-    # On resume this re-records the config (e.g. a --steps extension) with today's versions.
-    write_config_toml(run_dir / "config.toml", config_to_dict(config), seed=config.seed)
+    if resume:
+        folder = contextlib.nullcontext(new_run_dir(run_dir, resume=True))
+        ckpt.clean_scratch(run_dir)  # what a kill mid-write left: never loaded, never kept
+    else:
+        folder = fresh_run_dir(run_dir, resumable=True,
+                               keep=lambda: (run_dir / "metrics.jsonl").is_file())
+    with folder:
+        # On resume this re-records the config (e.g. a --steps extension) with today's versions.
+        write_config_toml(run_dir / "config.toml", config_to_dict(config), seed=config.seed)
+        if not resume or not (run_dir / SNAPSHOT).is_file():
+            write_snapshot(run_dir, trainer.problems)
+        _loop(trainer, suites, progress)
+    return run_dir
+
+
+def _loop(trainer: Trainer, suites: dict, progress: bool) -> None:
+    from rlvr.rl.runlog import RunLog
+
+    config, run_dir, lg = trainer.config, trainer.run_dir, trainer.config.log
+
+    def due(step: int) -> bool:  # the evaluation schedule of an uninterrupted run
+        return bool(suites) and (step in (0, config.steps)
+                                 or bool(lg.eval_every and step % lg.eval_every == 0))
+
     log = RunLog(run_dir, config_dict=config_to_dict(config), start_step=trainer.step_count,
                  total_steps=config.steps, progress=progress, wandb=config.log.wandb,
                  wandb_project=config.log.wandb_project, samples_max=config.log.samples_max)
-    lg = config.log
     try:
-        if suites and not (run_dir / "eval" / f"step-{trainer.step_count}" / "summary.json").is_file():
-            log.evaluation(trainer.step_count, trainer.evaluate(suites))
+        start = trainer.step_count
+        if due(start) and not (run_dir / "eval" / f"step-{start}" / "summary.json").is_file():
+            log.evaluation(start, trainer.evaluate(suites, progress=progress))
         while trainer.step_count < config.steps:
             metrics = trainer.step()
             log.step(metrics)
             log.samples(trainer.samples)
             step, last = trainer.step_count, trainer.step_count == config.steps
-            if suites and (last or (lg.eval_every and step % lg.eval_every == 0)):
-                log.evaluation(step, trainer.evaluate(suites))
+            if due(step):
+                log.evaluation(step, trainer.evaluate(suites, progress=progress))
             if last or (lg.save_every and step % lg.save_every == 0):
                 trainer.save()
     finally:
         log.close()
-    return run_dir
 
 
 # --- helpers ----------------------------------------------------------------------------------
