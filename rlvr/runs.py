@@ -111,10 +111,16 @@ def is_scratch(name: str) -> bool:
 
 
 def _fsync_tree(root: Path) -> None:
+    """fsync every file, and give each the mode the umask gives a new file: some writers
+    (safetensors) create theirs 0600, which collaborators on a shared disk cannot read."""
+    mask = _umask()
     for path in root.rglob("*"):
         if path.is_file():
+            path.chmod(0o666 & ~mask)
             with open(path, "rb") as f:
                 os.fsync(f.fileno())
+        elif path.is_dir():
+            path.chmod(0o777 & ~mask)
 
 
 def append_jsonl(path: str | os.PathLike, record: dict, *, fsync: bool = False) -> None:

@@ -246,7 +246,7 @@ def read_problems(path: Path, *, what: str = "pool") -> list[Problem]:
         for key in ("problem", "answer"):
             if not isinstance(row, Mapping) or row.get(key) is None or str(row[key]) == "":
                 raise UserError(f"{path}:{number} has no {key!r}",
-                                "each line needs problem and answer (and an optional id)")
+                                "each line needs problem and answer; id is optional")
         problems.append(Problem.from_dict({"id": number, "suite": path.stem, **row}))
     if not problems:
         raise UserError(f"{what} {path} holds no problems")

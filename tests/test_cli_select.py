@@ -100,7 +100,7 @@ def test_pool_without_answers(capsys, files):
     pool.write_text(json.dumps({"id": "0", "problem": "q", "suite": "toy"}) + "\n")
     code, _, err = _run(capsys, "select", "variance", "--history", history, "--pool", pool,
                         "--top", "1")
-    assert code == 2 and "line 1 has no 'answer'" in err
+    assert code == 2 and "pool.jsonl:1 has no 'answer'" in err
 
 
 def test_snr_rejects_bad_keep_before_sampling(capsys, files, tmp_path):
@@ -126,3 +126,28 @@ def test_snr_command_end_to_end(capsys, files, tmp_path):
     assert rows[0]["score"] >= rows[1]["score"]
     written = [json.loads(line)["id"] for line in out_file.read_text().splitlines()]
     assert written == [str(rows[0]["index"])] * 2 + [str(rows[1]["index"])] * 2
+
+
+@pytest.mark.parametrize("pool", ["organism-add:3", "FILE"])
+def test_show_lists_a_pool_without_the_paper_anchors(capsys, files, pool):
+    # The default shows the paper's π1/π13 only in the paper's pool; any other pool is listed.
+    pool = str(files[2]) if pool == "FILE" else pool
+    code, out, err = _run(capsys, "select", "show", "--pool", pool, "--json")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert len(rows) == (3 if pool.startswith("organism") else 4)
+    assert all(r["problem"] and r["answer"] for r in rows)
+
+
+def test_show_all_lists_every_example(capsys, files):
+    code, out, err = _run(capsys, "select", "show", "--pool", files[2], "--all", "--json")
+    assert code == 0, err
+    assert [r["index"] for r in json.loads(out)] == ["0", "1", "2", "3"]
+
+
+def test_pool_ids_default_to_line_numbers_as_in_training_files(capsys, tmp_path):
+    pool = tmp_path / "mine.jsonl"
+    pool.write_text('{"problem": "1+1=", "answer": "2"}\n{"problem": "2+2=", "answer": "4"}\n')
+    code, out, err = _run(capsys, "select", "show", "--pool", pool, "--json")
+    assert code == 0, err
+    assert [r["index"] for r in json.loads(out)] == ["1", "2"]

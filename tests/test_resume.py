@@ -30,9 +30,10 @@ SCRIPT = textwrap.dedent("""
     model, out, resume, kill_at, kill_in_save = sys.argv[1:6]
     config = resolve("organism", overrides={
         "model": {"path": model}, "steps": 7, "data": {"examples": ["add-327-415"]},
-        "eval": {"suites": []}, "rollout": {"n": 4, "max_new_tokens": 12},
+        "eval": {"suites": ["organism-add"], "n_per_suite": 2, "samples": 0},
+        "rollout": {"n": 4, "max_new_tokens": 12},
         "reward": {"mode": "random"}, "optim": {"lr": 1e-2},
-        "log": {"save_every": 2, "samples_every": 1}})
+        "log": {"save_every": 2, "samples_every": 1, "eval_every": 3}})
     step = tr.Trainer.step
     def killing_step(self):
         if self.step_count + 1 == int(kill_at):
@@ -85,6 +86,10 @@ def _same_weights(a: Path, b: Path) -> None:
         assert torch.equal(wa[key], wb[key]), key
 
 
+def _evaluated(run: Path) -> list[str]:
+    return sorted(p.name for p in (run / "eval").iterdir())
+
+
 def test_kill_9_then_resume_equals_uninterrupted_run(reference):
     tmp, model, full = reference
     run = tmp / "killed"
@@ -96,6 +101,8 @@ def test_kill_9_then_resume_equals_uninterrupted_run(reference):
     _same_weights(run, full)
     steps = [json.loads(x)["step"] for x in (run / "samples.jsonl").read_text().splitlines()]
     assert steps == sorted(steps)  # step 5's samples from before the kill were dropped
+    # Resumed at step 4: evaluated on the schedule only (0, 3, 6, 7), no extra eval/step-4.
+    assert _evaluated(run) == _evaluated(full) == ["step-0", "step-3", "step-6", "step-7"]
 
 
 def test_kill_during_checkpoint_save_leaves_previous_one(reference):
@@ -104,6 +111,16 @@ def test_kill_during_checkpoint_save_leaves_previous_one(reference):
     assert _run(tmp, model, run, resume=False, kill_in_save=True) == -signal.SIGKILL
     assert latest_checkpoint(run).name == "step-2"
     assert not (run / "checkpoints" / "step-4").exists()
+    # The half-written step-4 is a scratch folder that no Hugging Face loader takes for a model.
+    scratch = [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".step-4.")]
+    assert len(scratch) == 1
+    from transformers import AutoModelForCausalLM
+
+    with pytest.raises((OSError, ValueError), match="config.json"):
+        AutoModelForCausalLM.from_pretrained(scratch[0])
     assert _run(tmp, model, run, resume=True) == 0
     assert _metrics(run) == _metrics(full)
     _same_weights(run, full)
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-2", "step-4",
+                                                                        "step-6", "step-7"]
+    assert _evaluated(run) == _evaluated(full)

@@ -138,7 +138,7 @@ def test_jsonl_pool_pick_and_errors(tmp_path):
     with pytest.raises(UserError, match="'9' are not in the pool"):
         selection.pick(ranked[:1], pool, history_keys=["9", "0"])
     del rows[3]["answer"]
-    with pytest.raises(UserError, match="line 4 has no 'answer'"):
+    with pytest.raises(UserError, match="pool.jsonl:4 has no 'answer'"):
         selection.load_pool(_jsonl_pool(tmp_path, rows))
     with pytest.raises(UserError, match="cannot read pool"):
         selection.load_pool(tmp_path / "pool.csv")

@@ -131,7 +131,7 @@ def test_bad_input_leaves_no_run_directory(tiny, tmp_path):
     bad.write_text('{"problem": "1+1="}\n')
     cases = [
         ({"model": {"path": str(tmp_path / "missing")}}, "does not exist"),
-        ({"data": {"train_file": str(bad), "examples": []}}, "has no answer"),
+        ({"data": {"train_file": str(bad), "examples": []}}, "noanswer.jsonl:1 has no 'answer'"),
         ({"data": {"examples": ["organism-zzz:1"]}}, "unknown organism family"),
         ({"data": {"examples": ["no-such-thing"]}}, "unknown training example"),
     ]

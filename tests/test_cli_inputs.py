@@ -1,0 +1,58 @@
+"""Commands accept what their neighbours accept (issue #16, items 9 and 11).
+
+One pool loader serves `rlvr train --pool`, `rlvr select --pool` and `rlvr export verl --pool`;
+`rlvr report` takes a folder of runs (a demo's) and skips the report page among globbed paths.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from rundirs import make_run
+
+from rlvr.cli import main
+from rlvr.rl.config import DataConfig
+from rlvr.rl.examples import training_problems
+
+
+@pytest.fixture
+def demo_like(tmp_path):
+    """A folder of runs as `rlvr demo` leaves it, report.html included."""
+    demo = tmp_path / "demo"
+    for name, mode in (("outcome", "outcome"), ("format-only", "format")):
+        make_run(demo, name, mode=mode, train_acc=[0.5, 1.0],
+                 evals={0: {"math": "CWUN"}, 2: {"math": "CCUW"}})
+    (demo / "report.html").write_text("<html>an earlier report</html>")
+    return demo
+
+
+def test_report_accepts_a_folder_of_runs(demo_like, tmp_path, capsys):
+    out = tmp_path / "r.html"
+    assert main(["report", str(demo_like), "-o", str(out)]) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "outcome" in printed and "format-only" in printed
+
+
+def test_report_skips_a_report_among_globbed_paths(demo_like, tmp_path, capsys):
+    paths = sorted(str(p) for p in demo_like.iterdir())  # what `rlvr report demo/*` passes
+    assert any(p.endswith("report.html") for p in paths)
+    assert main(["report", *paths, "-o", str(tmp_path / "r.html"), "-q"]) == 0, \
+        capsys.readouterr().err
+
+
+@pytest.mark.parametrize("pool", ["jsonl", "organism"])
+def test_train_accepts_the_pools_select_accepts(tmp_path, pool):
+    if pool == "jsonl":
+        spec = tmp_path / "pool.jsonl"
+        spec.write_text("".join(json.dumps({"id": str(i), "problem": f"{i}+1=",
+                                            "answer": str(i + 1)}) + "\n" for i in range(3)))
+        wanted = "2"
+    else:
+        spec, wanted = "organism-add:3", None
+    if wanted is None:
+        from rlvr.selection import load_pool
+
+        wanted = load_pool(spec)[1].id
+    problems = training_problems(DataConfig(pool=str(spec), examples=(wanted,)))
+    assert [p.id for p in problems] == [wanted]
