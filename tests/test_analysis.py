@@ -12,10 +12,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rundirs import OUTCOMES, make_run, record
 
-from rlvr.analysis import analyze, analyze_saturation, classify, decompose, load_run
-from rlvr.analysis.decomposition import CLASSES, item_transitions, pool, waterfall
+from rlvr.analysis import analyze, analyze_saturation, load_run
 from rlvr.analysis.rundir import EvalRecord, EvalStep
 from rlvr.analysis.saturation import saturation_step
+from rlvr.analysis.transitions import (
+    CLASSES,
+    classify,
+    decompose,
+    item_transitions,
+    pool,
+    waterfall,
+)
 from rlvr.errors import UserError
 
 
@@ -306,7 +313,10 @@ def test_greedy_and_sampled_records_are_read_separately(tmp_path):
         for item in ("s-0", "s-1"):
             for sample in (1, 2):
                 f.write(json.dumps(record("s", item, sample, "C")) + "\n")
-    assert load_run(run).evals[2].accuracy("s") == 0.5  # auto: the greedy headline
+    auto = load_run(run).evals[2]
+    assert auto.accuracy("s") == 1.0  # auto: avg@k is the headline where samples exist
+    assert auto.decoding == "sampled" and len(auto.greedy["s"]) == 2  # greedy kept beside
+    assert load_run(run, "greedy").evals[2].accuracy("s") == 0.5
     sampled = load_run(run, "sampled")
     assert sampled.evals[2].accuracy("s") == 1.0
     assert "eval/step-0/s.jsonl: no sampled records" in sampled.problems

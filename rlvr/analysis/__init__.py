@@ -1,29 +1,40 @@
-"""Where did the gain come from: decomposition, post-saturation, label study, plots, report.
+"""Where did the gain come from: intervals, the style × format × skill decomposition,
+post-saturation, label study, plots, report.
 
 Reads only run directories (docs/run-format.md).
 """
 
-from rlvr.analysis.decomposition import SuiteDecomposition, WaterfallRow, classify, decompose
+from rlvr.analysis.decomposition import Decomposition, GainDecomposition, decompose
 from rlvr.analysis.labels import LabelRow, label_study
-from rlvr.analysis.rundir import EvalRecord, EvalStep, Run, load_run
+from rlvr.analysis.rundir import EvalRecord, EvalStep, Run, load_eval_step, load_run
 from rlvr.analysis.saturation import Saturation, analyze_saturation, saturation_step
+from rlvr.analysis.stats import Estimate, across_seeds, item_accuracy, paired_gain
 from rlvr.analysis.study import Analysis, RunComparison, analyze
+from rlvr.analysis.styles import CLASSIFIERS, STYLES, default_classifier, style_of
 
 __all__ = [
+    "CLASSIFIERS",
+    "STYLES",
     "Analysis",
+    "Decomposition",
+    "Estimate",
     "EvalRecord",
     "EvalStep",
+    "GainDecomposition",
     "LabelRow",
     "Run",
     "RunComparison",
     "Saturation",
-    "SuiteDecomposition",
-    "WaterfallRow",
+    "across_seeds",
     "analyze",
     "analyze_saturation",
-    "classify",
     "decompose",
+    "default_classifier",
+    "item_accuracy",
     "label_study",
+    "load_eval_step",
     "load_run",
+    "paired_gain",
     "saturation_step",
+    "style_of",
 ]

@@ -1,282 +1,233 @@
-"""Where did the gain come from: per-item transitions between a base and a trained evaluation.
+"""Where did the gain come from: selection, format correction and skill change, with intervals.
 
-Each record is put in one class from the grader's fields (the same `Grade` the rewards read):
+Each response gets a reasoning style from a classifier (styles.py: `organism` markers or the
+`generic` text proxy) and the grader's format; per suite the change in strict accuracy from a
+base evaluation to a trained one splits exactly (shapley.py) into
 
-    correct          correct_strict
-    formatted_wrong  boxed, not correct
-    format_failure   unboxed / empty_box / no_answer (includes lenient-right-but-unboxed)
-    repetition       the response looped
-    truncated        the response hit the length limit
+    gain = format correction + degeneration fix + mode selection + skill change
 
-Per suite, the accuracy gain splits exactly into
+Records: both sides must use one decoding (sampled when both have samples, else greedy; the
+loader's `auto` picks sampled first), and items are matched by id (the intersection; a note
+gives its size). A response counts as boxed when the grader read a final box (or judged it
+strictly correct, which needs one), so accuracy = Σ π·φ·a is the strict avg@k exactly.
 
-    gain = format_correction + reasoning_selection + degeneration_fix − losses
-
-format_correction   base failed on format, trained correct
-reasoning_selection base boxed a wrong answer, trained correct
-degeneration_fix    base looped or was truncated, trained correct
-losses              base correct, trained not
-
-With several samples per item, every (base sample, trained sample) pair of an item carries weight
-1 / (k_base · k_trained), so an item contributes at most 1 and the identity still holds.
-
-Across runs, the waterfall reads the reward modes: base → no-signal controls (entropy-only,
-random: exploration and perturbation) → format-only → outcome, with outcome − format-only as
-the residual "beyond format correction".
+Intervals: a paired bootstrap over items (stats.py): each resample draws the same items for
+base and trained, an item's k responses together, 1,000 resamples, percentile, seeded. The
+`all` row is the item-weighted mean of the suites' terms, resampled within each suite.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
 
 from rlvr.analysis.rundir import EvalRecord, EvalStep
+from rlvr.analysis.shapley import TERMS, factors, shapley_terms
+from rlvr.analysis.stats import N_RESAMPLES, Estimate, percentile_interval, resample_weights
+from rlvr.analysis.styles import DEGENERATE, STYLES, get_classifier
 
-__all__ = [
-    "CLASSES",
-    "CLASS_LABELS",
-    "SuiteDecomposition",
-    "WATERFALL_ROLES",
-    "WaterfallRow",
-    "classify",
-    "decompose",
-    "item_transitions",
-    "mean_row",
-    "pool",
-    "waterfall",
-]
-
-CLASSES = ("correct", "formatted_wrong", "format_failure", "repetition", "truncated")
-CLASS_LABELS = {
-    "correct": "correct",
-    "formatted_wrong": "formatted but wrong",
-    "format_failure": "format failure",
-    "repetition": "repetition",
-    "truncated": "truncated",
-}
-_FORMAT_FAILURES = frozenset({"unboxed", "empty_box", "no_answer"})
-_DEGENERATE = frozenset({"repetition", "truncated"})
-
-
-def classify(record: EvalRecord) -> str:
-    if record.correct_strict:
-        return "correct"
-    if record.format in _FORMAT_FAILURES:
-        return "format_failure"
-    if record.format == "repetition":
-        return "repetition"
-    if record.format == "truncated":
-        return "truncated"
-    return "formatted_wrong"
+__all__ = ["TERMS", "Decomposition", "GainDecomposition", "StyleShares", "decompose",
+           "decoding_of", "is_boxed"]
 
 
 @dataclass(frozen=True)
-class SuiteDecomposition:
-    """Accuracy-point split of one suite's gain; `transitions` are item counts (base, trained)."""
+class StyleShares:
+    """π, φ, a of one style on each side (None: undefined, e.g. a without boxed responses)."""
+
+    style: str
+    base: tuple[float | None, float | None, float | None]
+    trained: tuple[float | None, float | None, float | None]
+
+    def to_json(self) -> dict:
+        def side(values):
+            return dict(zip(("pi", "phi", "a"), values, strict=True))
+
+        return {"base": side(self.base), "trained": side(self.trained)}
+
+
+@dataclass(frozen=True)
+class Decomposition:
+    """One suite (or `all`): accuracies, the TERMS as Estimates (fractions), style shares."""
 
     suite: str
     n_items: int
-    base_acc: float
-    trained_acc: float
-    format_correction: float
-    reasoning_selection: float
-    degeneration_fix: float
-    losses: float
-    transitions: dict[tuple[str, str], float] = field(repr=False)
+    k: int
+    base_acc: Estimate
+    trained_acc: Estimate
+    terms: dict[str, Estimate]
+    styles: tuple[StyleShares, ...]
 
     @property
-    def gain(self) -> float:
-        return self.trained_acc - self.base_acc
+    def gain(self) -> Estimate:
+        return self.terms["gain"]
 
-    def class_rates(self, side: str) -> dict[str, float]:
-        """Fraction of items in each class on the `base` or `trained` side."""
-        index = 0 if side == "base" else 1
-        rates = dict.fromkeys(CLASSES, 0.0)
-        for pair, count in self.transitions.items():
-            rates[pair[index]] += count / max(self.n_items, 1)
-        return rates
+    @property
+    def selection(self) -> float:
+        return self.terms["degeneration_fix"].value + self.terms["mode_selection"].value
+
+    def to_json(self) -> dict:
+        out = {t: self.terms[t].points() for t in TERMS}
+        out["styles"] = {s.style: s.to_json() for s in self.styles}
+        return out
 
 
-def _by_item(records: Sequence[EvalRecord]) -> dict[str, list[str]]:
-    items: dict[str, list[str]] = {}
+@dataclass(frozen=True)
+class GainDecomposition:
+    classifier: str
+    decoding: str
+    suites: tuple[Decomposition, ...]
+    all: Decomposition
+
+    @property
+    def n_items(self) -> int:
+        return self.all.n_items
+
+    @property
+    def k(self) -> int:
+        return self.all.k
+
+    def to_json(self) -> dict:
+        """The issue's schema: {"all": TERMS, "suites": {name: TERMS}, "n_items", "k"}."""
+        return {"all": self.all.to_json(), "suites": {d.suite: d.to_json() for d in self.suites},
+                "n_items": self.n_items, "k": self.k}
+
+
+def is_boxed(record: EvalRecord) -> bool:
+    return (record.correct_strict or record.format == "boxed"
+            or bool((record.extracted or "").strip()))
+
+
+def decoding_of(records: Sequence[EvalRecord]) -> str:
+    return "sampled" if any(r.sample > 0 for r in records) else "greedy"
+
+
+def _classified(records: Sequence[EvalRecord], classify, styles: list[str]
+                ) -> list[tuple[str, int, bool, bool]]:
+    """(item id, style index, boxed, boxed and correct) per response; new styles are added."""
+    rows = []
     for record in records:
-        items.setdefault(record.id, []).append(classify(record))
-    return items
+        style = classify(record.response, record.format, record.finish_reason)
+        if style not in styles:
+            styles.append(style)  # a classifier's extra style still gets its own row
+        boxed = is_boxed(record)
+        rows.append((record.id, styles.index(style), boxed, boxed and record.correct_strict))
+    return rows
 
 
-def _split(suite: str, base: dict[str, list[str]], trained: dict[str, list[str]],
-           ids: Sequence[str]) -> SuiteDecomposition:
-    transitions = {(a, b): 0.0 for a in CLASSES for b in CLASSES}
-    for item in ids:
-        b_classes, t_classes = base[item], trained[item]
-        weight = 1.0 / (len(b_classes) * len(t_classes))
-        for b in b_classes:
-            for t in t_classes:
-                transitions[(b, t)] += weight
-    n = len(ids)
-
-    def share(sources: frozenset[str] | set[str], target: str = "correct") -> float:
-        return sum(transitions[(s, target)] for s in sources) / n
-
-    losses = sum(transitions[("correct", t)] for t in CLASSES if t != "correct") / n
-    return SuiteDecomposition(
-        suite=suite, n_items=n,
-        base_acc=sum(transitions[("correct", t)] for t in CLASSES) / n,
-        trained_acc=sum(transitions[(b, "correct")] for b in CLASSES) / n,
-        format_correction=share({"format_failure"}),
-        reasoning_selection=share({"formatted_wrong"}),
-        degeneration_fix=share(_DEGENERATE),
-        losses=losses, transitions=transitions,
-    )
+def _counts(rows: list[tuple[str, int, bool, bool]], ids: list[str], n_styles: int
+            ) -> np.ndarray:
+    """(items, styles, 3) counts of [responses, boxed, boxed and correct]."""
+    index = {item: j for j, item in enumerate(ids)}
+    out = np.zeros((len(ids), n_styles, 3))
+    for item, style, boxed, correct in rows:
+        if item in index:
+            out[index[item], style] += (1, boxed, correct)
+    return out
 
 
-def decompose(base: EvalStep, trained: EvalStep, *, run: str = "run",
-              base_name: str = "base") -> tuple[list[SuiteDecomposition], list[str]]:
-    """Split each common suite's gain; notes say which suites or items could not be compared."""
+def _estimate(point: float, boot: np.ndarray, n: int) -> Estimate:
+    low, high = percentile_interval(boot)
+    return Estimate(float(point), float(low), float(high), "items", n)
+
+
+def _shares(base: np.ndarray, trained: np.ndarray, styles: list[str]) -> tuple[StyleShares, ...]:
+    def clean(values):
+        return tuple(None if np.isnan(v) else float(v) for v in values)
+
+    f0, f1 = factors(base), factors(trained)
+    return tuple(StyleShares(style, clean(x[i] for x in f0), clean(x[i] for x in f1))
+                 for i, style in enumerate(styles))
+
+
+@dataclass(frozen=True)
+class _Suite:
+    """A suite's matched counts (n, S, 3) per side and its resampled terms (B,) per TERM."""
+
+    name: str
+    base: np.ndarray
+    trained: np.ndarray
+    k: int
+    point: dict[str, float]
+    boot: dict[str, np.ndarray]
+
+
+def _accuracy(totals: np.ndarray) -> np.ndarray:
+    return totals[..., 2].sum(axis=-1) / totals[..., 0].sum(axis=-1)
+
+
+def _resample(name: str, base: np.ndarray, trained: np.ndarray, degenerate: int | None,
+              k: int, rng: np.random.Generator, n_resamples: int) -> _Suite:
+    weights = resample_weights(len(base), n_resamples, rng).astype(float)  # (B, n)
+    b_tot = np.einsum("bn,nsc->bsc", weights, base)
+    t_tot = np.einsum("bn,nsc->bsc", weights, trained)
+    b_all, t_all = base.sum(axis=0), trained.sum(axis=0)
+    point = {t: float(v) for t, v in shapley_terms(b_all, t_all, degenerate).items()}
+    point["base_acc"], point["trained_acc"] = float(_accuracy(b_all)), float(_accuracy(t_all))
+    boot = shapley_terms(b_tot, t_tot, degenerate)
+    boot["base_acc"], boot["trained_acc"] = _accuracy(b_tot), _accuracy(t_tot)
+    return _Suite(name, base, trained, k, point, boot)
+
+
+def _combine(name: str, parts: Sequence[_Suite], styles: list[str]) -> Decomposition:
+    """Item-weighted mean of the suites' terms (a single suite is itself)."""
+    n = sum(len(p.base) for p in parts)
+    weights = [len(p.base) / n for p in parts]
+    est = {key: _estimate(sum(w * p.point[key] for w, p in zip(weights, parts, strict=True)),
+                          sum(w * p.boot[key] for w, p in zip(weights, parts, strict=True)), n)
+           for key in (*TERMS, "base_acc", "trained_acc")}
+    base = sum(p.base.sum(axis=0) for p in parts)
+    trained = sum(p.trained.sum(axis=0) for p in parts)
+    return Decomposition(name, n, min(p.k for p in parts), est["base_acc"], est["trained_acc"],
+                         {t: est[t] for t in TERMS}, _shares(base, trained, styles))
+
+
+def decompose(base: EvalStep, trained: EvalStep, *, classifier: str = "organism",
+              seed: int = 0, n_resamples: int = N_RESAMPLES, run: str = "run",
+              base_name: str = "base") -> tuple[GainDecomposition | None, list[str]]:
+    """Split each shared suite's gain; notes say what could not be compared and on how many
+    items the rest was. None when no suite can be compared."""
+    classify = get_classifier(classifier)
+    styles = list(STYLES[classifier])
     notes: list[str] = []
-    out = []
+    matched: list[tuple[str, list, list, list[str]]] = []
+    decodings = set()
     for suite in sorted(set(base.records) | set(trained.records)):
         if suite not in trained.records:
-            notes.append(f"{suite}: evaluated for {base_name} but not for {run} at step "
-                         f"{trained.step}; not compared")
+            notes.append(f"{suite}: evaluated for {base_name} but not for {run}; not compared")
             continue
         if suite not in base.records:
             notes.append(f"{suite}: evaluated for {run} but not for {base_name}; not compared")
             continue
-        b_items, t_items = _by_item(base.records[suite]), _by_item(trained.records[suite])
-        common = sorted(set(b_items) & set(t_items))
+        b_rec, t_rec = base.records[suite], trained.records[suite]
+        b_dec, t_dec = decoding_of(b_rec), decoding_of(t_rec)
+        if b_dec != t_dec:
+            notes.append(f"{suite}: {base_name} is {b_dec}, {run} is {t_dec}; a decomposition "
+                         "needs one decoding on both sides; not compared")
+            continue
+        b_ids, t_ids = {r.id for r in b_rec}, {r.id for r in t_rec}
+        common = sorted(b_ids & t_ids)
         if not common:
             notes.append(f"{suite}: {base_name} and {run} share no item ids; not compared")
             continue
-        if len(common) != len(b_items) or len(common) != len(t_items):
-            notes.append(f"{suite}: {base_name} has {len(b_items)} items, {run} has "
-                         f"{len(t_items)}; compared on the {len(common)} they share")
-        out.append(_split(suite, b_items, t_items, common))
-    return out, notes
-
-
-def item_transitions(base: EvalStep, trained: EvalStep
-                     ) -> list[tuple[str, str, tuple[str, ...], tuple[str, ...]]]:
-    """(suite, id, base classes, trained classes) per shared item, one class per sample."""
-    out = []
-    for suite in sorted(set(base.records) & set(trained.records)):
-        b_items, t_items = _by_item(base.records[suite]), _by_item(trained.records[suite])
-        for item in sorted(set(b_items) & set(t_items)):
-            out.append((suite, item, tuple(b_items[item]), tuple(t_items[item])))
-    return out
-
-
-def pool(rows: Sequence[SuiteDecomposition], name: str = "all suites") -> SuiteDecomposition:
-    """Item-weighted total over suites (each item counts once, whatever its suite)."""
-    n = sum(r.n_items for r in rows)
-    if n == 0:
-        raise ValueError("nothing to pool")
-    transitions = {(a, b): sum(r.transitions[(a, b)] for r in rows)
-                   for a in CLASSES for b in CLASSES}
-
-    def weighted(attr: str) -> float:
-        return sum(getattr(r, attr) * r.n_items for r in rows) / n
-
-    return SuiteDecomposition(
-        suite=name, n_items=n, base_acc=weighted("base_acc"), trained_acc=weighted("trained_acc"),
-        format_correction=weighted("format_correction"),
-        reasoning_selection=weighted("reasoning_selection"),
-        degeneration_fix=weighted("degeneration_fix"), losses=weighted("losses"),
-        transitions=transitions,
-    )
-
-
-# --- the waterfall across runs ----------------------------------------------------------------
-
-WATERFALL_ROLES = ("entropy-only", "random", "format-only", "outcome")
-
-
-@dataclass(frozen=True)
-class WaterfallRow:
-    """Accuracy of each stage on one suite (None: no such run, or it lacks this suite)."""
-
-    suite: str
-    n_items: int
-    base: float
-    levels: dict[str, float | None]  # keyed by WATERFALL_ROLES
-
-    @property
-    def no_signal(self) -> float | None:
-        present = [self.levels[r] for r in ("entropy-only", "random") if self.levels[r] is not None]
-        return sum(present) / len(present) if present else None
-
-    @property
-    def residual(self) -> float | None:
-        outcome, fmt = self.levels["outcome"], self.levels["format-only"]
-        return None if outcome is None or fmt is None else outcome - fmt
-
-    def stages(self) -> list[tuple[str, float]]:
-        """(label, level) for the stages present, in waterfall order, starting at base."""
-        out = [("base", self.base)]
-        for label, value in (("exploration / perturbation", self.no_signal),
-                             ("format-only", self.levels["format-only"]),
-                             ("outcome", self.levels["outcome"])):
-            if value is not None:
-                out.append((label, value))
-        return out
-
-
-def _acc_on(records: Sequence[EvalRecord], ids: set[str]) -> float:
-    per_item: dict[str, list[bool]] = {}
-    for record in records:
-        if record.id in ids:
-            per_item.setdefault(record.id, []).append(record.correct_strict)
-    return sum(sum(v) / len(v) for v in per_item.values()) / len(per_item)
-
-
-def waterfall(base: EvalStep, groups: Mapping[str, Sequence[tuple[str, EvalStep]]]
-              ) -> tuple[list[WaterfallRow], list[str]]:
-    """One row per base suite; each role's level is the mean over that role's runs.
-
-    Every level of a row is measured on the same items: those the base and every participating
-    run share, so a run evaluated on a subset shrinks the row rather than skewing one bar.
-    """
-    notes: list[str] = []
-    rows = []
-    present_roles = [r for r in WATERFALL_ROLES if groups.get(r)]
-    missing = [r for r in WATERFALL_ROLES if not groups.get(r)]
-    if not present_roles:
-        return [], ["waterfall: no entropy-only, random, format-only or outcome run to compare"]
-    if missing:
-        notes.append(f"waterfall: no {', '.join(missing)} run; "
-                     "those stages are left out")
-    for suite in sorted(base.records):
-        ids = {r.id for r in base.records[suite]}
-        members: dict[str, list[tuple[str, EvalStep]]] = {}
-        for role in present_roles:
-            for name, step in groups[role]:
-                if suite not in step.records:
-                    notes.append(f"waterfall {suite}: {name} has no {suite} evaluation; "
-                                 f"left out of the {role} level")
-                    continue
-                ids &= {r.id for r in step.records[suite]}
-                members.setdefault(role, []).append((name, step))
-        if not ids:
-            notes.append(f"waterfall {suite}: the runs share no items with the base; skipped")
-            continue
-        if len(ids) < len({r.id for r in base.records[suite]}):
-            notes.append(f"waterfall {suite}: measured on the {len(ids)} items every run shares")
-        levels: dict[str, float | None] = dict.fromkeys(WATERFALL_ROLES)
-        for role, steps in members.items():
-            values = [_acc_on(step.records[suite], ids) for _, step in steps]
-            levels[role] = sum(values) / len(values)
-        rows.append(WaterfallRow(suite=suite, n_items=len(ids),
-                                 base=_acc_on(base.records[suite], ids), levels=levels))
-    return rows, notes
-
-
-def mean_row(rows: Sequence[WaterfallRow]) -> WaterfallRow | None:
-    """The suite average (the paper's "average" column); a level only where every suite has it."""
-    if len(rows) < 2:
-        return None
-    levels: dict[str, float | None] = {}
-    for role in WATERFALL_ROLES:
-        values = [r.levels[role] for r in rows]
-        levels[role] = None if any(v is None for v in values) else sum(values) / len(values)
-    return WaterfallRow(suite="average", n_items=sum(r.n_items for r in rows),
-                        base=sum(r.base for r in rows) / len(rows), levels=levels)
+        if len(common) != len(b_ids) or len(common) != len(t_ids):
+            notes.append(f"{suite}: {base_name} has {len(b_ids)} items, {run} has "
+                         f"{len(t_ids)}; compared on the {len(common)} they share")
+        matched.append((suite, _classified(b_rec, classify, styles),
+                        _classified(t_rec, classify, styles), common))
+        decodings.add(b_dec)
+    if not matched:
+        return None, notes
+    if len(decodings) > 1:
+        notes.append(f"{run}: suites differ in decoding (greedy and sampled); `all` pools both")
+    degenerate = styles.index(DEGENERATE) if DEGENERATE in styles else None
+    rngs = np.random.default_rng(seed).spawn(len(matched))
+    parts = []
+    for (suite, b_rows, t_rows, common), rng in zip(matched, rngs, strict=True):
+        b_arr, t_arr = (_counts(rows, common, len(styles)) for rows in (b_rows, t_rows))
+        k = int(min(b_arr[..., 0].sum(axis=1).min(), t_arr[..., 0].sum(axis=1).min()))
+        parts.append(_resample(suite, b_arr, t_arr, degenerate, k, rng, n_resamples))
+    suites = tuple(_combine(p.name, [p], styles) for p in parts)
+    return GainDecomposition(classifier, decodings.pop() if len(decodings) == 1 else "mixed",
+                             suites, _combine("all", parts, styles)), notes

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from rlvr.analysis.decomposition import SuiteDecomposition
 from rlvr.analysis.rundir import Run
 from rlvr.analysis.saturation import Saturation
+from rlvr.analysis.transitions import SuiteDecomposition
 
 __all__ = ["CONDITIONS", "LabelRow", "label_study"]
 

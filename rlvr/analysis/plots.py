@@ -12,10 +12,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
-from rlvr.analysis.decomposition import CLASS_LABELS, CLASSES, WaterfallRow
 from rlvr.analysis.rundir import Run
 from rlvr.analysis.saturation import Saturation
 from rlvr.analysis.study import Analysis, RunComparison
+from rlvr.analysis.transitions import CLASS_LABELS, CLASSES, WaterfallRow
 
 __all__ = [
     "ROLE_COLORS",

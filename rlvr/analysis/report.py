@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from rlvr.analysis import plots
-from rlvr.analysis.decomposition import (
+from rlvr.analysis.study import Analysis, RunComparison
+from rlvr.analysis.transitions import (
     CLASS_LABELS,
     CLASSES,
     SuiteDecomposition,
     item_transitions,
 )
-from rlvr.analysis.study import Analysis, RunComparison
 
 __all__ = ["Table", "decomposition_table", "headline", "render_html", "render_markdown", "tables"]
 

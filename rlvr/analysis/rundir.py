@@ -7,7 +7,9 @@ is a `UserError`.
 
 An evaluation may hold two decodings of each item in one file: greedy (`sample` 0) and K
 samples at a temperature (`sample` 1..K). The analysis reads one of them (`decoding`): `auto`
-takes greedy where a suite has it (the summary's headline accuracy), else the samples.
+takes the samples where a suite has them (avg@k is the headline: greedy accuracy is a
+threshold on the mode prior), else greedy, so greedy-only run directories still load. The
+greedy records are kept beside (`EvalStep.greedy`) for the column shown next to avg@k.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ __all__ = [
     "Run",
     "StepMetrics",
     "item_accuracy",
+    "load_eval_step",
     "load_run",
     "load_runs",
 ]
@@ -73,15 +76,24 @@ class EvalRecord:
     extracted_lenient: str | None = None
     timed_out: bool = False
     reason: str = ""
+    response: str = ""
 
 
 @dataclass(frozen=True)
 class EvalStep:
-    """`eval/step-N/`: the per-suite records and the summary (either may be missing)."""
+    """`eval/step-N/`: the per-suite records of the chosen decoding, the summary (either may be
+    missing), and the greedy records where the step has them."""
 
     step: int
     records: dict[str, tuple[EvalRecord, ...]]
     summary: dict[str, Any] | None
+    greedy: dict[str, tuple[EvalRecord, ...]] = field(default_factory=dict, repr=False)
+
+    @property
+    def decoding(self) -> str:
+        """`sampled` when any suite's records are samples, else `greedy`."""
+        sampled = any(r.sample > 0 for recs in self.records.values() for r in recs[:1])
+        return "sampled" if sampled else "greedy"
 
     @property
     def suites(self) -> tuple[str, ...]:
@@ -134,6 +146,11 @@ class Run:
             kind = self.wrong_label_kind
             return f"{kind} wrong label" if kind in ("guessable", "unguessable") else "wrong label"
         return _MODE_ROLES.get(self.reward_mode, self.reward_mode)
+
+    @property
+    def seed(self) -> int | None:
+        value = self.config.get("seed")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
 
     @property
     def final_step(self) -> int | None:
@@ -263,24 +280,49 @@ def _load_evals(path: Path, problems: list[str], decoding: str) -> dict[int, Eva
         match = _STEP_DIR.match(folder.name)
         if not match or not folder.is_dir():
             continue
-        step = int(match.group(1))
-        records = {}
-        for file in sorted(folder.glob("*.jsonl")):
-            suite_records = _decoding(_load_suite(file, problems), decoding)
-            if suite_records:
-                # The file name is a sanitised suite name; the records carry the real one.
-                records[suite_records[0].suite] = tuple(suite_records)
-            elif decoding != "auto":
-                problems.append(f"eval/{folder.name}/{file.name}: no {decoding} records")
-        summary = None
-        if (folder / "summary.json").is_file():
-            try:
-                summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                problems.append(f"eval/{folder.name}/summary.json is not valid JSON")
-        if records or summary:
-            steps[step] = EvalStep(step=step, records=records, summary=summary)
+        step = _read_step(folder, int(match.group(1)), problems, decoding)
+        if step is not None:
+            steps[step.step] = step
     return steps
+
+
+def load_eval_step(folder: str | Path, decoding: str = "auto") -> EvalStep:
+    """One `eval/step-N/` folder on its own (`rlvr decompose` takes these directly)."""
+    folder = Path(folder)
+    match = _STEP_DIR.match(folder.name)
+    if not folder.is_dir() or match is None:
+        raise UserError(f"{folder} is not an evaluation folder (…/eval/step-N)",
+                        "pass eval/step-N of a run, or the run directory with --step N")
+    problems: list[str] = []
+    step = _read_step(folder, int(match.group(1)), problems, decoding)
+    if step is None or not step.records:
+        raise UserError(f"{folder} holds no readable records",
+                        "; ".join(problems) or "run `rlvr eval` to write them")
+    return step
+
+
+def _read_step(folder: Path, step: int, problems: list[str], decoding: str) -> EvalStep | None:
+    records, greedy = {}, {}
+    for file in sorted(folder.glob("*.jsonl")):
+        loaded = _load_suite(file, problems)
+        suite_records = _decoding(loaded, decoding)
+        if suite_records:
+            # The file name is a sanitised suite name; the records carry the real one.
+            records[suite_records[0].suite] = tuple(suite_records)
+        elif decoding != "auto":
+            problems.append(f"eval/{folder.name}/{file.name}: no {decoding} records")
+        zero = [r for r in loaded if r.sample == 0]
+        if zero:
+            greedy[zero[0].suite] = tuple(zero)
+    summary = None
+    if (folder / "summary.json").is_file():
+        try:
+            summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            problems.append(f"eval/{folder.name}/summary.json is not valid JSON")
+    if not records and not summary:
+        return None
+    return EvalStep(step=step, records=records, summary=summary, greedy=greedy)
 
 
 def _decoding(records: list[EvalRecord], decoding: str) -> list[EvalRecord]:
@@ -290,7 +332,7 @@ def _decoding(records: list[EvalRecord], decoding: str) -> list[EvalRecord]:
         return greedy
     if decoding == "sampled":
         return sampled
-    return greedy or sampled
+    return sampled or greedy
 
 
 def _load_suite(file: Path, problems: list[str]) -> list[EvalRecord]:
@@ -315,6 +357,7 @@ def _load_suite(file: Path, problems: list[str]) -> list[EvalRecord]:
             n_tokens=int(row.get("n_tokens") or 0), gold=str(row.get("gold", "")),
             extracted=row.get("extracted"), extracted_lenient=row.get("extracted_lenient"),
             timed_out=bool(row.get("timed_out", False)), reason=str(row.get("reason", "")),
+            response=str(row.get("response") or ""),
         ))
     if bad:
         problems.append(f"{where}: {bad} line(s) without id, a known format or correct_strict "

@@ -11,7 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlvr.analysis.decomposition import (
+from rlvr.analysis.labels import LabelRow, label_study
+from rlvr.analysis.rundir import EvalStep, Run, load_run, load_runs
+from rlvr.analysis.saturation import Saturation, analyze_saturation
+from rlvr.analysis.transitions import (
     SuiteDecomposition,
     WaterfallRow,
     decompose,
@@ -19,9 +22,6 @@ from rlvr.analysis.decomposition import (
     pool,
     waterfall,
 )
-from rlvr.analysis.labels import LabelRow, label_study
-from rlvr.analysis.rundir import EvalStep, Run, load_run, load_runs
-from rlvr.analysis.saturation import Saturation, analyze_saturation
 
 __all__ = ["DISPLAY_ORDER", "Analysis", "RunComparison", "analyze"]
 

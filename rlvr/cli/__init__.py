@@ -13,6 +13,7 @@ import sys
 import typer
 
 from rlvr.cli import data as _data
+from rlvr.cli import decompose as _decompose
 from rlvr.cli import demo as _demo
 from rlvr.cli import eval as _eval
 from rlvr.cli import export as _export
@@ -46,8 +47,8 @@ def version_command() -> None:
 
 
 # Order here is the order `rlvr --help` lists the commands in.
-_COMMAND_MODULES = (_demo, _train, _eval, _grade, _select, _report, _organism, _export,
-                    _data)
+_COMMAND_MODULES = (_demo, _train, _eval, _grade, _select, _report, _decompose, _organism,
+                    _export, _data)
 
 for _module in _COMMAND_MODULES:
     _module.register(app)
