@@ -21,7 +21,7 @@ from pathlib import Path
 from rlvr.errors import UserError
 from rlvr.net import hub_endpoint, hub_offline, reachable
 
-__all__ = ["looks_like_path", "resolve_model"]
+__all__ = ["local_folder", "looks_like_path", "resolve_model"]
 
 # A Hub repo id: `name` or `namespace/name` (letters, digits, `-`, `_`, `.`).
 _HUB_ID = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9_.-]*/)?[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -37,17 +37,23 @@ def resolve_model(spec: str | os.PathLike | None, *, flag: str = "--model") -> P
         from rlvr.organism import default_path
 
         return Path(default_path())
-    path = Path(text).expanduser()
+    return local_folder(text, flag=flag) or _from_hub(text, flag)
+
+
+def local_folder(spec: str, *, flag: str = "--model") -> Path | None:
+    """The existing folder `spec` names, or None for a Hub id; a file, or a path that does not
+    exist, is a UserError (without looking at the Hub or its cache)."""
+    path = Path(spec).expanduser()
     if path.is_dir():
         return path
     if path.is_file():
         folder = "the folder holding it" if path.name == "config.json" else "a model folder"
-        raise UserError(f"{flag} {text} is a file, not a model folder",
+        raise UserError(f"{flag} {spec} is a file, not a model folder",
                         f"pass {folder} (config.json, weights and tokenizer files)")
-    if looks_like_path(text):
-        raise UserError(f"model folder {text} does not exist",
+    if looks_like_path(spec):
+        raise UserError(f"model folder {spec} does not exist",
                         f"check the path, or pass {flag} ORG/NAME for a Hugging Face Hub model")
-    return _from_hub(text, flag)
+    return None
 
 
 def looks_like_path(text: str) -> bool:

@@ -329,9 +329,10 @@ def snr_rank(model_path: str | os.PathLike, pool: Sequence[Problem], *, samples:
 
     `mean_accuracy` is the fraction of rollouts whose boxed answer equals the true gold.
     """
-    from rlvr.prompts import render_many
+    from rlvr.context import fit_new_tokens
+    from rlvr.prompts import render_checked
     from rlvr.rewards import RewardSpec, score_many
-    from rlvr.rollout import SamplingParams, generate, load_model
+    from rlvr.rollout import SamplingParams, encode_prompts, generate, load_model
 
     if samples < 2:
         raise UserError(f"--samples must be at least 2 to measure a variance, got {samples}")
@@ -339,7 +340,10 @@ def snr_rank(model_path: str | os.PathLike, pool: Sequence[Problem], *, samples:
     if not candidates:
         raise UserError("the pool has no example with an answer")
     model, tokenizer = load_model(model_path)
-    prompts = render_many(template, [p.problem for p in candidates], tokenizer)
+    prompts = render_checked(template, candidates, tokenizer)
+    longest = max(len(ids) for ids in encode_prompts(tokenizer, prompts))
+    max_new_tokens = fit_new_tokens(model, longest, max_new_tokens, what="candidate",
+                                    setting="--max-new-tokens")
     params = SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens, n=samples,
                             seed=seed)
     completions = generate(model, tokenizer, prompts, params, progress=progress)

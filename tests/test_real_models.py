@@ -107,7 +107,25 @@ def test_eval_of_a_missing_model_without_suites_names_the_model(tmp_path, capsys
     assert code == 2 and "/nonexistent" in line and "math500" not in line
 
 
+def test_export_refuses_a_missing_folder_but_passes_a_hub_id_to_verl(tmp_path, capsys):
+    code, _, err = _run(["export", "verl", "--examples", "0", "--pool", tmp_path / "p.parquet",
+                         "--model", "./no-such-model", "--out", tmp_path / "x"], capsys)
+    assert code == 2 and "model folder ./no-such-model does not exist" in _one_error_line(err)
+    from rlvr.models import local_folder
+
+    assert local_folder("Qwen/Qwen2.5-Math-1.5B") is None  # verl downloads it on its machine
+
+
 # --- the short-context model with the documented defaults -------------------------------------
+def test_select_snr_caps_to_the_context(short_model, capsys):
+    code, out, err = _run(["select", "snr", "--model", short_model, "--pool", "organism-add:3",
+                           "--samples", "2", "--max-new-tokens", "200", "--top", "1", "--json"],
+                          capsys)
+    assert code == 0, err
+    assert "--max-new-tokens capped from 200" in err and json.loads(out)
+
+
+
 def test_eval_caps_to_the_context_and_falls_back_to_raw(short_model, tmp_path, capsys):
     out = tmp_path / "e"
     code, stdout, err = _run(["eval", "--model", short_model, "--suites", "organism-add",

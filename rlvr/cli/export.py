@@ -51,13 +51,16 @@ def export_verl_command(
                                           help="Validation suites, e.g. math500,aime24."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Folder of the suites' jsonl."),
     model: str = typer.Option("Qwen/Qwen2.5-Math-1.5B", "--model",
-                              help="Default MODEL_PATH written into the launch scripts."),
+                              help="Default MODEL_PATH written into the launch scripts: a "
+                                   "folder or a Hub id."),
     out: Path = typer.Option(..., "--out", help="The folder to create (must not exist)."),
 ) -> None:
     """Write train/validation parquet, a reward module and launch scripts for verl 0.9."""
     from rlvr.export.verl import VerlExport, export_verl
+    from rlvr.models import local_folder
     from rlvr.rewards import RewardSpec
 
+    local_folder(model)  # a local path must be a folder; verl resolves a Hub id on its machine
     spec = VerlExport(
         examples=_split(examples), pool=pool,
         reward=RewardSpec(mode=reward, label=label, wrong_label_kind=wrong_label_kind, p=p,
