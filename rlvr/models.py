@@ -84,7 +84,7 @@ def _from_hub(repo: str, flag: str) -> Path:
                         f"({cache}), and {why}",
                         f"run `hf download {repo}` where the Hub is reachable and copy the "
                         "cache here, or pass a local model folder")
-    return _download(repo, cache, flag)
+    return _download(repo, cache, flag, cached)
 
 
 def _cached_snapshot(repo: str, cache: Path) -> Path | None:
@@ -104,7 +104,9 @@ def _complete(folder: Path) -> bool:
     return (folder / "config.json").is_file() and weights
 
 
-def _download(repo: str, cache: Path, flag: str) -> Path:
+def _download(repo: str, cache: Path, flag: str, cached: Path | None) -> Path:
+    """The up-to-date snapshot, downloaded as needed; the cached one when the download fails on
+    the network (as transformers falls back to its cache)."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -126,6 +128,8 @@ def _download(repo: str, cache: Path, flag: str) -> Path:
                         "Face Hub", "check the spelling, or `hf auth login` for a private "
                         "model") from exc
     except (HfHubHTTPError, OSError) as exc:
+        if cached is not None:
+            return cached
         raise UserError(f"{flag} {repo}: download from the Hugging Face Hub failed "
                         f"({type(exc).__name__})",
                         f"retry, or `hf download {repo}` and pass the folder") from exc

@@ -68,6 +68,34 @@ def test_a_cached_hub_id_resolves_offline(tmp_path):
     assert Path(model.name_or_path) == snapshot
 
 
+def test_online_a_hub_id_downloads_into_the_cache_and_falls_back_to_it(tmp_path, monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from rlvr import models
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(models, "reachable", lambda url: True)
+    asked = []
+
+    def hub(repo, *, cache_dir, local_files_only=False, allow_patterns=None):
+        root = Path(cache_dir) / f"models--{repo.replace('/', '--')}"
+        if local_files_only:
+            if not root.exists():
+                raise LocalEntryNotFoundError("not cached")
+            return str(next((root / "snapshots").iterdir()))
+        asked.append(allow_patterns)
+        if root.exists():
+            raise OSError("connection reset")  # the Hub fails: the cached copy is used
+        return str(_cache_model(Path(cache_dir), repo))
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", hub)
+    first = models.resolve_model("someone/new-model")
+    assert first.parent.parent.name == "models--someone--new-model"
+    assert "*.safetensors" in asked[0] and "*.bin" not in asked[0]
+    assert models.resolve_model("someone/new-model") == first and len(asked) == 2
+
+
 @pytest.mark.parametrize("command", ["eval", "train"])
 def test_an_uncached_hub_id_offline_is_one_line_with_the_download_command(
         command, tmp_path, capsys):
