@@ -75,6 +75,10 @@ class RunLog:
                     self.tb.add_scalar(f"eval/{suite}/{key}", numbers[key], step)
             for fmt, rate in (numbers.get("format_rates") or {}).items():
                 self.tb.add_scalar(f"eval/{suite}/format_{fmt}", rate, step)
+            for column, values in (numbers.get("groups") or {}).items():
+                for value, group in values.items():  # rlvr.groups: e.g. MATH500 by subject
+                    self.tb.add_scalar(f"eval/{suite}/{column}={value}/acc_strict",
+                                       group["acc_strict"], step)
         if self.wandb is not None:
             self.wandb.log({f"eval/{s}/acc_strict": n.get("acc_strict")
                             for s, n in (summary.get("suites") or {}).items()}, step=step)
