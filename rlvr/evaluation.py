@@ -81,20 +81,25 @@ class EvalSettings:
 
 def evaluate(model, tokenizer, suites: Mapping[str, Sequence[Problem]], settings: EvalSettings, *,
              run_dir: str | Path | None = None, step: int = 0, progress: bool = True,
-             model_name: str | None = None) -> dict:
+             model_name: str | None = None,
+             per_suite: Mapping[str, EvalSettings] | None = None) -> dict:
     """Evaluate `model` on every suite; returns the summary dict of docs/run-format.md.
 
     With `run_dir`, writes run_dir/eval/step-{step}/<suite>.jsonl and summary.json.
+    `per_suite` replaces `settings` for the suites it names (an evaluation protocol such as
+    the paper's: greedy for some suites, avg@8 for others; rlvr.protocols).
     """
     from rlvr.prompts import resolve_template
 
-    template = resolve_template(settings.template)
     out_dir = Path(run_dir) / "eval" / f"step-{step}" if run_dir is not None else None
     name = model_name or str(getattr(model, "name_or_path", "") or "")
     summary: dict = {"step": step, "model": name, "suites": {}}
+    default = settings
     for suite, problems in suites.items():
         if not problems:
             raise UserError(f"suite {suite!r} has no items")
+        settings = (per_suite or {}).get(suite, default)
+        template = resolve_template(settings.template)
         records, sample_ids = _run_suite(model, tokenizer, suite, list(problems), settings,
                                          template, out_dir, progress)
         stats = summarize_suite(records, settings)

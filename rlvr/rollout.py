@@ -34,6 +34,7 @@ __all__ = [
     "Completion",
     "SamplingParams",
     "encode_prompts",
+    "end_of_turn_id",
     "eos_token_ids",
     "generate",
     "load_model",
@@ -77,11 +78,16 @@ def prepare_tokenizer(tokenizer) -> None:
 
 
 def eos_token_ids(model, tokenizer) -> frozenset[int]:
-    """Every id that ends a response: the tokenizer's EOS and the generation config's (Qwen's
-    chat models list both <|im_end|> and <|endoftext|> there)."""
+    """Every id that ends a response: the tokenizer's EOS, the generation config's (Qwen's
+    chat models list both <|im_end|> and <|endoftext|> there) and the chat template's
+    end-of-turn marker (a base model such as Qwen2.5-Math-1.5B lists only <|endoftext|>, yet
+    under its chat template it closes its answer with <|im_end|> and would run on past it)."""
     ids: set[int] = set()
     if tokenizer.eos_token_id is not None:
         ids.add(int(tokenizer.eos_token_id))
+    turn_end = end_of_turn_id(tokenizer)
+    if turn_end is not None:
+        ids.add(turn_end)
     config = getattr(model, "generation_config", None)
     extra = getattr(config, "eos_token_id", None) if config is not None else None
     if isinstance(extra, int):
@@ -92,6 +98,31 @@ def eos_token_ids(model, tokenizer) -> frozenset[int]:
         raise UserError("the model has no EOS token, so no response could ever stop",
                         "set eos_token in the tokenizer files")
     return frozenset(ids)
+
+
+def end_of_turn_id(tokenizer) -> int | None:
+    """The token the chat template puts right after an assistant message (<|im_end|>,
+    <|eot_id|>, ...), when it is one special token; None without a chat template."""
+    if not getattr(tokenizer, "chat_template", None):
+        return None
+    from jinja2 import TemplateError
+
+    marker = "RLVR_END_OF_TURN_PROBE"
+    try:
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": "1"}, {"role": "assistant", "content": marker}],
+            tokenize=False)
+    except (TemplateError, ValueError, TypeError, KeyError):
+        return None  # a template that rejects this exchange marks no end of turn
+    after = text.partition(marker)[2].strip()
+    if not after:
+        return None
+    first = tokenizer(after, add_special_tokens=False)["input_ids"][:1]
+    special = set(getattr(tokenizer, "all_special_ids", ()) or ())
+    added = {int(i) for i in getattr(tokenizer, "added_tokens_decoder", {}) or {}}
+    if first and int(first[0]) in special | added:
+        return int(first[0])
+    return None
 
 
 def encode_prompts(tokenizer, prompts: Sequence[str]) -> list[list[int]]:

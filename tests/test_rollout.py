@@ -158,9 +158,16 @@ def test_vllm_backend_maps_outputs_with_a_stub(monkeypatch, tmp_path, never_stop
 
     made = []
 
+    shut = []
+
     class LLM:
-        def __init__(self, model, seed, gpu_memory_utilization):
+        def __init__(self, model, seed, gpu_memory_utilization, dtype):
+            assert dtype == "bfloat16"  # our fp32 checkpoints run as trained, not in fp16
             made.append(model)
+            self.model = model
+
+        def shutdown(self):
+            shut.append(self.model)
 
         def generate(self, prompts, params, use_tqdm):
             self.params = params
@@ -186,3 +193,11 @@ def test_vllm_backend_maps_outputs_with_a_stub(monkeypatch, tmp_path, never_stop
     with pytest.raises(UserError, match="local folder"):
         generate(types.SimpleNamespace(name_or_path=""), tokenizer, ["a"], params,
                  backend="vllm")
+    # the next checkpoint's engine starts only after the previous one was shut down
+    other = tmp_path / "step-2"
+    other.mkdir()
+    generate(types.SimpleNamespace(name_or_path=str(other)), tokenizer, ["a"], params,
+             backend="vllm")
+    assert made == [str(tmp_path), str(other)] and shut == [str(tmp_path)]
+    vllm_backend.release()
+    assert shut == [str(tmp_path), str(other)] and not vllm_backend._ENGINE

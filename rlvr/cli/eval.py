@@ -5,6 +5,7 @@
     rlvr eval --model PATH --suites aime24 --no-greedy --samples 8 --temperature 0.6
     rlvr eval --model PATH --suites my.jsonl --field problem=question --field answer=final
     rlvr eval --run runs/NAME                             # every checkpoint → runs/NAME/eval/
+    rlvr eval --model PATH --protocol paper --data-dir DIR  # the paper's six suites, as it did
 
 A model evaluation writes a run directory (`--out`, default runs/eval-<model>-<time>) with
 config.toml and eval/step-0/. With --run, the suites and settings come from the flags or else
@@ -68,6 +69,9 @@ def eval_command(
     device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda if "
                                       "available)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    protocol: str | None = typer.Option(None, "--protocol", help="paper: the paper's six "
+                                        "suites and settings per suite (greedy / avg@8 at "
+                                        "T 0.6, 3,072 tokens, 3 s grading); flags win."),
 ) -> None:
     """Evaluate a model (or every checkpoint of a run) on math suites, with diagnostics."""
     flags = {"samples": samples, "temperature": temperature, "greedy": greedy, "top_p": top_p,
@@ -75,13 +79,20 @@ def eval_command(
              "batch_size": batch_size, "backend": backend, "input_dependence": input_dependence,
              "group_by": _group_by(group_by)}
     fields = _parse_fields(field)
+    if protocol is not None:
+        from rlvr.protocols import PROTOCOLS
+
+        if protocol not in PROTOCOLS:
+            raise UserError(f"unknown evaluation protocol {protocol!r}",
+                            f"valid: {', '.join(PROTOCOLS)}")
     if run is not None:
         if model is not None or out is not None:
             raise UserError("--run evaluates the run's own checkpoints into the run",
                             "drop --model/--out, or drop --run")
-        _eval_run(run, flags, suites, limit, data_dir, fields, overwrite, device, not quiet)
+        _eval_run(run, flags, suites, limit, data_dir, fields, overwrite, device, not quiet,
+                  protocol)
         return
-    _eval_model(model, flags, suites, limit, data_dir, fields, out, device, not quiet)
+    _eval_model(model, flags, suites, limit, data_dir, fields, out, device, not quiet, protocol)
 
 
 def _parse_fields(pairs):
@@ -98,7 +109,35 @@ def _settings(flags: dict, base: dict):
     return EvalSettings.from_dict(values)
 
 
-def _eval_model(model_spec, flags, suite_specs, limit, data_dir, fields, out, device, progress):
+def _protocol_suites(protocol: str | None) -> list[str]:
+    from rlvr.protocols import PROTOCOLS
+
+    return list(PROTOCOLS[protocol]["suites"]) if protocol else []
+
+
+def _per_suite(protocol: str | None, model, tokenizer, problems, flags: dict):
+    """A protocol's settings per suite (flags win), each fitted to the model's context; None
+    without a protocol."""
+    if protocol is None:
+        return None
+    from rlvr.evaluation import fit_settings
+    from rlvr.protocols import protocol_settings
+
+    per_suite = protocol_settings(protocol, list(problems), flags)
+    return {suite: fit_settings(model, tokenizer, {suite: problems[suite]}, s)
+            for suite, s in per_suite.items()}
+
+
+def _protocol_record(protocol: str | None, per_suite) -> dict:
+    """What config.toml records of a protocol: its name and the settings each suite got."""
+    if protocol is None:
+        return {}
+    return {"protocol": protocol,
+            "per_suite": {suite: s.to_dict() for suite, s in per_suite.items()}}
+
+
+def _eval_model(model_spec, flags, suite_specs, limit, data_dir, fields, out, device, progress,
+                protocol=None):
     from rlvr.evaluation import evaluate, fit_settings, print_summary
     from rlvr.models import resolve_model
     from rlvr.prompts import choose_template
@@ -106,9 +145,10 @@ def _eval_model(model_spec, flags, suite_specs, limit, data_dir, fields, out, de
     from rlvr.runs import fresh_run_dir, write_config_toml
     from rlvr.suites import default_suite_specs, load_suites
 
+    asked = dict(flags)  # a protocol takes what was asked, not the template chosen below
     # The model first: a missing model is the error to report, not the default suite's data.
     path = resolve_model(model_spec)
-    specs = _split(suite_specs) or default_suite_specs(path)
+    specs = _split(suite_specs) or _protocol_suites(protocol) or default_suite_specs(path)
     problems = load_suites(specs, data_dir=data_dir, fields=fields, limit=limit,
                            seed=flags.get("seed") or 0, group_by=flags.get("group_by") or ())
     model, tokenizer = load_model(path, device=device)
@@ -121,6 +161,7 @@ def _eval_model(model_spec, flags, suite_specs, limit, data_dir, fields, out, de
         every = [p for items in problems.values() for p in items]
         flags = {**flags, "template": choose_template(preferred, every, tokenizer)}
     settings = fit_settings(model, tokenizer, problems, _settings(flags, {}))
+    per_suite = _per_suite(protocol, model, tokenizer, problems, asked)
     resolve_backend(settings.backend)  # a backend that is not installed fails before any write
     out = Path(out) if out is not None else Path("runs") / (
         f"eval-{_slug(Path(str(model_spec or path)).name)}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -130,14 +171,18 @@ def _eval_model(model_spec, flags, suite_specs, limit, data_dir, fields, out, de
             "kind": "eval", "model": {"path": str(model_spec or path), "folder": str(path)},
             "eval": {**settings.to_dict(), "suites": specs, "limit": limit,
                      "data_dir": None if data_dir is None else str(data_dir),
-                     "fields": fields or None}}, seed=settings.seed)
+                     "fields": fields or None, **_protocol_record(protocol, per_suite)}},
+            seed=settings.seed)
         summary = evaluate(model, tokenizer, problems, settings, run_dir=run_dir, step=0,
-                           progress=progress, model_name=str(model_spec or path))
+                           progress=progress, model_name=str(model_spec or path),
+                           per_suite=per_suite)
     print_summary(summary)
     typer.echo(f"wrote {run_dir}/eval/step-0/")
 
 
-def _eval_run(run, flags, suite_specs, limit, data_dir, fields, overwrite, device, progress):
+def _eval_run(run, flags, suite_specs, limit, data_dir, fields, overwrite, device, progress,
+              protocol=None):
+    from rlvr.backends import vllm as vllm_backend
     from rlvr.eval_tables import print_over_steps
     from rlvr.evaluation import evaluate, fit_settings, print_summary
     from rlvr.preflight import check_device
@@ -146,6 +191,8 @@ def _eval_run(run, flags, suite_specs, limit, data_dir, fields, overwrite, devic
 
     config = _read_run_config(Path(run))
     table = dict(config.get("eval") or {})
+    # --protocol names its own suites; a protocol read from the run keeps the run's suites.
+    asked, protocol = protocol, protocol or table.get("protocol") or None
     base = _settings_from_run(config)
     settings = _settings(flags, base)
     check_device(device)
@@ -154,14 +201,14 @@ def _eval_run(run, flags, suite_specs, limit, data_dir, fields, overwrite, devic
     if not steps:
         raise UserError(f"{run} has no checkpoints/step-N folders",
                         "train with checkpoints saved (log.save_every), or use --model")
-    specs = (_split(suite_specs) or list(table.get("suites") or [])
-             or default_suite_specs(steps[0][1]))
+    specs = (_split(suite_specs) or _protocol_suites(asked)
+             or list(table.get("suites") or []) or default_suite_specs(steps[0][1]))
     limit = limit if limit is not None else (table.get("n_per_suite") or table.get("limit"))
     data_dir = data_dir if data_dir is not None else table.get("data_dir")
     problems = load_suites(specs, data_dir=data_dir, fields=fields or table.get("fields"),
                            limit=limit or None, organism_n=limit or 200, seed=settings.seed,
                            group_by=settings.group_by)
-    fitted = False
+    fitted, per_suite = False, None
     for step, folder in steps:
         if (Path(run) / "eval" / f"step-{step}" / "summary.json").is_file() and not overwrite:
             typer.echo(f"step {step}: already evaluated (pass --overwrite to redo)")
@@ -169,9 +216,13 @@ def _eval_run(run, flags, suite_specs, limit, data_dir, fields, overwrite, devic
         model, tokenizer = load_model(folder, device=device)
         if not fitted:  # the checkpoints of one run share their tokenizer and context
             settings, fitted = fit_settings(model, tokenizer, problems, settings), True
+            per_suite = _per_suite(protocol, model, tokenizer, problems, flags)
         summary = evaluate(model, tokenizer, problems, settings, run_dir=Path(run), step=step,
-                           progress=progress, model_name=str(folder))
+                           progress=progress, model_name=str(folder), per_suite=per_suite)
         print_summary(summary)
+        # One checkpoint's weights at a time: the next one's HF copy and vLLM engine need room.
+        del model, tokenizer
+        vllm_backend.release()
     print_over_steps(Path(run), list(problems))
 
 
