@@ -32,8 +32,9 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint as _checkpoint
 
-__all__ = ["DecodeCache", "forward_logits", "logits", "supports"]
+__all__ = ["DecodeCache", "forward_logits", "hidden", "logits", "supports"]
 
 _CLASSES = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2"}
 # Rope types whose cos/sin depend on the position alone (not on the sequence length seen).
@@ -184,9 +185,12 @@ def _residual(h: torch.Tensor, x: torch.Tensor, weight, bias) -> torch.Tensor:
     return torch.addmm(h.flatten(0, -2), x.flatten(0, -2), weight.t()).view(h.shape)
 
 
+def _final_norm(h: torch.Tensor, w: _Weights) -> torch.Tensor:
+    return F.rms_norm(h, (h.shape[-1],), w.norm, w.norm_eps)
+
+
 def _head(h: torch.Tensor, w: _Weights) -> torch.Tensor:
-    h = F.rms_norm(h, (h.shape[-1],), w.norm, w.norm_eps)
-    return F.linear(h, w.head_w, w.head_b)
+    return F.linear(_final_norm(h, w), w.head_w, w.head_b)
 
 
 def _full_mask(attention_mask: torch.Tensor | None, seq: int, device) -> torch.Tensor | None:
@@ -214,7 +218,8 @@ def _positions(position_ids, batch: int, seq: int, device) -> torch.Tensor:
 
 
 def logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-           position_ids: torch.Tensor | None = None, logits_to_keep: int = 0) -> torch.Tensor:
+           position_ids: torch.Tensor | None = None, logits_to_keep: int = 0, *,
+           checkpoint: bool = False) -> torch.Tensor:
     """`model(input_ids, attention_mask, position_ids, logits_to_keep).logits`, with autograd.
 
     `attention_mask` None means no padding. Rows may be left-padded (prompts) and right-padded
@@ -224,8 +229,29 @@ def logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None =
     Right-padded rows of unequal length are run in a few length buckets, each cut to its own
     longest row (GRPO responses stop at scattered lengths: up to half the positions of a
     padded batch are pads, and on CPU the forward is bound by their matrix products).
+    `checkpoint`: each decoder layer keeps only its input for the backward pass and recomputes
+    the rest (gradient checkpointing; same gradients, a fraction of the activation memory).
     """
+    return _outputs(model, input_ids, attention_mask, position_ids, logits_to_keep, True,
+                    checkpoint)
+
+
+def hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+           position_ids: torch.Tensor | None = None, keep: int = 0, *,
+           checkpoint: bool = False) -> torch.Tensor:
+    """As `logits`, but the final-normed hidden states (B, keep, E) that the output layer
+    would read: a caller that needs log-probs of a few tokens projects them onto the
+    vocabulary in chunks instead of holding (B, keep, V) logits (V is 152k for Qwen)."""
+    return _outputs(model, input_ids, attention_mask, position_ids, keep, False, checkpoint)
+
+
+def _outputs(model, input_ids, attention_mask, position_ids, logits_to_keep: int,
+             project: bool, checkpoint: bool) -> torch.Tensor:
     w = _weights(model)
+    if checkpoint and torch.is_grad_enabled():
+        w = w._replace(layers=[_Checkpointed(layer) for layer in w.layers])
+    if not project:
+        w = w._replace(head_w=None)
     batch, seq = input_ids.shape
     keep = min(logits_to_keep, seq) if logits_to_keep > 0 else seq
     positions = _positions(position_ids, batch, seq, input_ids.device)
@@ -265,7 +291,8 @@ def logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None =
         if out is None:
             out = part.new_zeros(batch, keep, part.shape[-1])
         out[index, :kept] = part
-    return out if out is not None else w.embed.new_zeros(batch, keep, w.head_w.shape[0])
+    width = w.embed.shape[1] if w.head_w is None else w.head_w.shape[0]
+    return out if out is not None else w.embed.new_zeros(batch, keep, width)
 
 
 def _buckets(widths: list[int], seq: int) -> list[tuple[int, int]]:
@@ -309,16 +336,38 @@ def _run_prefix(w: _Weights, input_ids, attention_mask, positions, rope, in_wind
     def attend(q, k, v):
         kv.append((k, v))
         return inner(q, k, v)
-    h = _hidden(w, input_ids, positions, rope, lambda i: attend)
-    logits = _head(h[:, h.shape[1] - in_window:], w) if in_window else None
+    h = _hidden(w, input_ids, positions, rope, lambda i: attend, checkpoint=False)
+    logits = _project(h[:, h.shape[1] - in_window:], w) if in_window else None
     return _Prefix(kv, attention_mask[0].bool(), logits)
 
 
-def _hidden(w: _Weights, input_ids, positions, rope, attend_of) -> torch.Tensor:
+def _project(h: torch.Tensor, w: _Weights) -> torch.Tensor:
+    """Logits, or the final-normed hidden states when the weights carry no head."""
+    return _final_norm(h, w) if w.head_w is None else _head(h, w)
+
+
+class _Checkpointed:
+    """A layer's weights marked for gradient checkpointing (see `_hidden`)."""
+
+    def __init__(self, layer: _Layer):
+        self.layer = layer
+
+
+def _hidden(w: _Weights, input_ids, positions, rope, attend_of, *,
+            checkpoint: bool = True) -> torch.Tensor:
     cos, sin = rope[0][positions].unsqueeze(2), rope[1][positions].unsqueeze(2)  # (B,S,1,D)
     h = F.embedding(input_ids, w.embed)
+    shape = (w.heads, w.kv_heads, w.head_dim)
     for i, layer in enumerate(w.layers):
-        h = _layer(h, layer, cos, sin, (w.heads, w.kv_heads, w.head_dim), attend_of(i))
+        if isinstance(layer, _Checkpointed):
+            # The prefix's attention records its K/V as a side effect, so the shared prompt
+            # (one row, computed once) is never checkpointed: `checkpoint=False` there.
+            if checkpoint:
+                h = _checkpoint(_layer, h, layer.layer, cos, sin, shape, attend_of(i),
+                                use_reentrant=False)
+                continue
+            layer = layer.layer
+        h = _layer(h, layer, cos, sin, shape, attend_of(i))
     return h
 
 
@@ -345,7 +394,7 @@ def _forward(w: _Weights, input_ids, attention_mask, positions, rope, keep: int,
                 return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
             return attend
         h = _hidden(w, input_ids, positions, rope, attend_of)
-    return _head(h[:, max(seq - keep, 0):], w)
+    return _project(h[:, max(seq - keep, 0):], w)
 
 
 def forward_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
@@ -374,6 +423,11 @@ class DecodeCache:
         self.gqa = w.kv_heads != w.heads
         self.max_length, self.length = max_length, 0
         device, dtype = w.embed.device, w.embed.dtype
+        if torch.is_autocast_enabled(device.type):
+            # Under autocast the projections come out in bf16: a cache in the weights' fp32
+            # would double its memory (at 1.5B and 4k tokens: 57 KB instead of 29 KB a token)
+            # and hold no more precision than was computed.
+            dtype = torch.get_autocast_dtype(device.type)
         # Keys and values of a layer in one tensor, so a step writes both with one copy.
         size = (2, batch_size, w.kv_heads, max_length, w.head_dim)
         self.kv = [torch.zeros(size, dtype=dtype, device=device) for _ in w.layers]

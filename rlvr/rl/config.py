@@ -92,7 +92,8 @@ class RolloutConfig:
     top_p: float = 1.0
     max_new_tokens: int = 64
     max_prompt_tokens: int = 1024
-    batch_size: int = 64  # prompts per generate() call (memory, not maths)
+    # sequences (prompt × sample rows, not prompts) decoded together: memory, not maths
+    batch_size: int = 64
 
     def __post_init__(self):
         _positive(self, "n", "temperature", "top_p", "max_new_tokens", "batch_size")
@@ -181,6 +182,17 @@ class EvalConfig:
     template: str = ""  # "" = data.template
     batch_size: int = 64
     seed: int = 0
+    # "paper": each suite's settings from rlvr.protocols (the keys above except suites,
+    # data_dir, n_per_suite, batch_size and seed are then the protocol's)
+    protocol: str = ""
+
+    def __post_init__(self):
+        if self.protocol:
+            from rlvr.protocols import PROTOCOLS
+
+            if self.protocol not in PROTOCOLS:
+                raise UserError(f"eval.protocol = {self.protocol!r} is not one of: "
+                                f"{', '.join(PROTOCOLS)}")
 
 
 @dataclass(frozen=True)
@@ -213,18 +225,22 @@ class TrainConfig:
 # Paper-specific choices (arXiv 2504.20571, its verl fork; docs/training.md, "Presets").
 _PAPER: dict[str, Any] = {
     "steps": 2000,
-    "model": {"dtype": "auto", "device": "auto"},
+    # Memory keys (not the paper's maths) sized for a 1.5B model on one 141 GB GPU, docs/gpu.md:
+    # 512 sequences × 4,096 tokens of bf16 K/V ≈ 60 GB beside ≈ 31 GB of training state.
+    "model": {"dtype": "auto", "device": "auto", "gradient_checkpointing": True},
     "data": {"copies": 128, "template": "train-suffix"},  # 1 example × 128 copies
     "rollout": {"n": 8, "temperature": 0.6, "top_p": 1.0, "max_new_tokens": 3072,
-                "max_prompt_tokens": 1024, "batch_size": 128},
+                "max_prompt_tokens": 1024, "batch_size": 512},
     "algo": {"adv_estimator": "grpo", "adv_eps": 1e-6, "clip_low": 0.2, "clip_high": 0.2,
              "entropy_coeff": 0.001, "kl_coef": 0.001, "kl_type": "low_var_kl",
              "loss_agg": "token-mean", "ppo_epochs": 1, "mini_batches": 1},
     "optim": {"name": "adamw", "lr": 1e-6, "weight_decay": 0.01, "grad_clip": 1.0,
               "micro_batch_size": 8},
     "log": {"save_every": 20, "eval_every": 20},
-    # The paper validates on MATH500 every 20 steps (the six suites are for `rlvr eval`).
-    "eval": {"suites": ["math500"], "template": "qwen25-math-cot", "max_new_tokens": 3072},
+    # The paper validated on MATH500 every 20 steps, greedy, 3,072 tokens (rlvr.protocols);
+    # `rlvr eval --run RUN --protocol paper` measures all six suites on the checkpoints.
+    "eval": {"suites": ["math500"], "protocol": "paper", "template": "qwen25-math-cot",
+             "max_new_tokens": 3072},
 }
 
 # The organism on a 2-core CPU (docs/training.md has the measurements behind these values).

@@ -11,7 +11,15 @@ checkpoints, evaluation at step 0 and every `log.eval_every` steps, and `--resum
 
 Precision: on a GPU with `model.dtype = "auto"` the weights and Adam state stay float32 and the
 forward passes run under bf16 autocast (an lr of 1e-6 is below bf16's resolution for a weight,
-so bf16 weights would silently not learn). On a CPU everything is float32.
+so bf16 weights would silently not learn); the rollout's K/V cache is bf16 then. On a CPU
+everything is float32.
+
+Memory of the update (docs/gpu.md): only real response tokens are projected onto the
+vocabulary, `_LOGIT_CHUNK` tokens at a time and recomputed in the backward pass
+(`core_algos.token_stats`), so no (responses × window × vocabulary) tensor exists; with
+`model.gradient_checkpointing` each decoder layer keeps only its input (inside
+`rlvr.fast_lm`'s forward, or Hugging Face's checkpointing with the model in train mode and
+dropout off for other architectures).
 """
 
 from __future__ import annotations
@@ -31,12 +39,11 @@ from rlvr.errors import UserError
 from rlvr.rl import checkpoint as ckpt
 from rlvr.rl.config import TrainConfig, config_to_dict
 from rlvr.rl.core_algos import (
-    entropy_from_logits,
     group_advantages,
     grpo_loss,
     keep_groups,
     kl_penalty,
-    token_logprobs,
+    token_stats,
 )
 from rlvr.rl.examples import (
     SNAPSHOT,
@@ -50,6 +57,8 @@ from rlvr.runs import fresh_run_dir, new_run_dir, write_config_toml
 __all__ = ["Trainer", "train"]
 
 _TIMING = ("step_time_s", "tokens_per_s")
+# Response tokens projected onto the vocabulary at once: 4,096 × 152k fp32 logits ≈ 2.5 GB.
+_LOGIT_CHUNK = 4096
 
 
 @dataclasses.dataclass
@@ -94,8 +103,12 @@ class Trainer:
                          else contextlib.nullcontext())
         start = ckpt.latest_checkpoint(self.run_dir) if resume else None
         self.model, self.tokenizer = load_model(start or base, device=self.device, dtype=dtype)
-        if cfg.model.gradient_checkpointing:
-            self.model.gradient_checkpointing_enable()
+        self.checkpoint = cfg.model.gradient_checkpointing
+        # fast_lm checkpoints inside its own forward; other models use Hugging Face's, which
+        # only acts in train mode (so `_update` switches to it, with dropout turned off).
+        self.hf_checkpoint = self.checkpoint and not fast_lm.supports(self.model)
+        if self.hf_checkpoint:
+            _enable_hf_checkpointing(self.model)
         self.ref = None
         if cfg.algo.kl_coef > 0 and cfg.algo.kl_type != "none":  # reference only when used
             self.ref, _ = load_model(base, device=self.device, dtype=dtype)
@@ -119,6 +132,7 @@ class Trainer:
             self.config = dataclasses.replace(
                 cfg, rollout=dataclasses.replace(cfg.rollout, max_new_tokens=cap))
         self.samples: list[dict] = []  # the last step's rollouts, for samples.jsonl
+        self.per_suite = None  # eval.protocol's settings per suite, set by fit_evaluation
 
     # --- one GRPO step ------------------------------------------------------------------------
     def step(self) -> dict:
@@ -186,22 +200,29 @@ class Trainer:
         return torch.tensor(rewards, dtype=torch.float32), infos
 
     def _logprobs(self, model, b: Batch, rows: torch.Tensor, *, entropy: bool):
-        """Per-token log π (and entropy) of the responses `rows`, from logits / temperature."""
+        """Per-token log π (and entropy) of the responses `rows`, from logits / temperature;
+        zero at padding. Only real tokens reach the vocabulary projection, in chunks."""
         T = b.tokens.shape[1]
         ids, attn = b.input_ids[rows], b.attention[rows]
         positions = (attn.cumsum(-1) - 1).clamp(min=0)  # as rollout numbered them
-        # Only the response positions need vocabulary-sized logits (models without the
-        # argument return all positions; the slice below is the same either way).
-        keep = {"logits_to_keep": T + 1} if self._keeps_logits else {}
+        real = b.mask[rows].bool()  # (n, T)
+        stats = {"temperature": self.config.rollout.temperature, "entropy": entropy,
+                 "chunk_size": _LOGIT_CHUNK}
         with self.autocast:
             if fast_lm.supports(model):  # same logits, less work: a group's prompt once
-                logits = fast_lm.logits(model, ids, attn, positions, T + 1)[:, :-1]
+                h = fast_lm.hidden(model, ids, attn, positions, T + 1,
+                                   checkpoint=self.checkpoint)[:, :-1]  # (n, T, E)
+                head = model.get_output_embeddings()
+                logp, ent = token_stats(h[real], b.tokens[rows][real], weight=head.weight,
+                                        bias=head.bias, **stats)
             else:
+                # Only the response positions need vocabulary-sized logits (models without
+                # the argument return all positions; the slice is the same either way).
+                keep = {"logits_to_keep": T + 1} if self._keeps_logits else {}
                 logits = model(input_ids=ids, attention_mask=attn, position_ids=positions,
                                **keep).logits[:, -(T + 1):-1]  # (n, T, V)
-        logits = logits.float() / self.config.rollout.temperature
-        logp = token_logprobs(logits, b.tokens[rows])  # (n, T)
-        return logp, (entropy_from_logits(logits) if entropy else None)
+                logp, ent = token_stats(logits[real], b.tokens[rows][real], **stats)
+        return _scatter(logp, real), (None if ent is None else _scatter(ent, real))
 
     @torch.no_grad()
     def _score_all(self, model, b: Batch, rows: torch.Tensor) -> torch.Tensor:
@@ -211,7 +232,7 @@ class Trainer:
         return out
 
     def _update(self, b: Batch, adv: torch.Tensor, rows: torch.Tensor) -> dict:
-        a, o = self.config.algo, self.config.optim
+        a = self.config.algo
         sums = dict.fromkeys(("pg_loss", "loss", "grad_norm", "update_norm"), 0.0)
         tok = dict.fromkeys(("entropy", "kl", "clip_frac", "tokens"), 0.0)
         if rows.numel() == 0:  # every group filtered out: nothing to learn from this step
@@ -220,7 +241,12 @@ class Trainer:
         # Fully on-policy: the rollout log-probs equal this forward's, so reuse them detached.
         old = None if on_policy else self._score_all(self.model, b, rows)
         ref = self._score_all(self.ref, b, rows) if self.ref is not None else None
-        updates = 0
+        with _train_mode(self.model, self.hf_checkpoint):
+            return self._updates(b, adv, rows, old, ref, sums, tok)
+
+    def _updates(self, b: Batch, adv, rows, old, ref, sums: dict, tok: dict) -> dict:
+        a, o = self.config.algo, self.config.optim
+        on_policy, updates = old is None, 0
         for _epoch in range(a.ppo_epochs):
             for mini in rows.tensor_split(a.mini_batches):
                 self.optimizer.zero_grad(set_to_none=True)
@@ -295,19 +321,38 @@ class Trainer:
         if fitted.max_new_tokens != asked.max_new_tokens:
             self.config = dataclasses.replace(self.config, eval=dataclasses.replace(
                 self.config.eval, max_new_tokens=fitted.max_new_tokens))
+        self.per_suite = protocol_settings(self.config, suites, self.model, self.tokenizer)
 
     def evaluate(self, suites: dict, *, progress: bool = False) -> dict:
         from rlvr.evaluation import evaluate
 
         with self.autocast:
             return evaluate(self.model, self.tokenizer, suites, self.eval_settings(),
-                            run_dir=self.run_dir, step=self.step_count, progress=progress)
+                            run_dir=self.run_dir, step=self.step_count, progress=progress,
+                            per_suite=self.per_suite)
 
     def save(self) -> Path:
         path = ckpt.save_checkpoint(self.run_dir, self.step_count, self.model, self.tokenizer,
                                     self.optimizer)
         ckpt.prune(self.run_dir, self.config.log.keep_last)
         return path
+
+
+def protocol_settings(config: TrainConfig, suites: dict, model, tokenizer) -> dict | None:
+    """Per-suite evaluation settings under `eval.protocol` (rlvr.protocols), fitted to the
+    model's context; None without a protocol."""
+    e = config.eval
+    if not e.protocol or not suites:
+        return None
+    from rlvr.evaluation import fit_settings
+    from rlvr.protocols import protocol_settings as settings_of
+
+    per_suite = settings_of(e.protocol, list(suites), {"batch_size": e.batch_size,
+                                                       "seed": e.seed})
+    return {suite: fit_settings(model, tokenizer, {suite: suites[suite]}, s,
+                                template_fix="--set eval.protocol=''",
+                                tokens_flag="eval.max_new_tokens")
+            for suite, s in per_suite.items()}
 
 
 def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False,
@@ -375,6 +420,47 @@ def _loop(trainer: Trainer, suites: dict, progress: bool) -> None:
 
 
 # --- helpers ----------------------------------------------------------------------------------
+def _scatter(values: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """(M,) values of the real positions → (n, T), zero at padding (differentiable)."""
+    out = values.new_zeros(real.shape)
+    out[real] = values
+    return out
+
+
+@contextlib.contextmanager
+def _train_mode(model, enabled: bool):
+    """Train mode for the update when Hugging Face's checkpointing needs it (it is off in eval
+    mode); dropout was zeroed by `_disable_dropout`, so the maths is the eval-mode forward."""
+    if not enabled:
+        yield
+        return
+    was = model.training
+    model.train()
+    try:
+        yield
+    finally:
+        model.train(was)
+
+
+def _enable_hf_checkpointing(model) -> None:
+    """Hugging Face's checkpointing (renamed "activation checkpointing" in transformers 5.2x),
+    with dropout off so that the train-mode forward it needs is the eval-mode maths."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    _disable_dropout(model)
+
+
+def _disable_dropout(model) -> None:
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        if isinstance(getattr(module, "attention_dropout", None), float):
+            module.attention_dropout = 0.0
+
+
 def _model_path(path: str) -> Path:
     if path:
         return Path(path)
