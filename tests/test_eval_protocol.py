@@ -119,8 +119,10 @@ def test_cli_unknown_protocol_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
-def test_paper_training_validates_on_math500_with_the_protocol():
-    cfg = resolve("paper", overrides={"data": {"examples": ["124"]}})
+def test_paper_training_validates_on_math500_with_the_protocol(tmp_path):
+    _suite_files(tmp_path / "data")  # the default suite applies where its file is
+    cfg = resolve("paper", overrides={"data": {"examples": ["124"]},
+                                      "eval": {"data_dir": str(tmp_path / "data")}})
     assert cfg.eval.suites == ("math500",) and cfg.eval.protocol == "paper"
     with pytest.raises(UserError, match="protocol"):
         resolve("organism", sets=["eval.protocol='nope'"])

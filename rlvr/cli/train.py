@@ -4,6 +4,8 @@
     rlvr train --model Qwen2.5-Math-1.5B --pool dsr_sub.parquet --example 124 --preset paper \\
         --reward wrong_label --label 12.7 --out runs/pi1-wrong
     rlvr train --out runs/add3 --resume           # continue a killed run
+    rlvr train --engine trl --model Qwen2.5-Math-1.5B --pool dsr_sub.parquet --example 124 \
+        --preset paper --out runs/pi1-trl          # TRL's GRPOTrainer (+ vLLM on a GPU)
 
 Config resolution: preset → --config FILE.toml → --set key=value → the flags below. With
 --resume the run's own config.toml is used (only --steps may extend it).
@@ -61,10 +63,15 @@ def train_command(
                                                  "(organism, organism-add, math500, ...)."),
     save_every: int | None = typer.Option(None, "--save-every", help="Checkpoint every N steps."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    engine: str = typer.Option("native", "--engine", help="native (rlvr's trainer; CPU, the "
+                               "organism) or trl (TRL's GRPOTrainer, vLLM colocate on a GPU; "
+                               "docs/gpu.md)."),
 ) -> None:
     """GRPO on one (or a few) examples: the paper's 1-shot RLVR and its controls."""
     from rlvr.rl.config import config_from_dict, load_toml, resolve
 
+    if engine not in ("native", "trl"):
+        raise UserError(f"unknown engine {engine!r}", "choose native or trl")
     if no_eval and (eval_every is not None or eval_suites):
         raise UserError("--no-eval turns training-time evaluation off",
                         "drop --eval-every/--eval-suites, or drop --no-eval")
@@ -83,6 +90,9 @@ def train_command(
         if not saved.is_file():
             raise UserError(f"cannot resume: {saved} does not exist", "drop --resume")
         data = load_toml(saved)
+        if data.get("engine", "native") != "native" or engine != "native":
+            raise UserError("--resume continues native runs only; a TRL run does not resume "
+                            "through rlvr", "start a new run (its checkpoints are HF folders)")
         if steps is not None:
             data["steps"] = steps
         cfg = config_from_dict(data)
@@ -90,6 +100,12 @@ def train_command(
         if steps is not None:
             overrides["steps"] = steps
         cfg = resolve(preset, file=config, sets=list(sets or []), overrides=overrides)
+    if engine == "trl":
+        from rlvr.rl.trl_engine import train_trl
+
+        run_dir = train_trl(cfg, run_dir=out, progress=progress)
+        typer.echo(f"run written to {run_dir}")
+        return
     from rlvr.rl.trainer import train
 
     try:

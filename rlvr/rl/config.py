@@ -337,8 +337,9 @@ def _build(cls: type, data: Any, where: str) -> Any:
 
 
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
-    """Build a TrainConfig; `kind` and `versions` (written into run directories) are ignored."""
-    data = {k: v for k, v in data.items() if k not in ("kind", "versions")}
+    """Build a TrainConfig; `kind`, `versions`, `engine` and `trl` (records written into run
+    directories, rlvr.rl.trl_engine) are ignored."""
+    data = {k: v for k, v in data.items() if k not in ("kind", "versions", "engine", "trl")}
     return _build(TrainConfig, data, "")
 
 

@@ -54,7 +54,7 @@ from rlvr.rl.examples import (
 )
 from rlvr.runs import fresh_run_dir, new_run_dir, write_config_toml
 
-__all__ = ["Trainer", "train"]
+__all__ = ["Trainer", "eval_settings", "protocol_settings", "train"]
 
 _TIMING = ("step_time_s", "tokens_per_s")
 # Response tokens projected onto the vocabulary at once: 4,096 × 152k fp32 logits ≈ 2.5 GB.
@@ -298,14 +298,7 @@ class Trainer:
 
     # --- evaluation and checkpoints -----------------------------------------------------------
     def eval_settings(self):
-        from rlvr.evaluation import EvalSettings
-
-        e, r = self.config.eval, self.config.rollout
-        return EvalSettings(
-            template=e.template or self.config.data.template, greedy=e.greedy,
-            samples=e.samples, temperature=e.temperature,
-            max_new_tokens=e.max_new_tokens or r.max_new_tokens, batch_size=e.batch_size,
-            seed=e.seed)
+        return eval_settings(self.config)
 
     def fit_evaluation(self, suites: dict) -> None:
         """Check the evaluation prompts against this model before the run folder exists:
@@ -336,6 +329,18 @@ class Trainer:
                                     self.optimizer)
         ckpt.prune(self.run_dir, self.config.log.keep_last)
         return path
+
+
+def eval_settings(config: TrainConfig):
+    """The [eval] table as the EvalSettings of the periodic evaluation (both engines)."""
+    from rlvr.evaluation import EvalSettings
+
+    e, r = config.eval, config.rollout
+    return EvalSettings(
+        template=e.template or config.data.template, greedy=e.greedy,
+        samples=e.samples, temperature=e.temperature,
+        max_new_tokens=e.max_new_tokens or r.max_new_tokens, batch_size=e.batch_size,
+        seed=e.seed)
 
 
 def protocol_settings(config: TrainConfig, suites: dict, model, tokenizer) -> dict | None:
