@@ -1,0 +1,219 @@
+"""`rlvr train --engine trl`: the same config through TRL 1.16's `GRPOTrainer`, the same run dir.
+
+The native trainer (rlvr.rl.trainer) is the CPU/organism engine and the reference; this one is
+the one-GPU path: TRL generates with vLLM in colocate mode (sleep mode, bf16) when vLLM and a
+GPU are present, and with `model.generate` otherwise (CPU, tests). What it writes follows
+docs/run-format.md, so `rlvr eval --run`, `report` and `decompose` read it unchanged:
+config.toml (the rlvr config, `engine = "trl"` and the `[trl]` GRPOConfig it resolved to),
+metrics.jsonl (one line per optimizer step, from our reward bookkeeping and TRL's logs),
+samples.jsonl, checkpoints/step-N/ (Hugging Face folders) and eval/step-N/ (rlvr.evaluation
+on the in-memory policy, at step 0, every `log.eval_every` steps and at the end).
+
+One step is the paper's: `data.copies` × examples prompts × `rollout.n` completions, one
+generation, gradient accumulation over micro-batches of `optim.micro_batch_size`,
+`algo.mini_batches` optimizer updates per pass (`steps_per_generation` / accumulation).
+
+Where TRL cannot say exactly what rlvr says (docs/gpu.md lists them):
+- `algo.adv_eps`: TRL's ε in (r − mean)/(std + ε) is fixed at 1e-4 (rlvr and verl: 1e-6).
+- `algo.kl_type`: TRL's `beta` term is k3 (`low_var_kl`) without verl's clamp to ±10; other
+  types are refused. `use_bias_correction_kl=False` keeps its gradient the paper's.
+- `algo.pg_coef`: no TRL key. Entropy-only is reward mode `none`: every reward is 0, so every
+  advantage and the policy gradient are exactly 0 (as in the verl export); other values are
+  refused, as are `algo.drop_zero_var`, `optim.update_norm` and SGD momentum.
+- the entropy bonus: TRL averages it per micro-batch, rlvr over the step's tokens: equal when
+  a step is one micro-batch or its micro-batches hold equal token counts.
+- `rollout.max_prompt_tokens`: TRL 1.16 has no prompt limit; the engine checks it first.
+- `rollout.batch_size`: no key (vLLM schedules its own batches).
+- the samplers differ (TRL/vLLM draw their own noise), so rollouts differ from the native
+  engine's at the same seed; the loss and gradient on the same rollouts agree (tests).
+- with vLLM, TRL's importance-sampling correction for the vLLM/trainer mismatch is turned off
+  (`vllm_importance_sampling_correction=False`): the paper's verl had none.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from rlvr.errors import UserError
+from rlvr.rl.config import TrainConfig, config_to_dict
+
+__all__ = ["build_trainer", "grpo_kwargs", "train_trl"]
+
+# TRL's loss_type that aggregates as rlvr's algo.loss_agg does.
+_LOSS_TYPE = {"token-mean": "dapo", "seq-mean-token-mean": "grpo",
+              "seq-mean-token-sum-norm": "dr_grpo"}
+
+
+def grpo_kwargs(cfg: TrainConfig, groups: int, *, gpu: bool, vllm: bool) -> dict[str, Any]:
+    """`trl.GRPOConfig` keyword arguments for `cfg` with `groups` GRPO groups per step.
+
+    Every key of the config maps here or is refused (module docstring); output_dir and the
+    like are the caller's.
+    """
+    _refuse(cfg)
+    a, o, r = cfg.algo, cfg.optim, cfg.rollout
+    completions = groups * r.n
+    if completions % (a.mini_batches * o.micro_batch_size):
+        raise UserError(f"a step's {completions} responses do not split into algo.mini_batches "
+                        f"× optim.micro_batch_size = {a.mini_batches} × {o.micro_batch_size}",
+                        "choose a micro_batch_size dividing the responses per mini-batch")
+    kl = a.kl_coef if a.kl_coef > 0 and a.kl_type != "none" else 0.0
+    kwargs: dict[str, Any] = {
+        # TRL counts optimizer updates, rlvr counts generations (rlvr.rl.trl_record)
+        "seed": cfg.seed, "max_steps": cfg.steps * a.ppo_epochs * a.mini_batches,
+        "num_generations": r.n, "temperature": r.temperature, "top_p": r.top_p,
+        "max_completion_length": r.max_new_tokens,
+        "per_device_train_batch_size": o.micro_batch_size,
+        "gradient_accumulation_steps": completions // (a.mini_batches * o.micro_batch_size),
+        "steps_per_generation": completions // o.micro_batch_size,
+        "num_iterations": a.ppo_epochs,
+        "scale_rewards": "group" if a.adv_estimator == "grpo" else "none",
+        "loss_type": _LOSS_TYPE[a.loss_agg],
+        "epsilon": a.clip_low, "epsilon_high": a.clip_high,
+        "beta": kl, "use_bias_correction_kl": False,
+        "entropy_coef": a.entropy_coeff,
+        "optim": {"adamw": "adamw_torch", "sgd": "sgd"}[o.name],
+        "learning_rate": o.lr, "lr_scheduler_type": "constant", "warmup_steps": 0,
+        "weight_decay": o.weight_decay, "adam_beta1": o.betas[0], "adam_beta2": o.betas[1],
+        "adam_epsilon": o.eps, "max_grad_norm": o.grad_clip,  # 0 = off in both
+        "gradient_checkpointing": cfg.model.gradient_checkpointing,
+        "use_cpu": not gpu, "bf16": gpu and cfg.model.dtype in ("auto", "bfloat16"),
+        "fp16": gpu and cfg.model.dtype == "float16",
+        # Fixed: the run directory is ours (checkpoints, logs); rows keep their order so the
+        # groups are the examples' copies in order; dropout off as the native trainer has it.
+        "save_strategy": "no", "logging_steps": 1, "report_to": "none",
+        "shuffle_dataset": False, "disable_dropout": True, "dataloader_num_workers": 0,
+        "disable_tqdm": True,
+    }
+    if vllm:
+        kwargs.update({
+            "use_vllm": True, "vllm_mode": "colocate", "vllm_enable_sleep_mode": True,
+            "vllm_gpu_memory_utilization": 0.35,
+            "vllm_max_model_length": r.max_prompt_tokens + r.max_new_tokens,
+            "vllm_importance_sampling_correction": False,
+        })
+    return kwargs
+
+
+def _refuse(cfg: TrainConfig) -> None:
+    a, o = cfg.algo, cfg.optim
+    problems = []
+    if a.pg_coef != 1.0 and not (a.pg_coef == 0.0 and cfg.reward.mode == "none"):
+        problems.append(f"algo.pg_coef = {a.pg_coef}")
+    if a.kl_coef > 0 and a.kl_type not in ("low_var_kl", "none"):
+        problems.append(f"algo.kl_type = {a.kl_type} (TRL's beta is k3 = low_var_kl)")
+    if a.drop_zero_var:
+        problems.append("algo.drop_zero_var = true")
+    if o.update_norm > 0:
+        problems.append(f"optim.update_norm = {o.update_norm}")
+    if o.name == "sgd" and o.momentum:
+        problems.append("optim.momentum (TRL's sgd takes none)")
+    if problems:
+        raise UserError(f"TRL's GRPOTrainer cannot express {'; '.join(problems)}",
+                        "use --engine native, or change these keys")
+
+
+def _devices(cfg: TrainConfig) -> tuple[bool, bool]:
+    """(GPU, vLLM) for this run: a GPU when asked or present; vLLM where it is installed."""
+    import importlib.util
+
+    import torch
+
+    gpu = cfg.model.device == "cuda" or (cfg.model.device == "auto"
+                                         and torch.cuda.is_available())
+    if gpu and not torch.cuda.is_available():
+        raise UserError("model.device = cuda but no CUDA GPU is visible")
+    return gpu, gpu and importlib.util.find_spec("vllm") is not None
+
+
+def build_trainer(cfg: TrainConfig, run_dir: str | Path, scratch: str | Path):
+    """The ready `GRPOTrainer` and its recorder (the run directory's bookkeeping). TRL wants
+    an output folder of its own at once: `scratch` (nothing of the run is kept there)."""
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    from rlvr.prompts import render_many
+    from rlvr.rl.examples import training_problems
+    from rlvr.rl.trainer import _model_path
+    from rlvr.rl.trl_record import Recorder
+    from rlvr.rollout import encode_prompts, eos_token_ids, load_model
+
+    problems = training_problems(cfg.data)
+    gpu, vllm = _devices(cfg)
+    model, tokenizer = load_model(_model_path(cfg.model.path), device="cuda" if gpu else "cpu",
+                                  dtype=_dtype(cfg.model.dtype))
+    prompts = render_many(cfg.data.template, [p.problem for p in problems], tokenizer)
+    longest = max(len(ids) for ids in encode_prompts(tokenizer, prompts))
+    if longest > cfg.rollout.max_prompt_tokens:
+        raise UserError(f"a training prompt has {longest} tokens, more than "
+                        f"rollout.max_prompt_tokens = {cfg.rollout.max_prompt_tokens}")
+    stops = sorted(eos_token_ids(model, tokenizer))
+    model.generation_config.eos_token_id = stops  # the chat template's end of turn ends it
+    kwargs = grpo_kwargs(cfg, len(problems) * cfg.data.copies, gpu=gpu, vllm=vllm)
+    if vllm:
+        kwargs["generation_kwargs"] = {"stop_token_ids": stops}
+    args = GRPOConfig(output_dir=str(scratch), **_renamed(kwargs, GRPOConfig))
+    rows = [{"prompt": text, "answer": p.answer, "example": p.id}
+            for p, text in zip(problems, prompts, strict=True) for _ in range(cfg.data.copies)]
+    recorder = Recorder(cfg, problems, run_dir, tokenizer, frozenset(stops))
+    trainer = GRPOTrainer(model=model, reward_funcs=[recorder.reward], args=args,
+                          train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                          callbacks=[recorder.callback()])
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # the run's own log and bar report each step
+    recorder.grpo_config = kwargs
+    return trainer, recorder
+
+
+def _renamed(kwargs: dict[str, Any], config_class) -> dict[str, Any]:
+    """transformers 5.2x renamed `gradient_checkpointing` to `activation_checkpointing`."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(config_class)}
+    if "activation_checkpointing" in names and "gradient_checkpointing" in kwargs:
+        kwargs = dict(kwargs)
+        kwargs["activation_checkpointing"] = kwargs.pop("gradient_checkpointing")
+    return kwargs
+
+
+def _dtype(name: str):
+    import torch
+
+    # auto: fp32 weights and bf16 autocast (TRL's bf16=True), as the native trainer does:
+    # an lr of 1e-6 is below bf16's resolution for a weight.
+    return {"auto": torch.float32, "float32": torch.float32, "bfloat16": torch.bfloat16,
+            "float16": torch.float16}[name]
+
+
+def train_trl(cfg: TrainConfig, *, run_dir: str | Path, progress: bool = True) -> Path:
+    """Train `cfg` with TRL into `run_dir` (a new run directory); returns it."""
+    from rlvr.rl.examples import eval_suites
+    from rlvr.runs import new_run_dir, write_config_toml
+
+    import tempfile
+
+    run_dir = Path(run_dir)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        new_run_dir(run_dir)  # raises the "already exists" error before any work
+    with tempfile.TemporaryDirectory(prefix="rlvr-trl-") as scratch:
+        trainer, recorder = build_trainer(cfg, run_dir, scratch)  # validates inputs first
+        suites = eval_suites(cfg.eval)
+        new_run_dir(run_dir)
+        write_config_toml(run_dir / "config.toml", {
+            **config_to_dict(cfg), "engine": "trl", "trl": _toml_record(recorder.grpo_config)},
+            seed=cfg.seed)
+        recorder.start(suites, progress=progress, model=trainer.model)
+        started = time.perf_counter()
+        try:
+            trainer.train()
+        finally:
+            recorder.close()
+        recorder.finish(trainer.model, time.perf_counter() - started)
+    return run_dir
+
+
+def _toml_record(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if isinstance(v, (bool, int, float, str, list))}

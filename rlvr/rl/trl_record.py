@@ -1,0 +1,206 @@
+"""The run directory of a TRL run (rlvr.rl.trl_engine): rewards, metrics, samples, checkpoints.
+
+`Recorder.reward` is the run's TRL reward function: it scores each completion with
+rlvr.rewards (the native trainer's reward, keyed by (step, example, copy, sample) as the native
+trainer keys it, so a `random` run draws the same rewards at the same step) and remembers the
+grades. A step's grades and TRL's logs of its optimizer updates become one metrics.jsonl line
+with the native trainer's fields (docs/run-format.md); then samples, evaluation and checkpoint
+follow the same schedule as in `rlvr.rl.trainer.train`.
+
+TRL counts optimizer updates; rlvr counts generations. One rlvr step is
+`algo.ppo_epochs × algo.mini_batches` TRL updates (the engine sets `max_steps` so).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from rlvr.rl.config import TrainConfig, config_to_dict
+
+__all__ = ["Recorder"]
+
+_TRL_EPS = 1e-4  # TRL's fixed ε in (r − mean) / (std + ε)
+
+
+class Recorder:
+    def __init__(self, cfg: TrainConfig, problems: list, run_dir: str | Path, tokenizer,
+                 stops: frozenset[int]):
+        from rlvr.rewards import RewardSpec
+
+        self.cfg, self.problems, self.run_dir = cfg, problems, Path(run_dir)
+        self.tokenizer, self.stops = tokenizer, stops
+        r = cfg.reward
+        self.spec = RewardSpec(mode=r.mode, label=r.label, wrong_label_kind=r.wrong_label_kind,
+                               p=r.p, seed=cfg.seed)
+        self.updates = cfg.algo.ppo_epochs * cfg.algo.mini_batches  # TRL steps per rlvr step
+        self.pending: list[dict] = []  # this step's graded completions
+        self.logs: list[dict] = []  # TRL's logs of this step's updates
+        self.grpo_config: dict[str, Any] = {}
+        self.log = None
+        self.suites: dict = {}
+        self.eval_settings = self.per_suite = None
+        self.autocast: Any = contextlib.nullcontext()
+        self.started = time.perf_counter()
+
+    # --- TRL's side -----------------------------------------------------------------------------
+    def reward(self, prompts=None, completions=None, completion_ids=None, trainer_state=None,
+               answer=None, example=None, **_columns) -> list[float]:
+        from rlvr.integrations.trl import completion_text
+        from rlvr.rewards import score
+
+        step = self._step(trainer_state) + 1
+        n, copies = self.cfg.rollout.n, self.cfg.data.copies
+        out = []
+        for i, (completion, ids) in enumerate(zip(completions, completion_ids, strict=True)):
+            row, sample = divmod(i, n)  # rows are the dataset's: examples × copies, in order
+            finish = "stop" if ids and ids[-1] in self.stops else "length"
+            text = completion_text(completion)
+            reward, info = score(self.spec, text, answer[i], finish_reason=finish,
+                                 key=(step, example[i], row % copies, sample))
+            self.pending.append({"reward": reward, "info": info, "example": example[i],
+                                 "copy": row % copies, "sample": sample, "text": text,
+                                 "finish": finish, "n_tokens": len(ids)})
+            out.append(reward)
+        return out
+
+    def _step(self, state) -> int:
+        return (getattr(state, "global_step", 0) or 0) // self.updates
+
+    def callback(self):
+        from transformers import TrainerCallback
+
+        recorder = self
+
+        class _Callback(TrainerCallback):
+            def on_step_begin(self, args, state, control, **kwargs):
+                if state.global_step % recorder.updates == 0:
+                    recorder.started = time.perf_counter()
+
+            def on_log(self, args, state, control, logs=None, model=None, **kwargs):
+                if logs and "loss" in logs:
+                    recorder.logs.append(dict(logs))
+                    if state.global_step % recorder.updates == 0 and recorder.pending:
+                        recorder.end_step(state.global_step // recorder.updates, model)
+        return _Callback()
+
+    # --- the run directory ----------------------------------------------------------------------
+    def start(self, suites: dict, *, progress: bool, model) -> None:
+        from rlvr.rl.runlog import RunLog
+
+        lg = self.cfg.log
+        self.suites = suites
+        self.log = RunLog(self.run_dir, config_dict=config_to_dict(self.cfg), start_step=0,
+                          total_steps=self.cfg.steps, progress=progress, wandb=lg.wandb,
+                          wandb_project=lg.wandb_project, samples_max=lg.samples_max)
+        if next(model.parameters()).device.type == "cuda" and self.cfg.model.dtype == "auto":
+            import torch
+
+            self.autocast = torch.autocast("cuda", dtype=torch.bfloat16)
+        if suites:
+            self._evaluate(model, 0)
+
+    def end_step(self, step: int, model) -> None:
+        elapsed = time.perf_counter() - self.started
+        self.log.step(self.metrics(step, elapsed))
+        self.log.samples(self.samples(step))
+        self.pending, self.logs = [], []
+        lg, last = self.cfg.log, step == self.cfg.steps
+        if self.suites and (last or (lg.eval_every and step % lg.eval_every == 0)):
+            self._evaluate(model, step)
+        if last or (lg.save_every and step % lg.save_every == 0):
+            self.save(model, step)
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+
+    def finish(self, model, seconds: float) -> None:
+        """After `trainer.train()`: nothing is left unrecorded (TRL logs every update)."""
+        if self.pending:
+            raise RuntimeError(f"{len(self.pending)} graded completions were never logged "
+                               f"after {seconds:.0f} s of training")
+
+    def _evaluate(self, model, step: int) -> None:
+        from rlvr.evaluation import evaluate, fit_settings
+        from rlvr.rl.trainer import eval_settings, protocol_settings
+
+        if self.eval_settings is None:  # checked against the model once, as the native run
+            self.eval_settings = fit_settings(model, self.tokenizer, self.suites,
+                                              eval_settings(self.cfg),
+                                              template_fix="--set eval.template=raw",
+                                              tokens_flag="eval.max_new_tokens")
+            self.per_suite = protocol_settings(self.cfg, self.suites, model, self.tokenizer)
+        with self.autocast:
+            summary = evaluate(model, self.tokenizer, self.suites, self.eval_settings,
+                               run_dir=self.run_dir, step=step, progress=False,
+                               per_suite=self.per_suite)
+        self.log.evaluation(step, summary)
+
+    def save(self, model, step: int) -> Path:
+        """checkpoints/step-N/: the Hugging Face folder `rlvr eval --run` reads (no optimizer
+        state: a TRL run does not resume through rlvr)."""
+        from rlvr.rl.checkpoint import prune
+        from rlvr.runs import atomic_dir
+
+        final = self.run_dir / "checkpoints" / f"step-{step}"
+        with atomic_dir(final) as tmp:
+            model.save_pretrained(tmp)
+            self.tokenizer.save_pretrained(tmp)
+        prune(self.run_dir, self.cfg.log.keep_last)
+        return final
+
+    # --- one step's numbers ---------------------------------------------------------------------
+    def metrics(self, step: int, elapsed: float) -> dict:
+        recs, n = self.pending, self.cfg.rollout.n
+        rewards = [r["reward"] for r in recs]
+        groups = [rewards[i:i + n] for i in range(0, len(rewards), n)]
+        formats = [r["info"]["format"] for r in recs]
+        lengths = [r["n_tokens"] for r in recs]
+        acc = {}
+        for p in self.problems:
+            mine = [bool(r["info"]["true_correct_strict"]) for r in recs if r["example"] == p.id]
+            acc[p.id] = sum(mine) / max(len(mine), 1)
+        tokens = sum(lengths)
+        return {
+            "step": step, "train_acc": acc, "train_acc_mean": sum(acc.values()) / len(acc),
+            "reward_mean": statistics.fmean(rewards), "reward_std": statistics.pstdev(rewards),
+            "zero_var_frac": statistics.fmean(len(set(g)) == 1 for g in groups),
+            "groups_dropped": 0, "entropy": self._log_mean("entropy"),
+            "kl": self._log_mean("kl"), "clip_frac": self._log_mean("clip_ratio/region_mean"),
+            "pg_loss": self._log_mean("policy_loss", "loss"), "loss": self._log_mean("loss"),
+            "grad_norm": self._log_mean("grad_norm"), "lr": self.cfg.optim.lr,
+            "resp_len_mean": statistics.fmean(lengths), "resp_len_max": max(lengths),
+            "boxed_rate": formats.count("boxed") / len(formats),
+            "repetition_rate": formats.count("repetition") / len(formats),
+            "truncation_rate": sum(r["finish"] == "length" for r in recs) / len(recs),
+            "step_time_s": elapsed, "tokens_per_s": tokens / max(elapsed, 1e-9),
+        }
+
+    def _log_mean(self, key: str, fallback: str | None = None) -> float:
+        values = [float(log[key]) for log in self.logs if key in log]
+        if not values and fallback is not None:
+            return self._log_mean(fallback)
+        return statistics.fmean(values) if values else 0.0
+
+    def samples(self, step: int) -> list[dict]:
+        lg, n = self.cfg.log, self.cfg.rollout.n
+        if lg.samples_every <= 0 or (step % lg.samples_every and step != 1):
+            return []
+        out = []
+        for i, r in enumerate(self.pending[: lg.samples_per_step]):
+            group = [x["reward"] for x in self.pending[i - i % n: i - i % n + n]]
+            std = statistics.stdev(group) if len(group) > 1 else 0.0
+            advantage = (r["reward"] - statistics.fmean(group)) / (std + _TRL_EPS)
+            info = r["info"]
+            out.append({"step": step, "example": r["example"], "copy": r["copy"],
+                        "sample": r["sample"], "response": r["text"][:20_000],
+                        "finish_reason": r["finish"], "n_tokens": r["n_tokens"],
+                        "reward": r["reward"], "advantage": advantage,
+                        **{k: info.get(k) for k in ("format", "extracted", "label",
+                                                    "true_correct_strict")}})
+        return out
