@@ -22,8 +22,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import tomli_w
-
 from rlvr.errors import UserError
 
 __all__ = [
@@ -210,6 +208,8 @@ def versions() -> dict[str, str]:
 
 def write_config_toml(path: str | os.PathLike, config: dict, *, seed: int) -> None:
     """Write the resolved config, the seed and the package versions: the record of what ran."""
+    import tomli_w  # here, not at import: a bare GPU image (benchmarks/gpu_check.py) lacks it
+
     document = {"seed": seed, **_toml_safe(config), "versions": versions()}
     atomic_write_text(path, tomli_w.dumps(document))
 
