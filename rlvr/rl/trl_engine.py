@@ -190,10 +190,10 @@ def _dtype(name: str):
 
 def train_trl(cfg: TrainConfig, *, run_dir: str | Path, progress: bool = True) -> Path:
     """Train `cfg` with TRL into `run_dir` (a new run directory); returns it."""
+    import tempfile
+
     from rlvr.rl.examples import eval_suites
     from rlvr.runs import new_run_dir, write_config_toml
-
-    import tempfile
 
     run_dir = Path(run_dir)
     if run_dir.exists() and any(run_dir.iterdir()):
