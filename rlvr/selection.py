@@ -236,7 +236,7 @@ def read_problems(path: Path, *, what: str = "pool") -> list[Problem]:
     if path.suffix == ".parquet":
         if not path.is_file():
             raise UserError(f"{what} {path} does not exist")
-        from rlvr.verl_data import read_verl_parquet
+        from rlvr.verl.data import read_verl_parquet
 
         return read_verl_parquet(path, missing_answer="keep")
     from rlvr.suites import read_rows
@@ -307,7 +307,7 @@ def write_training_set(problems: Sequence[Problem], out: str | os.PathLike, *, c
     out = Path(out)
     rows = training_set(problems, copies)
     if fmt == "verl":
-        from rlvr.verl_data import write_verl_parquet
+        from rlvr.verl.data import write_verl_parquet
 
         return write_verl_parquet(problems, out, copies=copies)
     if fmt != "jsonl":

@@ -211,7 +211,7 @@ def _load_file(path: Path, fields: Mapping[str, str], reader=None, name: str | N
     if path.suffix not in (".jsonl", ".parquet"):
         raise UserError(f"suite file {path} is neither .jsonl nor .parquet")
     if path.suffix == ".parquet" and not fields and reader is None and _is_verl(path):
-        from rlvr.verl_data import read_verl_parquet
+        from rlvr.verl.data import read_verl_parquet
 
         return read_verl_parquet(path, suite=suite)
     rows = read_rows(path)

@@ -12,10 +12,10 @@ import pytest
 
 from rlvr.cli import main
 from rlvr.errors import UserError
-from rlvr.export.verl import PAPER_KEYS, VerlExport, export_verl
 from rlvr.problem import Problem
 from rlvr.rewards import RewardSpec
-from rlvr.verl_data import TRAIN_SUFFIX, read_verl_parquet, write_verl_parquet
+from rlvr.verl.data import TRAIN_SUFFIX, read_verl_parquet, write_verl_parquet
+from rlvr.verl.export import PAPER_KEYS, VerlExport, export_verl
 
 
 @pytest.fixture(scope="module")

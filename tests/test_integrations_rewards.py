@@ -13,7 +13,7 @@ import pytest
 
 from rlvr.errors import UserError
 from rlvr.integrations.trl import completion_text, reward_function
-from rlvr.integrations.verl import compute_score
+from rlvr.verl.reward import compute_score
 
 RIGHT = "The wind pressure works out to \\boxed{12.8}."
 WRONG = "The wind pressure works out to \\boxed{13}."
@@ -223,6 +223,6 @@ def test_verl_from_worker_threads_like_its_reward_manager():
 
 def test_adaptors_do_not_import_the_engines():
     # Importing TRL or verl costs seconds and needs them installed; the adaptors need neither.
-    code = ("import sys, rlvr.integrations.trl, rlvr.integrations.verl; "
+    code = ("import sys, rlvr.integrations.trl, rlvr.verl.reward; "
             "assert 'trl' not in sys.modules and 'verl' not in sys.modules, sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=60)

@@ -13,7 +13,7 @@ import pytest
 from rlvr import selection
 from rlvr.errors import UserError
 from rlvr.problem import Problem
-from rlvr.verl_data import read_verl_parquet
+from rlvr.verl.data import read_verl_parquet
 
 PAPER_LIKE = {"0": [0.125, 0.5, 0.875], "1": [0.5, 0.5], "2": [0.0, 1.0], "3": [1.0],
               "4": [0.0, 1.0]}

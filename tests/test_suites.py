@@ -95,7 +95,7 @@ def test_user_parquet_and_verl_parquet(tmp_path):
     plain = load_suite(str(tmp_path / "plain.parquet"),
                        fields={"problem": "question", "answer": "gold"})["plain"]
     assert [p.answer for p in plain] == ["3", "7"]
-    from rlvr.verl_data import write_verl_parquet
+    from rlvr.verl.data import write_verl_parquet
 
     items = [Problem(id="5", problem="Compute 6*7.", answer="42", suite="x")]
     write_verl_parquet(items, tmp_path / "pool.parquet")

@@ -8,7 +8,7 @@ import pytest
 
 from rlvr.errors import UserError
 from rlvr.problem import Problem
-from rlvr.verl_data import TRAIN_SUFFIX, read_verl_parquet, verl_rows, write_verl_parquet
+from rlvr.verl.data import TRAIN_SUFFIX, read_verl_parquet, verl_rows, write_verl_parquet
 
 
 def _problems():

@@ -10,7 +10,7 @@ import pytest
 
 from rlvr.cli import main
 from rlvr.errors import UserError
-from rlvr.export.verl_import import find_checkpoints, read_accuracy_json
+from rlvr.verl.importer import find_checkpoints, read_accuracy_json
 
 
 @pytest.fixture(scope="module")
@@ -148,10 +148,10 @@ def test_reward_log_of_the_exported_module_becomes_train_acc(tmp_path, verl_run,
     import shutil
     from concurrent.futures import ThreadPoolExecutor
 
-    from rlvr.export.verl import VerlExport, export_verl
     from rlvr.problem import Problem
     from rlvr.rewards import RewardSpec
-    from rlvr.verl_data import write_verl_parquet
+    from rlvr.verl.data import write_verl_parquet
+    from rlvr.verl.export import VerlExport, export_verl
 
     pool = write_verl_parquet([Problem(id="7", problem="p", answer="5", suite="s",
                                        meta={"index": 7})], tmp_path / "pool.parquet")

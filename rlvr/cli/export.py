@@ -56,9 +56,9 @@ def export_verl_command(
     out: Path = typer.Option(..., "--out", help="The folder to create (must not exist)."),
 ) -> None:
     """Write train/validation parquet, a reward module and launch scripts for verl 0.9."""
-    from rlvr.export.verl import VerlExport, export_verl
     from rlvr.models import local_folder
     from rlvr.rewards import RewardSpec
+    from rlvr.verl.export import VerlExport, export_verl
 
     local_folder(model)  # a local path must be a folder; verl resolves a Hub id on its machine
     spec = VerlExport(
@@ -101,7 +101,7 @@ def import_verl_command(
     out: Path = typer.Option(..., "--out", help="The run directory to create."),
 ) -> None:
     """Import a verl run's Hugging Face checkpoints and accuracies as an rlvr run directory."""
-    from rlvr.export.verl_import import VerlImport, import_verl
+    from rlvr.verl.importer import VerlImport, import_verl
 
     spec = VerlImport(checkpoints=checkpoints, accuracy_json=accuracy_json, reward_log=reward_log,
                       responses_per_step=responses_per_step, export_dir=export_dir,

@@ -117,7 +117,7 @@ def export_verl(spec: VerlExport, out: str | Path, *, command: str | None = None
     problems = _pick_examples(spec)
     validation = _load_validation(spec.val_suites, spec.data_dir)
     labels = {p.id: spec.reward.label_for(p.answer) for p in problems}  # fails early on bad labels
-    from rlvr.verl_data import write_verl_parquet
+    from rlvr.verl.data import write_verl_parquet
 
     with atomic_dir(out) as tmp:
         write_verl_parquet(problems, tmp / "train.parquet", copies=spec.batch // len(problems),
@@ -158,7 +158,7 @@ def _share(folder: Path) -> None:
 
 
 def _pick_examples(spec: VerlExport) -> list[Problem]:
-    from rlvr.verl_data import read_verl_parquet
+    from rlvr.verl.data import read_verl_parquet
 
     pool = {p.id: p for p in read_verl_parquet(spec.pool, missing_answer="keep")}
     chosen = []
@@ -221,8 +221,8 @@ import os
 import threading
 import time
 
-from rlvr.integrations.verl import ENV_VARS
-from rlvr.integrations.verl import compute_score as _rlvr_compute_score
+from rlvr.verl.reward import ENV_VARS
+from rlvr.verl.reward import compute_score as _rlvr_compute_score
 
 SETTINGS = @SETTINGS@
 

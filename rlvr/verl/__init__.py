@@ -1,0 +1,12 @@
+"""Everything rlvr does with verl 0.9, in one package (verl itself is never imported).
+
+- `rlvr.verl.data`: verl's training parquet ⇄ `Problem`s (the paper's pool round-trips exactly).
+- `rlvr.verl.reward`: `compute_score`, verl's `custom_reward_function` entry point.
+- `rlvr.verl.export`: `rlvr export verl`, the same 1-shot experiment as a ready-to-launch folder.
+- `rlvr.verl.importer`: `rlvr import verl`, a verl run's checkpoints and accuracies back as an
+  rlvr run directory (docs/run-format.md).
+
+Submodules are imported on use: the reward adaptor runs inside verl's workers and stays light.
+"""
+
+__all__: list[str] = []
