@@ -15,11 +15,11 @@ from rlvr.errors import UserError
 from rlvr.organism import FAMILIES, MODES, classify_mode, heldout_suite, organism_suites
 from rlvr.organism.card import load_card
 from rlvr.organism.config import (
+    ArchConfig,
     BuildConfig,
     CardConfig,
     CorpusConfig,
-    ModelConfig,
-    TrainConfig,
+    PretrainConfig,
     load_config,
     parse_mix,
 )
@@ -31,8 +31,8 @@ from rlvr.organism.tokenizer import build_tokenizer
 TINY = BuildConfig(
     seed=3,
     corpus=CorpusConfig(size=400),
-    model=ModelConfig(hidden=16, layers=1, heads=2, intermediate=32, max_positions=256),
-    train=TrainConfig(steps=12, batch_size=8, warmup=2),
+    model=ArchConfig(hidden=16, layers=1, heads=2, intermediate=32, max_positions=256),
+    train=PretrainConfig(steps=12, batch_size=8, warmup=2),
     card=CardConfig(n=3, max_new_tokens=24),
 )
 

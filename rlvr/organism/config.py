@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rlvr.configs import build, load_toml
 from rlvr.errors import UserError
 from rlvr.organism.modes import GUESS_RULES, MODES
 from rlvr.organism.tasks import FAMILIES
 
-__all__ = ["BuildConfig", "CardConfig", "CorpusConfig", "ModelConfig", "TrainConfig",
+__all__ = ["ArchConfig", "BuildConfig", "CardConfig", "CorpusConfig", "PretrainConfig",
            "load_config", "parse_mix"]
 
 Mix = tuple[float, float, float, float]
@@ -101,7 +101,7 @@ class CorpusConfig:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ArchConfig:
     hidden: int = 96
     layers: int = 4
     heads: int = 4
@@ -115,7 +115,7 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class PretrainConfig:
     steps: int = 8000
     batch_size: int = 40
     lr: float = 3e-3
@@ -144,8 +144,8 @@ class CardConfig:
 class BuildConfig:
     seed: int = 0
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    model: ArchConfig = field(default_factory=ArchConfig)
+    train: PretrainConfig = field(default_factory=PretrainConfig)
     card: CardConfig = field(default_factory=CardConfig)
 
     @property
@@ -160,20 +160,7 @@ class BuildConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BuildConfig:
-        sections = {"corpus": CorpusConfig, "model": ModelConfig, "train": TrainConfig,
-                    "card": CardConfig}
-        _reject_unknown(d, {"seed", *sections}, "the build config")
-        kwargs: dict[str, Any] = {}
-        if "seed" in d:
-            kwargs["seed"] = _typed("seed", d["seed"], int)
-        for name, kind in sections.items():
-            raw = d.get(name, {})
-            if not isinstance(raw, dict):
-                raise UserError(f"[{name}] must be a table")
-            types = {f.name: f.type for f in dataclasses.fields(kind)}
-            _reject_unknown(raw, set(types), f"[{name}]")
-            kwargs[name] = kind(**{k: _coerce(f"{name}.{k}", v, types[k]) for k, v in raw.items()})
-        return cls(**kwargs)
+        return build(cls, d, noun="key")
 
     def with_overrides(self, *, seed: int | None = None, mix: dict[str, Mix] | None = None) -> BuildConfig:
         cfg = self if seed is None else dataclasses.replace(self, seed=seed)
@@ -183,40 +170,11 @@ class BuildConfig:
         return cfg
 
 
-def _reject_unknown(d: dict, known: set[str], where: str) -> None:
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise UserError(f"unknown key(s) {unknown} in {where}", f"known keys: {', '.join(sorted(known))}")
-
-
-def _typed(name: str, value: Any, kind: type) -> Any:
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise UserError(f"{name} must be {kind.__name__}, got {value!r}")
-    return value
-
-
-def _coerce(name: str, value: Any, annotation: Any) -> Any:
-    text = str(annotation)
-    if text.startswith("dict"):
-        if not isinstance(value, dict):
-            raise UserError(f"{name} must be a table of family = [weights]")
-        return value
-    return _typed(name, value, {"int": int, "float": float, "str": str}[text])
-
-
 def load_config(path: str | Path | None) -> BuildConfig:
     """The default build config, or the one in a TOML file (missing keys keep their defaults)."""
     if path is None:
         return BuildConfig()
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"build config {path} does not exist")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"build config {path} is not valid TOML: {exc}") from None
+    data = load_toml(path, what="build config")
     # A built organism's build_config.toml also records the package versions: not a knob.
     data.pop("versions", None)
     return BuildConfig.from_dict(data)

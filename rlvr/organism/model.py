@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
-from rlvr.organism.config import ModelConfig
+from rlvr.organism.config import ArchConfig
 from rlvr.organism.tokenizer import EOS, PAD, VOCAB
 
 __all__ = ["make_model"]
 
 
-def make_model(cfg: ModelConfig) -> LlamaForCausalLM:
+def make_model(cfg: ArchConfig) -> LlamaForCausalLM:
     """A freshly initialised model; the caller seeds torch first (initialisation draws from it)."""
     config = LlamaConfig(
         vocab_size=len(VOCAB),

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from rlvr.errors import UserError
-from rlvr.organism.config import BuildConfig, TrainConfig
+from rlvr.organism.config import BuildConfig, PretrainConfig
 from rlvr.organism.corpus import Corpus, build_corpus
 from rlvr.organism.model import make_model
 from rlvr.organism.tokenizer import build_tokenizer
@@ -39,7 +39,7 @@ def _threads(n: int) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
-def _lr_at(step: int, cfg: TrainConfig) -> float:
+def _lr_at(step: int, cfg: PretrainConfig) -> float:
     """Linear warm-up, then cosine decay to a tenth of the peak."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup

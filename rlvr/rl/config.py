@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from rlvr.configs import build as _build
+from rlvr.configs import check_literals as _check
+from rlvr.configs import config_key as _key
+from rlvr.configs import load_toml
+from rlvr.configs import merge as _merge
 from rlvr.errors import UserError
 
 __all__ = [
@@ -36,24 +39,6 @@ __all__ = [
     "preset_dict",
     "resolve",
 ]
-
-
-def _check(obj: Any) -> None:
-    """Validate every `Literal` field of a config dataclass (called from `__post_init__`)."""
-    hints = typing.get_type_hints(type(obj))
-    for f in dataclasses.fields(obj):
-        hint = hints[f.name]
-        if typing.get_origin(hint) is Literal:
-            value = getattr(obj, f.name)
-            if value not in typing.get_args(hint):
-                valid = ", ".join(map(str, typing.get_args(hint)))
-                raise UserError(f"{_key(obj, f.name)} = {value!r} is not one of: {valid}")
-
-
-def _key(obj: Any, name: str) -> str:
-    """The config key a user writes (`reward.mode`), not the class (`RewardConfig.mode`)."""
-    section = type(obj).__name__.removesuffix("Config").lower()
-    return name if section == "train" else f"{section}.{name}"
 
 
 def _positive(obj: Any, *names: str) -> None:
@@ -279,63 +264,6 @@ def preset_dict(name: str, reward_mode: str | None = None) -> dict[str, Any]:
     return out
 
 
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def _coerce(value: Any, hint: Any, where: str) -> Any:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(hint)
-        if value is None and type(None) in args:
-            return None
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _coerce(value, arg, where)
-            except UserError:
-                continue
-        raise UserError(f"{where} = {value!r} has the wrong type (expected {hint})")
-    if origin is Literal:
-        return value  # checked by __post_init__ with the valid choices listed
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise UserError(f"{where} must be a list, got {value!r}")
-        args = typing.get_args(hint)
-        item_hints = [args[0]] * len(value) if args[-1] is Ellipsis else list(args)
-        if len(item_hints) != len(value):
-            raise UserError(f"{where} must have {len(item_hints)} items, got {value!r}")
-        return tuple(_coerce(v, h, where) for v, h in zip(value, item_hints, strict=True))
-    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if hint is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if hint in (str, bool) and isinstance(value, hint):
-        return value
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, where)
-    raise UserError(f"{where} = {value!r} has the wrong type (expected {getattr(hint, '__name__', hint)})")
-
-
-def _build(cls: type, data: Any, where: str) -> Any:
-    if not isinstance(data, dict):
-        raise UserError(f"[{where}] must be a table, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        prefix = f"{where}." if where else ""
-        raise UserError(f"unknown config key {prefix}{unknown[0]}",
-                        f"valid keys{' in [' + where + ']' if where else ''}: {', '.join(names)}")
-    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
-    return cls(**kwargs)
-
-
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     """Build a TrainConfig; `kind`, `versions`, `engine` and `trl` (records written into run
     directories, rlvr.rl.trl_engine) are ignored."""
@@ -352,16 +280,6 @@ def config_to_dict(config: TrainConfig) -> dict[str, Any]:
             return {k: plain(x) for k, x in v.items()}
         return v
     return {"kind": "train", **plain(dataclasses.asdict(config))}
-
-
-def load_toml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"config file {path} does not exist")
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path} is not valid TOML ({exc})") from exc
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:

@@ -1,0 +1,132 @@
+"""The one loader of frozen dataclass configs: run configs (`rlvr.rl.config`) and the organism's
+build config (`rlvr.organism.config`) are read from TOML and dicts by the same code.
+
+Values are coerced to the field's annotation (an int is accepted where a float is expected,
+lists become tuples); an unknown key names itself and lists the valid ones; `Literal` choices
+are checked by `check_literals`, which each dataclass calls from `__post_init__` so a config
+built in Python is validated the same way. A `dict` field must be a table; its values are the
+dataclass's to validate (the organism's mode mixes give their own, more precise, errors).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+from rlvr.errors import UserError
+
+__all__ = ["build", "check_literals", "config_key", "field_hint", "load_toml", "merge"]
+
+
+def check_literals(obj: Any) -> None:
+    """Validate every `Literal` field of a config dataclass (called from `__post_init__`)."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        hint = hints[f.name]
+        if typing.get_origin(hint) is Literal:
+            value = getattr(obj, f.name)
+            if value not in typing.get_args(hint):
+                valid = ", ".join(map(str, typing.get_args(hint)))
+                raise UserError(f"{config_key(obj, f.name)} = {value!r} is not one of: {valid}")
+
+
+def config_key(obj: Any, name: str) -> str:
+    """The key a user writes (`reward.mode`), not the class (`RewardConfig.mode`): the section
+    is the class name without `Config`; the top-level class's fields stand alone."""
+    section = type(obj).__name__.removesuffix("Config").lower()
+    return name if section in ("train", "build") else f"{section}.{name}"
+
+
+def build(cls: type, data: Any, where: str = "", *, noun: str = "config key") -> Any:
+    """`cls(**data)` with every value coerced to its field's type; nested tables recurse."""
+    if not isinstance(data, dict):
+        raise UserError(f"[{where}] must be a table, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise UserError(f"unknown {noun} {prefix}{unknown[0]}",
+                        f"valid keys{' in [' + where + ']' if where else ''}: {', '.join(names)}")
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k, noun)
+              for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def field_hint(cls: type, path: list[str]) -> Any:
+    """The annotation of the field at `path` below `cls`, or None when no such field exists."""
+    hint: Any = cls
+    for part in path:
+        if not (isinstance(hint, type) and dataclasses.is_dataclass(hint)):
+            return None
+        hints = typing.get_type_hints(hint)
+        if part not in hints or part not in {f.name for f in dataclasses.fields(hint)}:
+            return None
+        hint = hints[part]
+    return hint
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", str(hint))
+
+
+def _coerce(value: Any, hint: Any, where: str, noun: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, where, noun)
+            except UserError:
+                continue
+        raise UserError(f"{where} = {value!r} has the wrong type (expected {hint})")
+    if origin is Literal:
+        return value  # checked by __post_init__ with the valid choices listed
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"{where} must be a list, got {value!r}")
+        args = typing.get_args(hint)
+        item_hints = [args[0]] * len(value) if args[-1] is Ellipsis else list(args)
+        if len(item_hints) != len(value):
+            raise UserError(f"{where} must have {len(item_hints)} items, got {value!r}")
+        return tuple(_coerce(v, h, where, noun) for v, h in zip(value, item_hints, strict=True))
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise UserError(f"{where} must be a table, got {value!r}")
+        return dict(value)
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint in (str, bool) and isinstance(value, hint):
+        return value
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, where, noun=noun)
+    raise UserError(f"{where} = {value!r} has the wrong type: must be {_type_name(hint)}")
+
+
+def merge(base: dict, over: dict) -> dict:
+    """`over` laid on `base`, tables merged key by key (neither argument is changed)."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_toml(path: str | Path, *, what: str = "config file") -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} {path} does not exist")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{what} {path} is not valid TOML ({exc})") from exc
