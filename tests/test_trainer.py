@@ -242,3 +242,34 @@ def test_acceptance_entropy_only_and_random_runs_complete(tmp_path, mode):
     run = train(config, run_dir=tmp_path / mode, progress=False)
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 4
     assert (run / "checkpoints" / "step-4" / "model.safetensors").is_file()
+
+
+def test_reward_seed_is_read_and_defaults_to_the_run_seed(tiny, tmp_path):
+    """`reward.seed` used to be recorded and ignored; unset, it is the run's seed (old draws)."""
+    from rlvr.rewards import score
+
+    unset = Trainer(cfg(tiny, "seed=3"), tmp_path / "a")
+    assert unset.spec.seed == 3 and unset.config.reward.seed is None
+    chosen = Trainer(cfg(tiny, "seed=3", "reward.seed=5"), tmp_path / "b")
+    assert chosen.spec.seed == 5
+    keys = [(1, copy, sample) for copy in range(4) for sample in range(16)]
+    draws = {seed: [score(t.spec, "x", "1", key=k)[0] for k in keys]
+             for seed, t in ((3, unset), (5, chosen))}
+    assert draws[3] != draws[5]  # 64 fair coins: equal with probability 2^-64
+
+
+def test_mini_batches_split_a_train_files_groups(tiny, tmp_path):
+    """A 4-row training file splits into 2 mini-batches; the config no longer counts 1 group."""
+    rows = tmp_path / "four.jsonl"
+    rows.write_text("".join(f'{{"id": "r{i}", "problem": "{i}+1=", "answer": "{i + 1}"}}\n'
+                            for i in range(4)))
+    over = {"data": {"train_file": str(rows), "examples": []}}
+    trainer = Trainer(cfg(tiny, "algo.mini_batches=2", **over), tmp_path / "run")
+    assert len(trainer.problems) == 4 and trainer.config.algo.mini_batches == 2
+    assert cfg(tiny, "algo.mini_batches=2", **over).groups_per_step is None
+    rows.write_text("".join(f'{{"id": "r{i}", "problem": "{i}+1=", "answer": "{i + 1}"}}\n'
+                            for i in range(3)))
+    with pytest.raises(UserError, match="3 groups do not split"):
+        train(cfg(tiny, "algo.mini_batches=2", **over), run_dir=tmp_path / "run3",
+              progress=False)
+    assert not (tmp_path / "run3").exists()

@@ -32,6 +32,7 @@ __all__ = [
     "RewardConfig",
     "RolloutConfig",
     "TrainConfig",
+    "check_mini_batches",
     "config_from_dict",
     "config_to_dict",
     "load_toml",
@@ -90,17 +91,21 @@ class RewardConfig:
     label: str | None = None  # the replacement gold of a wrong_label run
     wrong_label_kind: Literal["guessable", "unguessable"] | None = None
     p: float = 0.5  # P(reward = 1) of the random mode
-    seed: int = 0  # random mode: reward of (step, copy, sample) is a function of this seed
+    # Seeds the random mode's draws (a function of step, copy, sample) and derived wrong
+    # labels. None = the run's `seed`, which is what every run drew from before this key was
+    # read, so an old command line draws the same rewards.
+    seed: int | None = None
 
     def __post_init__(self):
         _check(self)
-        self.spec()  # rlvr.rewards owns the rules (label needed, kinds, p); fail at config time
+        self.spec(0)  # rlvr.rewards owns the rules (label needed, kinds, p); fail at config time
 
-    def spec(self):
+    def spec(self, run_seed: int):
+        """The `rlvr.rewards.RewardSpec` of this table; `run_seed` stands in for an unset seed."""
         from rlvr.rewards import RewardSpec
 
         return RewardSpec(mode=self.mode, label=self.label, wrong_label_kind=self.wrong_label_kind,
-                          p=self.p, seed=self.seed)
+                          p=self.p, seed=run_seed if self.seed is None else self.seed)
 
 
 @dataclass(frozen=True)
@@ -195,16 +200,34 @@ class TrainConfig:
 
     def __post_init__(self):
         _positive(self, "steps")
-        groups = self.data.copies * max(1, len(self.data.examples))
-        if groups % self.algo.mini_batches:
-            raise UserError(
-                f"a step's {groups} groups of {self.rollout.n} rollouts do not split into "
-                f"algo.mini_batches = {self.algo.mini_batches} mini-batches of whole groups",
-                "choose mini_batches dividing data.copies × number of examples")
+        if self.groups_per_step is not None:
+            check_mini_batches(self.groups_per_step, self.algo.mini_batches)
 
     @property
-    def responses_per_step(self) -> int:
-        return self.data.copies * max(1, len(self.data.examples)) * self.rollout.n
+    def groups_per_step(self) -> int | None:
+        """copies × examples; None when a training file's rows decide (known once it is read)."""
+        if self.data.train_file and not self.data.examples:
+            return None
+        return self.data.copies * max(1, len(self.data.examples))
+
+    @property
+    def responses_per_step(self) -> int | None:
+        groups = self.groups_per_step
+        return None if groups is None else groups * self.rollout.n
+
+    @property
+    def reward_spec(self):
+        """The reward the run trains on: the one place a `RewardSpec` is made from a config."""
+        return self.reward.spec(self.seed)
+
+
+def check_mini_batches(groups: int, mini_batches: int) -> None:
+    """A mini-batch holds whole GRPO groups: the step's groups must split evenly."""
+    if groups % mini_batches:
+        raise UserError(
+            f"a step's {groups} groups do not split into algo.mini_batches = {mini_batches} "
+            "mini-batches of whole groups",
+            "choose mini_batches dividing data.copies × number of training examples")
 
 
 # Paper-specific choices (arXiv 2504.20571, its verl fork; docs/training.md, "Presets").

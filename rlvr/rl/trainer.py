@@ -37,7 +37,7 @@ import torch
 from rlvr import fast_lm
 from rlvr.errors import UserError
 from rlvr.rl import checkpoint as ckpt
-from rlvr.rl.config import TrainConfig, config_to_dict
+from rlvr.rl.config import TrainConfig, check_mini_batches, config_to_dict
 from rlvr.rl.core_algos import (
     group_advantages,
     grpo_loss,
@@ -78,7 +78,6 @@ class Trainer:
     def __init__(self, config: TrainConfig, run_dir: str | Path, *, resume: bool = False):
         from rlvr.context import fit_new_tokens
         from rlvr.prompts import render_checked
-        from rlvr.rewards import RewardSpec
         from rlvr.rollout import encode_prompts, load_model
 
         self.config, self.run_dir = config, Path(run_dir)
@@ -86,13 +85,8 @@ class Trainer:
         # A resumed run trains on the rows it started with, wherever the source file is now.
         self.problems = (resume and read_snapshot(self.run_dir)) or training_problems(cfg.data)
         self.progress = False  # a bar per rollout (`train` turns it on with its own bar)
-        groups = len(self.problems) * cfg.data.copies
-        if groups % cfg.algo.mini_batches:
-            raise UserError(f"{groups} groups per step do not split into "
-                            f"{cfg.algo.mini_batches} mini-batches of whole groups")
-        self.spec = RewardSpec(mode=cfg.reward.mode, label=cfg.reward.label,
-                               wrong_label_kind=cfg.reward.wrong_label_kind, p=cfg.reward.p,
-                               seed=cfg.seed)
+        check_mini_batches(len(self.problems) * cfg.data.copies, cfg.algo.mini_batches)
+        self.spec = cfg.reward_spec
         base = _model_path(cfg.model.path)
         self.device = "cuda" if cfg.model.device == "auto" and torch.cuda.is_available() else (
             "cpu" if cfg.model.device == "auto" else cfg.model.device)
