@@ -155,7 +155,7 @@ def _count(d: DataSet, data: bytes) -> int:
         path = Path(tmp) / d.file
         path.write_bytes(data)
         if d.name == "dsr_sub":
-            from rlvr.verl_data import read_verl_parquet
+            from rlvr.verl.data import read_verl_parquet
 
             return len(read_verl_parquet(path, missing_answer="keep"))
         from rlvr.suites import load_suite

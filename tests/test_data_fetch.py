@@ -30,7 +30,7 @@ def _math_rows(n: int) -> list[dict]:
 
 def _pool_bytes(tmp: Path, n: int) -> bytes:
     from rlvr.problem import Problem
-    from rlvr.verl_data import write_verl_parquet
+    from rlvr.verl.data import write_verl_parquet
 
     path = tmp / "pool.parquet"
     write_verl_parquet([Problem(id=str(i), problem=f"{i}+1=", answer=str(i + 1), suite="dsr",
@@ -57,7 +57,7 @@ def test_fetch_writes_every_set_the_readers_load(tmp_path, fake_sources, capsys)
     out = tmp_path / "data"
     assert main(["data", "fetch", "--out", str(out)]) == 0
     from rlvr.suites import load_suites
-    from rlvr.verl_data import read_verl_parquet
+    from rlvr.verl.data import read_verl_parquet
 
     suites = load_suites(["math500", "aime24", "aime25", "amc23", "olympiadbench"],
                          data_dir=out)
