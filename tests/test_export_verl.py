@@ -25,6 +25,15 @@ def pool(tmp_path_factory) -> Path:
     return write_verl_parquet(problems, tmp_path_factory.mktemp("pool") / "pool.parquet")
 
 
+@pytest.fixture(scope="module")
+def val_dir(tmp_path_factory) -> Path:
+    """A data dir with a three-item math500.jsonl (the default validation suite)."""
+    folder = tmp_path_factory.mktemp("benchmarks")
+    rows = [{"problem": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(1, 4)]
+    (folder / "math500.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
 def _load_module(path: Path):
     spec = importlib.util.spec_from_file_location(f"reward_{abs(hash(path))}", path)
     module = importlib.util.module_from_spec(spec)
@@ -32,14 +41,14 @@ def _load_module(path: Path):
     return module
 
 
-def test_cli_writes_a_complete_folder(tmp_path, pool):
+def test_cli_writes_a_complete_folder(tmp_path, pool, val_dir):
     out = tmp_path / "exp"
     code = main(["export", "verl", "--examples", "1,2", "--pool", str(pool), "--reward", "outcome",
-                 "--copies", "128", "--out", str(out)])
+                 "--copies", "128", "--data-dir", str(val_dir), "--out", str(out)])
     assert code == 0
     assert {p.name for p in out.iterdir()} == {
-        "train.parquet", "rlvr_reward.py", "run_1shot.sh", "run_entropy_only.sh", "README.md",
-        "rlvr_export.json"}
+        "train.parquet", "val_math500.parquet", "rlvr_reward.py", "run_1shot.sh",
+        "run_entropy_only.sh", "README.md", "rlvr_export.json"}  # MATH500 by default
     rows = read_verl_parquet(out / "train.parquet")
     assert len(rows) == 128
     assert sorted({p.id for p in rows}) == ["1", "2"]
@@ -49,8 +58,9 @@ def test_cli_writes_a_complete_folder(tmp_path, pool):
     assert manifest["examples"] == ["1", "2"] and manifest["golds"]["2"] == "\\frac{4}{3}"
 
 
-def test_scripts_carry_the_paper_keys(tmp_path, pool):
-    out = export_verl(VerlExport(examples=("1",), pool=pool, reward=RewardSpec()), tmp_path / "e")
+def test_scripts_carry_the_paper_keys(tmp_path, pool, val_dir):
+    out = export_verl(VerlExport(examples=("1",), pool=pool, reward=RewardSpec(),
+                                 val_suites=("math500",), data_dir=val_dir), tmp_path / "e")
     main_script = (out / "run_1shot.sh").read_text()
     control = (out / "run_entropy_only.sh").read_text()
     for needle in ("algorithm.adv_estimator=grpo", "actor_rollout_ref.rollout.n=8",
@@ -66,6 +76,8 @@ def test_scripts_carry_the_paper_keys(tmp_path, pool):
                    "trainer.total_training_steps=2000", "data.train_batch_size=128",
                    "actor_rollout_ref.actor.ppo_mini_batch_size=128",
                    "reward.custom_reward_function.path=\"$HERE/rlvr_reward.py\"",
+                   "actor_rollout_ref.rollout.dtype=bfloat16",
+                   'data.val_files="[$HERE/val_math500.parquet]"',
                    "reward.custom_reward_function.name=compute_score \\"):
         assert needle in main_script, needle
     assert "reward.custom_reward_function.name=compute_score_entropy_only" in control
@@ -185,3 +197,48 @@ def test_validation_rows_are_scored_as_outcome(tmp_path, pool):
     right = module.compute_score("math500", "\\boxed{5}", "5", {"index": 3, "split": "test"})
     assert train["score"] == 1.0 and train["reward_mode"] == "wrong_label"
     assert test["score"] == 0.0 and right["score"] == 1.0 and right["reward_mode"] == "outcome"
+
+
+def test_without_validation_suites_validation_is_off_and_off_the_reward_log(tmp_path, pool,
+                                                                            monkeypatch):
+    out = tmp_path / "e"
+    code = main(["export", "verl", "--examples", "1,2", "--pool", str(pool), "--val-suites",
+                 "none", "--out", str(out)])
+    assert code == 0
+    rows = read_verl_parquet(out / "val_train.parquet")
+    assert sorted(p.id for p in rows) == ["1", "2"] and {p.meta["split"] for p in rows} == {"test"}
+    for script in ("run_1shot.sh", "run_entropy_only.sh"):
+        text = (out / script).read_text()
+        assert 'data.val_files="[$HERE/val_train.parquet]"' in text
+        assert "trainer.test_freq=-1" in text and "trainer.val_before_train=False" in text
+        assert "train.parquet]" not in text.replace("val_train.parquet]", "")
+    log = tmp_path / "log"
+    log.mkdir()
+    monkeypatch.setenv("RLVR_ACC_LOG", str(log))
+    module = _load_module(out / "rlvr_reward.py")
+    module.compute_score("rlvr", "\\boxed{12.8}", "12.8", {"index": 1, "split": "train"})
+    module.compute_score("rlvr", "\\boxed{12.8}", "12.8",
+                         {"index": rows[0].meta["index"], "split": rows[0].meta["split"]})
+    logged = [json.loads(x) for f in log.iterdir() for x in f.read_text().splitlines()]
+    assert len(logged) == 1  # the training call only: validation never enters the log
+
+
+def test_reward_none_makes_every_script_the_entropy_only_control(tmp_path, pool, val_dir):
+    out = export_verl(VerlExport(examples=("1",), pool=pool, reward=RewardSpec(mode="none"),
+                                 val_suites=("math500",), data_dir=val_dir), tmp_path / "e")
+    for script in ("run_1shot.sh", "run_entropy_only.sh"):
+        text = (out / script).read_text()
+        for needle in ("actor_rollout_ref.actor.use_kl_loss=False",
+                       "actor_rollout_ref.actor.kl_loss_coef=0.0",
+                       "actor_rollout_ref.actor.optim.weight_decay=0.0",
+                       "actor_rollout_ref.actor.entropy_coeff=0.001"):
+            assert needle in text, (script, needle)
+        assert "kl_loss_coef=0.001" not in text and "weight_decay=0.01" not in text
+
+
+def test_default_validation_needs_math500(tmp_path, pool, capsys, monkeypatch):
+    monkeypatch.delenv("RLVR_DATA_DIR", raising=False)
+    out = tmp_path / "e"
+    code = main(["export", "verl", "--examples", "1", "--pool", str(pool),
+                 "--data-dir", str(tmp_path / "empty"), "--out", str(out)])
+    assert code == 2 and "math500" in capsys.readouterr().err and not out.exists()

@@ -2,7 +2,7 @@
 
     rlvr export verl --examples 124[,682] --pool dsr_sub.parquet --reward outcome
                      [--label X | --wrong-label-kind guessable] [--copies 128]
-                     [--val-suites math500,aime24 --data-dir DIR] [--model PATH] --out DIR
+                     [--val-suites math500,aime24|none --data-dir DIR] [--model PATH] --out DIR
     rlvr import verl --checkpoints CKPT_DIR [--accuracy-json ACC.json | --reward-log DIR]
                      [--export-dir DIR]
                      [--base-model PATH] [--reward MODE] [--link] --out runs/NAME
@@ -47,8 +47,9 @@ def export_verl_command(
     copies: int = typer.Option(128, "--copies",
                                help="Rows of train.parquet = verl's train batch size; k examples "
                                     "are repeated copies/k times each."),
-    val_suites: str | None = typer.Option(None, "--val-suites",
-                                          help="Validation suites, e.g. math500,aime24."),
+    val_suites: str = typer.Option("math500", "--val-suites",
+                                   help="Validation suites, e.g. math500,aime24 (default: "
+                                        "MATH500, as the paper); none: no validation."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Folder of the suites' jsonl."),
     model: str = typer.Option("Qwen/Qwen2.5-Math-1.5B", "--model",
                               help="Default MODEL_PATH written into the launch scripts: a "
@@ -65,7 +66,8 @@ def export_verl_command(
         examples=_split(examples), pool=pool,
         reward=RewardSpec(mode=reward, label=label, wrong_label_kind=wrong_label_kind, p=p,
                           seed=seed),
-        batch=copies, val_suites=_split(val_suites), data_dir=data_dir, model=model)
+        batch=copies, val_suites=() if val_suites.strip() == "none" else _split(val_suites),
+        data_dir=data_dir, model=model)
     command = "rlvr " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     written = export_verl(spec, out, command=command)
     typer.echo(f"wrote {written}: train.parquet ({copies} rows), "

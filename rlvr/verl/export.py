@@ -17,6 +17,15 @@ same reward 0, so every GRPO group has zero variance, every advantage is exactly
 are identically 0. What trains is the entropy bonus alone (KL and weight decay off, as in
 the paper). The responses are still graded, so verl still logs their true accuracy (`acc`).
 
+Validation is on the suites given (`rlvr export verl` defaults to MATH500, as the paper
+validated), written with split "test": the reward module logs training rows only, so validation
+never enters the per-step accuracy log that `rlvr import verl` reads. With no suite, validation
+is off (`trainer.test_freq=-1`); verl still wants a validation file, so `val_train.parquet`
+holds each training example once (split "test"), never the training file itself.
+
+With `--reward none` both scripts are the entropy-only control (KL and weight decay off), and
+every script runs vLLM in bf16 (`rollout.dtype`), whatever dtype the checkpoint was saved in.
+
 The folder is built in a scratch directory and renamed at the end: an error leaves nothing.
 """
 
@@ -82,6 +91,9 @@ ENTROPY_ONLY_KEYS: dict[str, Any] = {
     "actor_rollout_ref.actor.optim.weight_decay": 0.0,
 }
 
+# No validation suite: no validation at all (the file verl insists on is never read).
+NO_VALIDATION_KEYS: dict[str, Any] = {"trainer.test_freq": -1, "trainer.val_before_train": False}
+
 
 @dataclass(frozen=True)
 class VerlExport:
@@ -125,10 +137,15 @@ def export_verl(spec: VerlExport, out: str | Path, *, command: str | None = None
         for name, items in validation.items():
             write_verl_parquet(items, tmp / f"val_{name}.parquet", template="train-suffix",
                                data_source=name, split="test")
+        if not validation:
+            write_verl_parquet(problems, tmp / "val_train.parquet", template="train-suffix",
+                               split="test")
         (tmp / "rlvr_reward.py").write_text(reward_module_text(spec.reward), encoding="utf-8")
-        val_files = [f"val_{name}.parquet" for name in validation]
-        for name, extra, fn in (("run_1shot.sh", {}, "compute_score"),
-                                ("run_entropy_only.sh", ENTROPY_ONLY_KEYS,
+        val_files = [f"val_{name}.parquet" for name in validation] or ["val_train.parquet"]
+        common = {} if validation else dict(NO_VALIDATION_KEYS)
+        main_keys = {**common, **(ENTROPY_ONLY_KEYS if spec.reward.mode == "none" else {})}
+        for name, extra, fn in (("run_1shot.sh", main_keys, "compute_score"),
+                                ("run_entropy_only.sh", {**common, **ENTROPY_ONLY_KEYS},
                                  "compute_score_entropy_only")):
             path = tmp / name
             path.write_text(launch_script(spec, val_files, extra, fn, name), encoding="utf-8")
@@ -296,6 +313,7 @@ _RUNTIME_KEYS = (
     'actor_rollout_ref.actor.checkpoint.save_contents="$SAVE_CONTENTS"',
     "actor_rollout_ref.ref.fsdp_config.param_offload=True",
     "actor_rollout_ref.rollout.name=vllm",
+    "actor_rollout_ref.rollout.dtype=bfloat16",
     "actor_rollout_ref.rollout.tensor_model_parallel_size=$ROLLOUT_TP",
     "actor_rollout_ref.rollout.gpu_memory_utilization=$GPU_MEMORY_UTILIZATION",
     'reward.custom_reward_function.path="$HERE/rlvr_reward.py"',
@@ -314,7 +332,7 @@ def launch_script(spec: VerlExport, val_files: list[str], overrides: dict[str, A
     """A bash script running verl.trainer.main_ppo from the export folder, paper keys inline."""
     keys = {**PAPER_KEYS, **overrides}
     lines = [f"    {key}={_shell_value(value)}" for key, value in keys.items()]
-    val = ",".join(f"$HERE/{f}" for f in val_files) or "$HERE/train.parquet"
+    val = ",".join(f"$HERE/{f}" for f in val_files)
     experiment = "entropy_only" if reward_fn.endswith("entropy_only") else spec.reward.mode
     body = " \\\n".join([
         "python3 -m verl.trainer.main_ppo",
@@ -379,7 +397,7 @@ Exported with: `{command or "rlvr export verl"}`
 {rows}
 
 Reward: `{spec.reward.mode}` ({json.dumps(spec.reward.to_dict())}).{_RANDOM_NOTE if spec.reward.mode == "random" else ""}
-Validation files: {", ".join(val_files) or "none (the training file is used as a stand-in)"}.
+Validation files: {", ".join(val_files) if spec.val_suites else "none: validation is off (`val_train.parquet`, each training example once, only satisfies verl's loader)"}.
 
 ## Launch (one node, 8 GPUs)
 
@@ -397,7 +415,8 @@ See rlvr's docs/gpu.md for settings that fit.
 {keys}
 
 `run_entropy_only.sh` differs in `reward.custom_reward_function.name=compute_score_entropy_only`,
-`use_kl_loss=False`, `kl_loss_coef=0` and `weight_decay=0`. verl 0.9 has no policy-gradient
+`use_kl_loss=False`, `kl_loss_coef=0` and `weight_decay=0` (so does `run_1shot.sh` of a
+`--reward none` export: both scripts are then the control). verl 0.9 has no policy-gradient
 coefficient: a reward of 0 for every response makes every GRPO advantage exactly 0, so the
 clipped policy-gradient term and its gradient vanish and only the entropy bonus
 (`entropy_coeff=0.001`) moves the model. That is the paper's "pg coefficient 0" control.
