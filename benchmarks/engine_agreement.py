@@ -40,7 +40,7 @@ def welch(a: list[float], b: list[float]) -> tuple[float, float, float]:
     va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
     diff, se = statistics.fmean(a) - statistics.fmean(b), (va + vb) ** 0.5
     dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if se else 1.0
-    half = stats.t.ppf(0.975, dof) * se
+    half = float(stats.t.ppf(0.975, dof)) * se
     return diff, diff - half, diff + half
 
 
