@@ -85,25 +85,30 @@ def looped_then_degenerated(text: str) -> bool:
 
 # A response cannot end on an operator, an open bracket, a dangling LaTeX command or a word
 # that needs a continuation ("... and now we need to subtract the", "= 3 \\times").
-_DANGLING_RE = re.compile(
-    r"(?:[=+\-*/^_({\[,&\\]|\\(?:times|cdot|frac|sqrt|left|div|pm))\s*$"
-    r"|\b(?:the|an|and|or|of|to|with|for|by|from|into|onto|than|then|so|that|which|this|these|we|"
-    r"is|are|was|were|be|if|because|since|but|as|at|on|let|get|gives?|equals?|becomes?|our|its|"
-    r"their|now|next|subtract|add|multiply|divide|compute|calculate|find)\s*$"
+_DANGLING_CHARS = set("=+-*/^_({[,&\\")
+_DANGLING_WORDS = frozenset(
+    "the an and or of to with for by from into onto than then so that which this these we is are "
+    "was were be if because since but as at on let get gives give equals equal becomes become our "
+    "its their now next subtract add multiply divide compute calculate find "
+    "\\times \\cdot \\frac \\sqrt \\left \\div \\pm".split()
 )
+_LAST_WORD_RE = re.compile(r"\\?[A-Za-z]+$")
 
 
 def looks_cut(text: str) -> bool:
     """True when a response visibly stops mid-sentence or mid-formula (whatever the
     finish_reason says): an unclosed `$`/`\\(`/`\\[`, or a dangling operator or word."""
-    tail = text[-TAIL_CHARS:].rstrip().rstrip("*").rstrip()  # "**2**" is markdown bold
+    tail = text.rstrip().rstrip("*").rstrip()  # "**2**" is markdown bold
     if not tail:
         return False
-    if tail.replace("\\$", "").count("$") % 2 == 1:
+    if (tail.count("$") - tail.count("\\$")) % 2 == 1:
         return True
     if tail.count("\\(") > tail.count("\\)") or tail.count("\\[") > tail.count("\\]"):
         return True
-    return _DANGLING_RE.search(tail[-60:]) is not None
+    if tail[-1] in _DANGLING_CHARS:
+        return True
+    word = _LAST_WORD_RE.search(tail[-24:])
+    return word is not None and word.group(0) in _DANGLING_WORDS
 
 
 def classify(ex: Extraction, text: str, finish_reason: str | None, has_stated: bool) -> str:
