@@ -30,7 +30,7 @@ POINTS = 3
 _SPACING_RE = re.compile(r"\\[,;:! ]|\\q?quad(?![A-Za-z])")
 _CODE_PREFIX_RE = re.compile(r"\b(?:np|numpy|math|cmath|sympy|sp)\.")
 _TOKEN_RE = re.compile(
-    r"\s*(?:(\d+\.?\d*|\.\d+)|(\\[A-Za-z]+)|(log(?:10|2)(?=\s*\()|[A-Za-z]+)|(\*\*|[-+*/^_()\[\]{}!,|=]))"
+    r"\s*(?:(\d+\.?\d*|\.\d+)|(\\[A-Za-z]+)|(log(?:10|2)(?=\s*\()|[A-Za-z]+)|(\*\*|!!|[-+*/^_()\[\]{}!,|=]))"
 )
 
 FUNCTIONS = {
@@ -161,9 +161,8 @@ class _Parser:
             if self.at("op", "^", "**"):
                 self.i += 1
                 base = ("pow", base, self.exponent())
-            elif self.at("op", "!"):
-                self.i += 1
-                base = ("fact", base)
+            elif self.at("op", "!", "!!"):
+                base = ("fact" if self.take("op")[1] == "!" else "dfact", base)
             elif self.at("op", "_") and base[0] == "var":
                 self.i += 1
                 base = ("var", base[1] + "_" + _flat(self.group_or_token()))

@@ -101,14 +101,14 @@ def looks_cut(text: str) -> bool:
     tail = text.rstrip().rstrip("*").rstrip()  # "**2**" is markdown bold
     if not tail:
         return False
-    if (tail.count("$") - tail.count("\\$")) % 2 == 1:
-        return True
+    if (tail.count("$") - tail.count("\\$")) % 2 == 1 and tail[-1] not in ".!?":
+        return True  # an unclosed math span ("$18.90." is a price: a sentence that ended)
     if tail.count("\\(") > tail.count("\\)") or tail.count("\\[") > tail.count("\\]"):
         return True
     if tail[-1] in _DANGLING_CHARS:
         return True
     word = _LAST_WORD_RE.search(tail[-24:])
-    return word is not None and word.group(0) in _DANGLING_WORDS
+    return word is not None and word.group(0).lower() in _DANGLING_WORDS
 
 
 def classify(ex: Extraction, text: str, finish_reason: str | None, has_stated: bool) -> str:

@@ -21,6 +21,8 @@ _UNICODE = {
     "\u2212": "-", "\u2013": "-", "\u00d7": r"\times ", "\u00b7": r"\cdot ", "\u221a": r"\sqrt",
     "\u03c0": r"\pi ", "\u221e": r"\infty ", "\u00b0": r"^\circ", "\u2264": r"\le ",
     "\u2265": r"\ge ", "\u00bd": "1/2", "\ufffd": "", "\\langle": "(", "\\rangle": ")",
+    "\u222a": r"\cup ", "\u2229": r"\cap ", "\u2260": r"\ne ", "\u2208": r"\in ",
+    "\u211d": r"\mathbb{R}", "\u2205": r"\emptyset ", "\u2261": r"\equiv ", "\u00b1": r"\pm ",
 }
 _DROP_RE = re.compile(
     r"(?<!\\)\\(?:left|right|big|Big|bigg|Bigg|displaystyle|textstyle)(?![A-Za-z])|(?<!\\)\\[!,;: ]|\\q?quad(?![A-Za-z])|~"
@@ -37,6 +39,7 @@ _FRAC_CMD_RE = re.compile(r"\\[dtc]frac(?![A-Za-z])")
 _BARE_UNIT_RE = re.compile(
     r"^(-?[\d.,/]*\d(?:\\frac\{\d+\}\{\d+\})?)\s+([A-Za-z][A-Za-z/ .-]*(?:\^\{?-?\d+\}?[A-Za-z/ .-]*)*)$"
 )
+_CHOOSE_RE = re.compile(r"\{?\s*([^{}\s]+)\s*\\choose\s*([^{}\s]+)\s*\}?")
 _BINOM_RE = re.compile(r"\\binom\{(\d{1,4})\}\{(\d{1,4})\}")
 APPROX_RE = re.compile(r"\\approx|\\simeq|≈")
 _RELATION_RE = re.compile(r"[<>]|\\[lg]eq?(?![a-z])|\\[lg]t(?![a-z])|\\neq?(?![a-z])")
@@ -193,6 +196,8 @@ def clean(s: str) -> Cleaned:
     if s.endswith("\\") and not s.endswith("\\\\"):  # "\\boxed{\\ 2\\ }" stripped to "\\ 2\\"
         s = s[:-1]
     s = strip_braces(s).replace("{,}", ",")
+    if "choose" in s:  # "{10 \\choose 3}" is "\\binom{10}{3}"
+        s = _CHOOSE_RE.sub(r"\\binom{\1}{\2}", s)
     if "binom" in s:  # small integer binomials are numbers (Math-Verify misreads products)
         s = _BINOM_RE.sub(lambda m: f"({math.comb(int(m.group(1)), int(m.group(2)))})", s)
         s = re.sub(r"\)\s*\(", r")\\cdot(", s)

@@ -44,6 +44,7 @@ _FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "!=": "!="}
 _VAR_RE = re.compile(r"^[A-Za-z](?:_\{?\w+\}?)?$")
 _OR_RE = re.compile(r"\\text\{\s*or\s*\}|\\vee|\\lor|\bor\b|\\cup|\s+U\s+|\\text\{\s*,\s*\}")
 _AND_RE = re.compile(r"\\text\{\s*and\s*\}|\\wedge|\\land|\band\b|\\cap")
+_ABS_RE = re.compile(r"^\|\s*[A-Za-z]\s*(?:([+-])\s*([^|]+))?\|$")
 _INTERVAL_RE = re.compile(r"^([(\[])(.+),(.+)([)\]])$")
 
 
@@ -90,6 +91,10 @@ def _relation(s: str) -> list[Interval] | None:
     parts = [p.strip() for p in parts]
     if len(rels) == 1:
         a, b = parts
+        if _ABS_RE.match(b) and not _ABS_RE.match(a):
+            a, b, rels = b, a, [_FLIP[rels[0]]]
+        if _ABS_RE.match(a):
+            return _distance(_ABS_RE.match(a), rels[0], b)
         if _VAR_RE.match(a) and not _VAR_RE.match(b):
             return _one_side(rels[0], b)
         if _VAR_RE.match(b) and not _VAR_RE.match(a):
@@ -100,6 +105,19 @@ def _relation(s: str) -> list[Interval] | None:
         right = _one_side(rels[1], parts[2])
         return _intersect(left, right) if left is not None and right is not None else None
     return None
+
+
+def _distance(m: re.Match, rel: str, bound: str) -> list[Interval] | None:
+    """`|x - c| < r` and friends: the points within (or beyond) r of c."""
+    r = _endpoint(bound)
+    shift = _endpoint((m.group(1) or "+") + (m.group(2) or "0"))
+    if r is None or shift is None or math.inf in (abs(r), abs(shift)) or r < 0 or rel == "!=":
+        return None
+    lo, hi = -shift - r, -shift + r
+    if rel in ("<", "<="):
+        return [(lo, rel == "<=", hi, rel == "<=")] if r > 0 else []
+    closed = rel == ">="
+    return _normalise([(-INF, False, lo, closed), (hi, closed, INF, False)])
 
 
 def _one_side(rel: str, bound: str) -> list[Interval] | None:

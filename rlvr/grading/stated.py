@@ -69,7 +69,9 @@ _ASIDE_RE = re.compile(r"\((?=[^()]*[A-Za-z]{3})[^()$\\]*\)")
 _MOD_TAIL_RE = re.compile(r"\s*\(\s*mod\s+\d+\s*\)|\s*\\pmod\{\d+\}")
 _ITEM_RE = re.compile(r"^(?:([A-Za-z](?:_\{?\w+\}?)?)\s*=\s*)?(-?[^\s=,][^=,]{0,40})$")
 _CONNECTIVE_RE = re.compile(r"^(?:so|thus|therefore|hence|then|and|finally)\b[,\s]*", re.IGNORECASE)
-_LIST_SPLIT_RE = re.compile(r",\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+")
+# Items are split at ", " (a tight comma may be a thousands separator: "1,234"), at a tight
+# comma before a named value ("x=3,y=4"), and at "and" / "or".
+_LIST_SPLIT_RE = re.compile(r",\s+(?:and\s+|or\s+)?|,(?=[A-Za-z]\s*=)|\s+(?:and|or)\s+")
 _NUMBER_RE = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
 
 

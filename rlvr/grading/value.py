@@ -127,6 +127,11 @@ def _eval(t: tuple, env: dict[str, complex]) -> Value:
         if not (isinstance(n, Fraction) and n.denominator == 1 and 0 <= n <= MAX_FACTORIAL):
             raise Unreadable("factorial")
         return Fraction(math.factorial(int(n)))
+    if kind == "dfact":  # 7!! = 7 * 5 * 3 * 1
+        n = _eval(t[1], env)
+        if not (isinstance(n, Fraction) and n.denominator == 1 and 0 <= n <= 2 * MAX_FACTORIAL):
+            raise Unreadable("double factorial")
+        return Fraction(math.prod(range(int(n), 0, -2)))
     if kind == "binom":
         n, k = _eval(t[1], env), _eval(t[2], env)
         if not all(isinstance(v, Fraction) and v.denominator == 1 and 0 <= v <= 1000 for v in (n, k)):
