@@ -218,8 +218,10 @@ def parse(argv: list[str] | None = None):
     parser.add_argument("--rollout-seqs", type=int, default=512, help="paper preset: 512")
     parser.add_argument("--update-seqs", type=int, default=64)
     parser.add_argument("--trl-seqs", type=int, default=64)
-    parser.add_argument("--native-limit-s", type=float, default=330)
-    parser.add_argument("--trl-limit-s", type=float, default=180)
+    parser.add_argument("--native-limit-s", type=float, default=300)
+    parser.add_argument("--trl-limit-s", type=float, default=210)
+    parser.add_argument("--budget-s", type=float, default=570,
+                        help="the whole check: phases get at most what is left of it")
     parser.add_argument("--cpu-smoke", action="store_true",
                         help="tiny model on CPU: checks the script itself, numbers mean nothing")
     parser.add_argument("--phase", choices=("native", "trl"), help=argparse.SUPPRESS)
@@ -248,8 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     make_model(out / "model", SMOKE if args.cpu_smoke else QWEN25_MATH_15B,
                "cpu" if args.cpu_smoke else "cuda")
     setup_s = time.perf_counter() - t0
-    native = run_phase("native", args, args.native_limit_s)
-    trl = run_phase("trl", args, args.trl_limit_s)
+    left = args.budget_s - (time.perf_counter() - t0)
+    native = run_phase("native", args, max(30.0, min(args.native_limit_s,
+                                                     left - min(args.trl_limit_s, 60.0))))
+    left = args.budget_s - (time.perf_counter() - t0)
+    trl = run_phase("trl", args, max(30.0, min(args.trl_limit_s, left)))
     result = {
         "gpu": torch.cuda.get_device_name(0) if not args.cpu_smoke else "cpu (smoke test)",
         "versions": {name: _version(name) for name in ("torch", "transformers", "trl",
