@@ -142,6 +142,13 @@ def build_trainer(cfg: TrainConfig, run_dir: str | Path, scratch: str | Path):
 
     problems = training_problems(cfg.data)
     gpu, vllm = _devices(cfg)
+    if gpu and not vllm:
+        from rlvr.errors import warn
+
+        responses = len(problems) * cfg.data.copies * cfg.rollout.n
+        warn(f"vLLM is not installed: TRL generates each step's {responses} responses in one "
+             "model.generate call, slowly and with a cache the paper's shapes may not fit "
+             "(pip install vllm; docs/gpu.md)")
     model, tokenizer = load_model(_model_path(cfg.model.path), device="cuda" if gpu else "cpu",
                                   dtype=_dtype(cfg.model.dtype))
     prompts = render_many(cfg.data.template, [p.problem for p in problems], tokenizer)
