@@ -7,7 +7,8 @@
    unguessable wrong label. Two training processes run side by side with one torch thread
    each (on two cores that is faster than one process with two threads). Each run evaluates
    the model on the organism's held-out suites at step 0 (the base), during and after training.
-4. The report (`rlvr.analysis`): HTML page plus the decomposition table on the terminal.
+4. The report (`rlvr.analysis`): HTML page, claims.json (the claims checklist) and the
+   decomposition table on the terminal.
 """
 
 from __future__ import annotations
@@ -195,9 +196,8 @@ def run_demo(out: str | Path = "runs/demo", *, quick: bool = False, seed: int = 
 
 
 def _run_demo(out: Path, *, quick: bool, seed: int, workers: int, model, console) -> DemoResult:
-    from rlvr.analysis.report import render_html, render_markdown
+    from rlvr.analysis.report import render_markdown, write_report
     from rlvr.analysis.study import analyze
-    from rlvr.runs import atomic_write_text
 
     started = time.perf_counter()
     p = plan(quick)
@@ -225,8 +225,8 @@ def _run_demo(out: Path, *, quick: bool, seed: int, workers: int, model, console
     console.print("[bold]4/4[/] report")
     analysis = analyze([run for _, run in jobs], threshold=p.threshold, window=p.window)
     report = out / "report.html"
-    atomic_write_text(report, render_html(analysis, title="rlvr demo: where did the gain "
-                                          "come from? (model organism)"))
+    write_report(analysis, report, title="rlvr demo: where did the gain come from? (model "
+                 "organism)")  # and out/claims.json
     return DemoResult(out=out, anchor=anchor, runs=tuple(run for _, run in jobs), report=report,
                       markdown=render_markdown(analysis),
                       seconds=time.perf_counter() - started)

@@ -4,8 +4,8 @@ A suite's rows may carry columns that split it: an organism-style `family`, MATH
 and `level` (`GROUP_COLUMNS`, kept whenever present), or any column named with `--group-by`.
 The suite reader keeps them in `Problem.meta`, evaluation copies them into each record's
 `groups`, and the suite summary gets `groups: {column: {value: {n_items, acc_strict,
-ci_strict, acc_lenient}}}` over the headline pass (greedy when there is one, else the
-samples), which `rlvr eval`, the training-time evaluation and the report print.
+ci_strict, acc_lenient}}}` over the headline pass (the samples when there are any, else
+greedy), which `rlvr eval`, the training-time evaluation and the report print.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _value(value) -> str:
 
 def group_accuracy(records: Sequence[dict], *, seed: int = 0) -> dict:
     """{column: {value: {n_items, acc_strict, ci_strict, acc_lenient}}} over the records'
-    `groups` (the headline pass's records: greedy when there is one, else the samples).
+    `groups` (the headline pass's records: the samples when there are any, else greedy).
     `ci_strict` is the 95% interval of `acc_strict` by a bootstrap over the group's items
     (rlvr.analysis.stats; an item's samples stay together), seeded by `seed`."""
     from rlvr.analysis.stats import item_accuracy

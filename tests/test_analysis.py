@@ -1,4 +1,5 @@
-"""The decomposition, post-saturation and label study on fabricated run directories.
+"""The study (base choice, conditions, contrasts), post-saturation and label study on
+fabricated run directories. The decomposition itself: tests/test_decomposition.py.
 
 Every expected number is computed by hand from the outcome letters (see tests/rundirs.py).
 """
@@ -8,149 +9,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from rundirs import OUTCOMES, make_run, record
 
 from rlvr.analysis import analyze, analyze_saturation, load_run
-from rlvr.analysis.rundir import EvalRecord, EvalStep
 from rlvr.analysis.saturation import saturation_step
-from rlvr.analysis.transitions import (
-    CLASSES,
-    classify,
-    decompose,
-    item_transitions,
-    pool,
-    waterfall,
-)
 from rlvr.errors import UserError
-
-
-def _records(suite: str, items: list[str]) -> tuple[EvalRecord, ...]:
-    out = []
-    for i, outcome in enumerate(items):
-        for s, letter in enumerate(outcome):
-            row = record(suite, f"{suite}-{i}", s, letter)
-            out.append(EvalRecord(suite=suite, id=row["id"], sample=s, format=row["format"],
-                                  correct_strict=row["correct_strict"],
-                                  correct_lenient=row["correct_lenient"],
-                                  finish_reason=row["finish_reason"]))
-    return tuple(out)
-
-
-def _step(step: int, **suites: list[str] | str) -> EvalStep:
-    return EvalStep(step=step, records={k: _records(k, list(v)) for k, v in suites.items()},
-                    summary=None)
-
-
-@pytest.mark.parametrize("letter, expected", [
-    ("C", "correct"), ("W", "formatted_wrong"), ("U", "format_failure"), ("N", "format_failure"),
-    ("E", "format_failure"), ("R", "repetition"), ("T", "truncated"),
-])
-def test_classify_uses_the_grade_fields(letter, expected):
-    (rec,) = _records("s", [letter])
-    assert classify(rec) == expected
-
-
-def test_lenient_right_but_unboxed_is_a_format_failure_not_a_success():
-    (rec,) = _records("s", ["U"])
-    assert rec.correct_lenient and not rec.correct_strict
-    assert classify(rec) == "format_failure"
-
-
-def test_greedy_split_by_hand():
-    # base:    C  W  U  N  R  T  C
-    # trained: C  C  C  C  C  W  W   -> reasoning 1, format 2, degeneration 1, losses 1
-    rows, notes = decompose(_step(0, math="CWUNRTC"), _step(9, math="CCCCCWW"))
-    (row,) = rows
-    assert notes == []
-    assert row.n_items == 7
-    assert row.base_acc == pytest.approx(2 / 7)
-    assert row.trained_acc == pytest.approx(5 / 7)
-    assert row.format_correction == pytest.approx(2 / 7)
-    assert row.reasoning_selection == pytest.approx(1 / 7)
-    assert row.degeneration_fix == pytest.approx(1 / 7)
-    assert row.losses == pytest.approx(1 / 7)
-    assert row.transitions[("truncated", "formatted_wrong")] == 1
-    assert row.transitions[("correct", "formatted_wrong")] == 1
-
-
-def test_several_samples_weigh_each_pair_so_an_item_counts_once():
-    # item 0: base CW, trained CC -> C→C 0.5, W→C 0.5 ; item 1: base WW, trained CW -> W→C 0.5
-    rows, _ = decompose(_step(0, amc=["CW", "WW"]), _step(5, amc=["CC", "CW"]))
-    (row,) = rows
-    assert row.base_acc == pytest.approx(0.25)
-    assert row.trained_acc == pytest.approx(0.75)
-    assert row.reasoning_selection == pytest.approx(0.5)
-    assert row.transitions[("formatted_wrong", "correct")] == pytest.approx(1.0)
-    assert sum(row.transitions.values()) == pytest.approx(2)
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.text("CWUNERT", min_size=1, max_size=3),
-                          st.text("CWUNERT", min_size=1, max_size=3)), min_size=1, max_size=12))
-def test_gain_identity_holds_for_any_outcomes(pairs):
-    base, trained = _step(0, s=[b for b, _ in pairs]), _step(1, s=[t for _, t in pairs])
-    (row,) = decompose(base, trained)[0]
-    assert row.gain == pytest.approx(row.format_correction + row.reasoning_selection
-                                     + row.degeneration_fix - row.losses)
-    assert sum(row.transitions.values()) == pytest.approx(len(pairs))
-    assert sum(row.class_rates("trained").values()) == pytest.approx(1.0)
-
-
-def test_item_transitions_list_each_shared_item():
-    rows = item_transitions(_step(0, a="WU", b="C"), _step(1, a="CU", c="C"))
-    assert rows == [("a", "a-0", ("formatted_wrong",), ("correct",)),
-                    ("a", "a-1", ("format_failure",), ("format_failure",))]
-
-
-def test_pool_weighs_items_not_suites():
-    rows, _ = decompose(_step(0, a="W", b="WWW"), _step(1, a="C", b="WWW"))
-    total = pool(rows)
-    assert total.n_items == 4
-    assert total.trained_acc == pytest.approx(0.25)
-    assert total.reasoning_selection == pytest.approx(0.25)
-
-
-def test_different_suites_and_item_sets_are_reported_not_compared():
-    base = _step(0, math="CW", aime="WW", amc="CC")
-    trained = EvalStep(step=3, records={
-        "math": _records("math", list("CCC")),  # one extra item: compared on the 2 shared
-        "amc": (EvalRecord("amc", "other-0", 0, "boxed", True, True),),  # no shared id
-        "minerva": _records("minerva", list("C")),
-    }, summary=None)
-    rows, notes = decompose(base, trained, run="r", base_name="b")
-    assert [r.suite for r in rows] == ["math"]
-    assert rows[0].n_items == 2
-    text = "\n".join(notes)
-    assert "aime: evaluated for b but not for r" in text
-    assert "minerva: evaluated for r but not for b" in text
-    assert "amc: b and r share no item ids" in text
-    assert "compared on the 2 they share" in text
-
-
-def test_waterfall_levels_residual_and_no_signal_mean():
-    base = _step(0, s="WWWW")
-    groups = {
-        "entropy-only": [("e", _step(1, s="CWWW"))],
-        "random": [("r", _step(1, s="WWWW"))],
-        "format-only": [("f1", _step(1, s="CCWW")), ("f2", _step(1, s="CCCW"))],
-        "outcome": [("o", _step(1, s="CCCC"))],
-    }
-    (row,), notes = waterfall(base, groups)
-    assert notes == []
-    assert row.base == 0
-    assert row.no_signal == pytest.approx(0.125)  # mean of 0.25 and 0
-    assert row.levels["format-only"] == pytest.approx(0.625)  # mean of the two format runs
-    assert row.residual == pytest.approx(0.375)
-    assert [label for label, _ in row.stages()] == [
-        "base", "exploration / perturbation", "format-only", "outcome"]
-
-
-def test_waterfall_without_format_run_says_so_and_has_no_residual():
-    (row,), notes = waterfall(_step(0, s="WW"), {"outcome": [("o", _step(1, s="CW"))]})
-    assert row.residual is None
-    assert any("no entropy-only, random, format-only run" in n for n in notes)
 
 
 @pytest.mark.parametrize("curve, threshold, window, expected", [
@@ -216,20 +79,37 @@ def test_label_study_reads_roles_from_config(tmp_path):
     assert rows["correct label"].saturation == (3,)  # train acc 0.5, 0.75, 1, 1
 
 
-def test_analyze_end_to_end_waterfall_and_decomposition(tmp_path):
+def test_analyze_end_to_end_conditions_contrasts_and_decomposition(tmp_path):
     analysis = analyze(_study(tmp_path), window=2)
     assert analysis.base_label == "step 0 of outcome"
-    (row,) = analysis.waterfall
-    assert row.base == 0
-    assert row.levels["format-only"] == pytest.approx(0.5)
-    assert row.levels["outcome"] == pytest.approx(7 / 8)
-    assert row.residual == pytest.approx(3 / 8)
-    by_run = {c.run: c.suites[0] for c in analysis.comparisons}
-    assert by_run["fmt"].format_correction == pytest.approx(0.5)
-    assert by_run["fmt"].reasoning_selection == 0
-    assert by_run["outcome"].reasoning_selection == pytest.approx(0.5)
-    assert by_run["outcome"].format_correction == pytest.approx(3 / 8)
+    conditions = {c.role: c for c in analysis.conditions}
+    assert conditions["format-only"].accuracy.value == pytest.approx(0.5)
+    assert conditions["outcome"].gain.value == pytest.approx(7 / 8)
+    assert conditions["random"].gain.within_noise  # nothing moved: [0, 0]
+    by_pair = {(c.left, c.right): c for c in analysis.contrasts}
+    residual = by_pair[("outcome", "format-only")].difference
+    assert residual.value == pytest.approx(3 / 8) and residual.n == 8
+    by_run = {c.run: c.total for c in analysis.comparisons}
+    # base WWWWUUUU → fmt WWWWCCCC. To the generic classifier "The answer is 4" (U) is a
+    # direct answer, C and W ("2+2 is \\boxed{.}") worked: π(worked) 0.5 → 1, a(worked)
+    # 0 → 0.5, φ(worked) 1. Shapley: selection 0.5·(2·0.5 + 0.5)/6 = 0.125, skill
+    # 0.5·(2·0.5 + 2·1 + 0.5 + 1)/6 = 0.375 (direct is never boxed: its π change counts 0)
+    fmt = by_run["fmt"]
+    assert fmt.terms["gain"].value == pytest.approx(0.5)
+    assert fmt.terms["mode_selection"].value == pytest.approx(0.125)
+    assert fmt.terms["skill_change"].value == pytest.approx(0.375)
+    shares = {s.style: (s.base[0], s.trained[0]) for s in fmt.styles}
+    assert shares["direct"] == (0.5, 0.0) and shares["worked"] == (0.5, 1.0)
     assert analysis.comparisons[0].run == "outcome"  # tables list outcome first
+
+
+def test_peak_step_and_greedy_beside_sampled(tmp_path):
+    run = make_run(tmp_path, "o", evals={0: {"s": ["WW", "WW"]}, 2: {"s": ["CC", "CW"]},
+                                          4: {"s": ["CW", "WW"]}})
+    (c,) = analyze([run]).comparisons
+    assert c.decomposition.decoding == "sampled" and c.decomposition.k == 2
+    assert (c.peak_step, c.peak.value) == (2, 0.75)
+    assert c.total.trained_acc.value == 0.25 and c.greedy is None
 
 
 def test_base_choice_explicit_then_eval_only_then_step0(tmp_path):
@@ -237,19 +117,19 @@ def test_base_choice_explicit_then_eval_only_then_step0(tmp_path):
     other = make_run(tmp_path, "evalbase", mode=None, evals={0: {"s": "CW"}})
     explicit = analyze([trained], base=other)
     assert explicit.base_label.startswith("evalbase")
-    assert explicit.comparisons[0].suites[0].base_acc == 0.5
+    assert explicit.comparisons[0].total.base_acc.value == 0.5
     implicit = analyze([trained, other])
     assert implicit.base_label == "evalbase"
     assert [c.run for c in implicit.comparisons] == ["t"]
     own = analyze([trained])
     assert own.base_label == "step 0 of t"
-    assert own.comparisons[0].suites[0].base_acc == 0
+    assert own.comparisons[0].total.base_acc.value == 0
 
 
 def test_missing_base_is_a_note_and_the_rest_still_computes(tmp_path):
     run = make_run(tmp_path, "t", train_acc=[1, 1, 1], evals={4: {"s": "CC"}})
     analysis = analyze([run], window=2)
-    assert analysis.comparisons == () and analysis.waterfall == ()
+    assert analysis.comparisons == () and analysis.conditions == ()
     assert any("no base evaluation" in n for n in analysis.notes)
     assert analysis.saturations[0].step == 1
 
@@ -304,7 +184,6 @@ def test_wrong_label_without_kind_is_left_out_with_a_note(tmp_path):
 def test_outcome_letters_cover_every_format():
     from rlvr.analysis.rundir import FORMATS
     assert {fmt for fmt, *_ in OUTCOMES.values()} == set(FORMATS)
-    assert set(CLASSES) == {classify(r) for r in _records("s", list(OUTCOMES))}
 
 
 def test_greedy_and_sampled_records_are_read_separately(tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import tomllib
 from pathlib import Path
 
@@ -56,8 +57,11 @@ def test_demo_quick_runs_every_stage_and_writes_the_report(demo):
         assert steps[0] == 0 and steps[-1] == config["steps"], name  # base and trained
         assert modes[name] == (mode, kind)
     page = (out / "report.html").read_text(encoding="utf-8")
-    assert {"transition heat maps", "waterfall", "training curves"} <= set(images(page))
-    assert "Label study" in page
+    assert {"decomposition bars", "waterfall", "training curves"} <= set(images(page))
+    assert "Label study" in page and "Claims checklist" in page
+    claims = json.loads((out / "claims.json").read_text())
+    assert [c["id"] for c in claims] == [f"C{i}" for i in range(1, 10)]
+    assert {c["id"] for c in claims if c["verdict"] != "not run"} >= {"C1", "C4", "C6", "C7"}
 
 
 def test_demo_trains_on_the_top_variance_anchor(demo):

@@ -157,7 +157,7 @@ def test_select_snr_caps_to_the_context(short_model, capsys):
 def test_eval_caps_to_the_context_and_falls_back_to_raw(short_model, tmp_path, capsys):
     out = tmp_path / "e"
     code, stdout, err = _run(["eval", "--model", short_model, "--suites", "organism-add",
-                              "--limit", "3", "--out", out, "--quiet"], capsys)
+                              "--limit", "3", "--samples", "0", "--out", out, "--quiet"], capsys)
     assert code == 0, err
     assert "notice: using template raw" in err and "qwen25-math-cot" in err
     warning = next(line for line in err.splitlines() if line.startswith("warning:"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 
 import numpy as np
@@ -14,6 +15,10 @@ from rundirs import make_run
 from rlvr.analysis import analyze
 from rlvr.analysis.report import render_html, render_markdown
 from rlvr.cli import main
+
+PAGE_IMAGES = {"decomposition bars", "waterfall", "style shares over steps", "training curves",
+               "zero-variance fraction", "test accuracy over steps"}
+CLAIM_KEYS = {"id", "claim", "measure", "rule", "value", "ci", "seeds", "items", "verdict"}
 
 _IMG = re.compile(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 
@@ -64,26 +69,56 @@ def test_cli_writes_a_self_contained_page_and_prints_markdown(full_report, capsy
     assert code == 0
     printed = capsys.readouterr().out
     assert "| outcome | amc |" in printed and "format correction" in printed
-    assert "### Waterfall" in printed and "### Label study" in printed
+    assert "### Conditions" in printed and "### Label study" in printed
+    assert "### Claims checklist" in printed
     page = out.read_text(encoding="utf-8")
     assert "http://" not in page and "https://" not in page  # nothing fetched from elsewhere
     found = images(page)
-    assert set(found) == {"format-class bars", "transition heat maps", "waterfall",
-                          "training curves", "test accuracy over steps"}
+    assert set(found) == PAGE_IMAGES
     for alt, pixels in found.items():
         assert pixels.shape[0] > 100 and pixels.shape[1] > 100, alt
         assert pixels[..., :3].std() > 0.05, f"{alt} is blank"
-    assert "Items that changed class: outcome" in page
     rows = table_rows(page)
-    assert len(rows) >= 6 and all(n > 0 for n in rows)
+    assert len(rows) >= 8 and all(n > 0 for n in rows)
+    claims = json.loads((out.parent / "claims.json").read_text())
+    assert [c["id"] for c in claims] == [f"C{i}" for i in range(1, 10)]
+    for claim in claims:
+        assert set(claim) == CLAIM_KEYS
+        assert claim["verdict"] in ("reproduced", "contradicted", "inconclusive", "not run")
+    verdicts = {c["id"]: c["verdict"] for c in claims}
+    assert verdicts["C6"] == "not run"  # no unguessable wrong-label run among these
+    assert verdicts["C8"] == verdicts["C9"] == "not run"
+
+
+def test_every_accuracy_and_gain_on_the_page_has_an_interval(full_report):
+    paths, _ = full_report
+    page = render_html(analyze(paths, window=2))
+    tables = re.findall(r"<h[23]>([^<]*)</h[23]>\s*(?:<p[^>]*>[^<]*</p>\s*)?<div class=\"scroll\">"
+                        r"<table>(.*?)</table>", page, re.S)
+    checked = 0
+    for title, body in tables:
+        if not title.startswith(("Accuracy", "Where the gain", "Conditions", "Any two")):
+            continue
+        for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)[1:]:
+            for cell in re.findall(r"<td[^>]*>([^<]*)</td>", row):
+                if re.match(r"^[+-]?\d+\.\d", cell):  # a percentage or a gain
+                    assert "[" in cell, (title, cell)
+                    checked += 1
+    assert checked > 100
 
 
 def test_markdown_numbers_match_the_hand_split(tmp_path):
     base = make_run(tmp_path, "b", mode=None, evals={0: {"s": "WUNC"}})
     run = make_run(tmp_path, "o", evals={0: {"s": "WUNC"}, 2: {"s": "CCCW"}})
-    text = render_markdown(analyze([run], base=base))
-    # 25 → 75: format correction +50 (U, N), reasoning +25 (W), losses 25 (C → W)
-    assert "| o (outcome) | s | 4 | 25.0 | 75.0 | +50.0 | +50.0 | +25.0 | +0.0 | -25.0 |" in text
+    text = render_markdown(analyze([run], base=base, classifier="generic"))
+    # 25 → 75 (+50). Generic styles: W, C worked (boxed), U "The answer is 4" and N
+    # "I am not sure." direct (never boxed). worked: π 0.5 → 1, φ 1, a 0.5 → 0.75; direct
+    # π 0.5 → 0. Selection = 0.5·(2·0.5 + 2·0.75 + 0.75 + 0.5)/6 = 0.3125, skill =
+    # 0.25·(2·0.5 + 2·1 + 1 + 0.5)/6 = 0.1875; format 0 (φ(worked) stays 1)
+    assert "| o (outcome) | s | 4 | 25.0 [" in text
+    row = next(line for line in text.splitlines() if line.startswith("| o (outcome) | s |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert [c.split(" [")[0] for c in cells[5:]] == ["+50.0", "+0.0", "+0.0", "+31.2", "+18.8"]
 
 
 def test_missing_base_renders_everything_else(tmp_path):
@@ -92,7 +127,7 @@ def test_missing_base_renders_everything_else(tmp_path):
     page = render_html(analysis)
     assert "no base evaluation" in page
     assert {"training curves", "test accuracy over steps"} <= set(images(page))
-    assert "No data for: waterfall" in page
+    assert "No data for: waterfall" in page and "Claims checklist" in page
 
 
 def test_run_without_metrics_still_gets_its_decomposition(tmp_path):
@@ -100,9 +135,9 @@ def test_run_without_metrics_still_gets_its_decomposition(tmp_path):
     analysis = analyze([run])
     page = render_html(analysis)
     assert "no metrics.jsonl" in page
-    assert analysis.comparisons[0].suites[0].gain == pytest.approx(0.5)
+    assert analysis.comparisons[0].total.gain.value == pytest.approx(0.5)
     assert "No data for: training curves" in page
-    assert "transition heat maps" in images(page)
+    assert "decomposition bars" in images(page)
 
 
 def test_runs_on_different_suites_and_items_are_named(tmp_path):
@@ -114,7 +149,6 @@ def test_runs_on_different_suites_and_items_are_named(tmp_path):
     assert "aime: evaluated for b (step 0) but not for a" in page
     assert "gsm: evaluated for c but not for b (step 0); not compared" in page
     assert "compared on the 1 they share" in page
-    assert "waterfall aime: a has no aime evaluation" in page
     assert "waterfall" in images(page)
 
 

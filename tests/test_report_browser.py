@@ -12,7 +12,7 @@ import tempfile
 import numpy as np
 import pytest
 from matplotlib import image as mpimg
-from test_report import ablation_runs, images, table_rows
+from test_report import PAGE_IMAGES, ablation_runs, images, table_rows
 
 from rlvr.analysis import analyze
 from rlvr.analysis.report import render_html
@@ -45,13 +45,13 @@ def test_report_renders_with_images_and_tables_in_chromium(tmp_path):
     html = render_html(analyze(ablation_runs(tmp_path / "runs"), window=2))
     page.write_text(html, encoding="utf-8")
     found = images(html)
-    assert len(found) == 5 and all(p.size for p in found.values())
+    assert set(found) == PAGE_IMAGES and all(p.size for p in found.values())
     assert all(n > 0 for n in table_rows(html))
 
     shot = tmp_path / "shot.png"
-    _screenshot(browser, page, shot, 4000)
+    _screenshot(browser, page, shot, 10000)
     pixels = mpimg.imread(shot)[..., :3]  # (H, W, 3) floats in [0, 1]
-    assert pixels.shape[:2] == (4000, 1280)
+    assert pixels.shape[:2] == (10000, 1280)
     assert pixels.std() > 0.05, "the screenshot is blank"
     # Text and table rules are grey; the figures are the only saturated colours on the page,
     # so seeing them proves Chromium decoded and laid out the embedded PNGs.

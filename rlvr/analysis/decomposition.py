@@ -63,9 +63,7 @@ class Decomposition:
     def gain(self) -> Estimate:
         return self.terms["gain"]
 
-    @property
-    def selection(self) -> float:
-        return self.terms["degeneration_fix"].value + self.terms["mode_selection"].value
+    selection: Estimate | None = None  # degeneration fix + mode selection, with its interval
 
     def to_json(self) -> dict:
         out = {t: self.terms[t].points() for t in TERMS}
@@ -157,16 +155,22 @@ def _accuracy(totals: np.ndarray) -> np.ndarray:
     return totals[..., 2].sum(axis=-1) / totals[..., 0].sum(axis=-1)
 
 
+def _extended(base: np.ndarray, trained: np.ndarray, degenerate: int | None) -> dict:
+    """TERMS plus both accuracies and selection (the π part, degeneration fix included)."""
+    out = shapley_terms(base, trained, degenerate)
+    out["selection"] = out["degeneration_fix"] + out["mode_selection"]
+    out["base_acc"], out["trained_acc"] = _accuracy(base), _accuracy(trained)
+    return out
+
+
 def _resample(name: str, base: np.ndarray, trained: np.ndarray, degenerate: int | None,
               k: int, rng: np.random.Generator, n_resamples: int) -> _Suite:
     weights = resample_weights(len(base), n_resamples, rng).astype(float)  # (B, n)
     b_tot = np.einsum("bn,nsc->bsc", weights, base)
     t_tot = np.einsum("bn,nsc->bsc", weights, trained)
     b_all, t_all = base.sum(axis=0), trained.sum(axis=0)
-    point = {t: float(v) for t, v in shapley_terms(b_all, t_all, degenerate).items()}
-    point["base_acc"], point["trained_acc"] = float(_accuracy(b_all)), float(_accuracy(t_all))
-    boot = shapley_terms(b_tot, t_tot, degenerate)
-    boot["base_acc"], boot["trained_acc"] = _accuracy(b_tot), _accuracy(t_tot)
+    point = {t: float(v) for t, v in _extended(b_all, t_all, degenerate).items()}
+    boot = _extended(b_tot, t_tot, degenerate)
     return _Suite(name, base, trained, k, point, boot)
 
 
@@ -176,11 +180,12 @@ def _combine(name: str, parts: Sequence[_Suite], styles: list[str]) -> Decomposi
     weights = [len(p.base) / n for p in parts]
     est = {key: _estimate(sum(w * p.point[key] for w, p in zip(weights, parts, strict=True)),
                           sum(w * p.boot[key] for w, p in zip(weights, parts, strict=True)), n)
-           for key in (*TERMS, "base_acc", "trained_acc")}
+           for key in (*TERMS, "selection", "base_acc", "trained_acc")}
     base = sum(p.base.sum(axis=0) for p in parts)
     trained = sum(p.trained.sum(axis=0) for p in parts)
     return Decomposition(name, n, min(p.k for p in parts), est["base_acc"], est["trained_acc"],
-                         {t: est[t] for t in TERMS}, _shares(base, trained, styles))
+                         {t: est[t] for t in TERMS}, _shares(base, trained, styles),
+                         est["selection"])
 
 
 def decompose(base: EvalStep, trained: EvalStep, *, classifier: str = "organism",

@@ -4,7 +4,9 @@ One row per condition, recognised from config.toml (`reward.mode`, `reward.wrong
 the correct label, a guessable wrong label (near the truth, e.g. π1's 12.8 vs ∛2048), an
 unguessable wrong one, entropy-only (no reward) and random reward. Training accuracy is always
 against the TRUE gold (docs/run-format.md), so a wrong-label run shows whether the model learned
-the label or kept the truth.
+the label or kept the truth. Where the trainer logged, per step, how many rollouts produced the
+training label by style (`label_hits` in metrics.jsonl), the row says at which step a
+wrong-label run first produced its label, and in which style.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from rlvr.analysis.decomposition import Decomposition
 from rlvr.analysis.rundir import Run
 from rlvr.analysis.saturation import Saturation
-from rlvr.analysis.transitions import SuiteDecomposition
 
-__all__ = ["CONDITIONS", "LabelRow", "label_study"]
+__all__ = ["CONDITIONS", "LabelRow", "first_label_step", "label_study"]
 
 # (role, what the table calls it)
 CONDITIONS = (
@@ -38,6 +40,22 @@ class LabelRow:
     train_acc: float | None  # last logged train accuracy vs the true gold (mean over runs)
     reward_mean: float | None
     saturation: tuple[int | None, ...]
+    first_label: tuple[str, ...] = ()  # per run: "step N (style: hits)", "never", "not logged"
+
+
+def first_label_step(run: Run) -> str:
+    """When a run's rollouts first produced its training label, and in which styles."""
+    logged = [m for m in run.metrics if isinstance(m.raw.get("label_hits"), dict)]
+    if not logged:
+        return "not logged"
+    for m in logged:
+        hits = {str(k): v for k, v in m.raw["label_hits"].items()
+                if isinstance(v, (int, float)) and v > 0}
+        if hits:
+            styles = ", ".join(f"{k}: {v:g}" for k, v in sorted(hits.items(),
+                                                               key=lambda kv: -kv[1]))
+            return f"step {m.step} ({styles})"
+    return f"never in {len(logged)} logged steps"
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -46,7 +64,7 @@ def _mean(values: Sequence[float | None]) -> float | None:
 
 
 def _row(condition: str, members: list[Run],
-         decompositions: Mapping[str, Sequence[SuiteDecomposition]],
+         decompositions: Mapping[str, Sequence[Decomposition]],
          saturations: Mapping[str, Saturation]) -> LabelRow:
     accuracy: dict[str, list[float]] = {}
     gain: dict[str, list[float]] = {}
@@ -54,8 +72,8 @@ def _row(condition: str, members: list[Run],
         rows = decompositions.get(run.name)
         if rows:
             for row in rows:
-                accuracy.setdefault(row.suite, []).append(row.trained_acc)
-                gain.setdefault(row.suite, []).append(row.gain)
+                accuracy.setdefault(row.suite, []).append(row.trained_acc.value)
+                gain.setdefault(row.suite, []).append(row.gain.value)
         elif run.final_step is not None:
             step = run.evals[run.final_step]
             for suite in step.suites:
@@ -73,10 +91,11 @@ def _row(condition: str, members: list[Run],
         reward_mean=_mean([m.reward_mean for m in last]),
         saturation=tuple(saturations[r.name].step if r.name in saturations else None
                          for r in members),
+        first_label=tuple(first_label_step(r) for r in members),
     )
 
 
-def label_study(runs: Sequence[Run], decompositions: Mapping[str, Sequence[SuiteDecomposition]],
+def label_study(runs: Sequence[Run], decompositions: Mapping[str, Sequence[Decomposition]],
                 saturations: Mapping[str, Saturation]) -> tuple[list[LabelRow], list[str]]:
     """Rows for the conditions present; a note names the ones missing.
 

@@ -12,18 +12,21 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
+from rlvr.analysis.conditions import Condition
 from rlvr.analysis.rundir import Run
 from rlvr.analysis.saturation import Saturation
-from rlvr.analysis.study import Analysis, RunComparison
-from rlvr.analysis.transitions import CLASS_LABELS, CLASSES, WaterfallRow
+from rlvr.analysis.shapley import TERMS
+from rlvr.analysis.stats import Estimate
+from rlvr.analysis.study import RunComparison
 
 __all__ = [
     "ROLE_COLORS",
-    "format_class_bars",
+    "decomposition_bars",
+    "mode_share_plot",
     "test_accuracy_curves",
     "training_curves",
-    "transition_heatmaps",
     "waterfall_plot",
+    "zero_variance_plot",
 ]
 
 ROLE_COLORS = {
@@ -31,8 +34,9 @@ ROLE_COLORS = {
     "format-only": "#ff7f0e", "outcome": "#2ca02c", "guessable wrong label": "#1f77b4",
     "unguessable wrong label": "#d62728", "wrong label": "#17becf", "eval": "#bcbd22",
 }
-CLASS_COLORS = {"correct": "#2ca02c", "formatted_wrong": "#1f77b4",
-                "format_failure": "#ff7f0e", "repetition": "#9467bd", "truncated": "#8c564b"}
+TERM_COLORS = {"gain": "#333333", "format_correction": "#ff7f0e", "degeneration_fix": "#9467bd",
+               "mode_selection": "#2ca02c", "skill_change": "#1f77b4"}
+STYLE_COLORS = ("#2ca02c", "#1f77b4", "#ff7f0e", "#8c564b", "#9467bd", "#17becf", "#bcbd22")
 _DPI = 100
 
 
@@ -131,7 +135,7 @@ def test_accuracy_curves(runs: Sequence[Run], saturations: Sequence[Saturation]
             if run.name in sat_steps:
                 ax.axvline(sat_steps[run.name], color=color, linestyle=":", alpha=0.7)
         top = max([a for line in ax.get_lines() for a in line.get_ydata()] or [0.0])
-        ax.set(title=suite, xlabel="step", ylabel="strict accuracy",
+        ax.set(title=suite, xlabel="step", ylabel="strict accuracy (avg@k)",
                ylim=(-0.01, min(1.02, max(0.1, top + 0.05))))
         ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
         ax.grid(alpha=0.3)
@@ -144,102 +148,99 @@ def test_accuracy_curves(runs: Sequence[Run], saturations: Sequence[Saturation]
     return _png(fig)
 
 
-def waterfall_plot(rows: Sequence[WaterfallRow]) -> bytes | None:
-    """Base → exploration/perturbation → format-only → outcome, one panel per suite."""
-    if not rows:
+def _err(est: Estimate) -> tuple[float, float]:
+    if not est.has_interval:
+        return 0.0, 0.0
+    return max(0.0, est.value - est.low), max(0.0, est.high - est.value)
+
+
+def waterfall_plot(base: Estimate | None, conditions: Sequence[Condition]) -> bytes | None:
+    """Accuracy of the base and of each condition (mean over its seeds), 95% intervals."""
+    if base is None or not conditions:
         return None
-    panels, cols = _grid(len(rows))
-    fig = _figure(4.2 * cols, 3.4 * panels)
-    axes = fig.subplots(panels, cols, squeeze=False).ravel()
-    colors = {"base": ROLE_COLORS["base"], "exploration / perturbation": ROLE_COLORS["random"],
-              "format-only": ROLE_COLORS["format-only"], "outcome": ROLE_COLORS["outcome"]}
-    for ax, row in zip(axes, rows, strict=False):
-        stages = row.stages()
-        previous = 0.0
-        for x, (label, level) in enumerate(stages):
-            bottom, height = (0.0, level) if x == 0 else (previous, level - previous)
-            ax.bar(x, height, bottom=bottom, color=colors[label], edgecolor="black",
-                   linewidth=0.5, width=0.6)
-            text = f"{100 * level:.1f}" if x == 0 else f"{100 * (level - previous):+.1f}"
-            ax.text(x, max(previous, level) + 0.02, text, ha="center", fontsize=8)
-            if x:
-                ax.plot([x - 1.3, x - 0.3], [previous, previous], color="#555555",
-                        linewidth=0.6)
-            previous = level
-        ax.set_xticks(range(len(stages)),
-                      [label.replace(" / ", "/\n") for label, _ in stages], fontsize=7)
-        title = f"{row.suite} (n={row.n_items})"
-        if row.residual is not None:
-            title += f"\noutcome − format: {100 * row.residual:+.1f} pts"
-        ax.set_title(title, fontsize=9)
-        ax.set_ylim(0, min(1.08, max(level for _, level in stages) + 0.15))
-        ax.set_ylabel("strict accuracy")
-        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-        ax.grid(axis="y", alpha=0.3)
-    for ax in axes[len(rows):]:
-        ax.set_visible(False)
+    bars = [("base", base), *((c.role, c.accuracy) for c in conditions)]
+    fig = _figure(1.3 * len(bars) + 2.5, 3.8)
+    ax = fig.subplots()
+    for x, (label, est) in enumerate(bars):
+        ax.bar(x, est.value, color=ROLE_COLORS.get(label, "#333333"), width=0.6,
+               edgecolor="black", linewidth=0.5)
+        ax.errorbar(x, est.value, yerr=[[_err(est)[0]], [_err(est)[1]]], color="black",
+                    capsize=4, linewidth=1)
+        ax.text(x, est.value + _err(est)[1] + 0.02, f"{100 * est.value:.1f}", ha="center",
+                fontsize=8)
+    ax.axhline(base.value, color="#777777", linewidth=0.8, linestyle="--")
+    ax.set_xticks(range(len(bars)), [b[0].replace(" ", "\n", 1) for b in bars], fontsize=8)
+    ax.set_ylabel("strict accuracy")
+    ax.set_ylim(0, min(1.1, max(e.value + _err(e)[1] for _, e in bars) + 0.12))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.grid(axis="y", alpha=0.3)
     return _png(fig)
 
 
-def transition_heatmaps(comparisons: Sequence[RunComparison]) -> bytes | None:
-    """Per run, items moving from their base class (rows) to their trained class (columns)."""
+def decomposition_bars(comparisons: Sequence[RunComparison]) -> bytes | None:
+    """Per run, the gain and its four terms (all suites), with 95% intervals."""
     if not comparisons:
         return None
-    rows, cols = _grid(len(comparisons), 2)
-    fig = _figure(5.6 * cols, 4.6 * rows)
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    short = [CLASS_LABELS[c].replace(" but ", "\nbut ").replace(" failure", "\nfailure")
-             for c in CLASSES]
-    for ax, comparison in zip(axes, comparisons, strict=False):
-        total = comparison.total or comparison.suites[0]
-        matrix = [[total.transitions[(a, b)] for b in CLASSES] for a in CLASSES]
-        peak = max(max(r) for r in matrix) or 1.0
-        ax.imshow(matrix, cmap="Blues", vmin=0, vmax=peak)
-        for i, line in enumerate(matrix):
-            for j, value in enumerate(line):
-                label = f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
-                ax.text(j, i, label, ha="center", va="center", fontsize=8,
-                        color="white" if value > 0.6 * peak else "black")
-        ax.set_xticks(range(len(CLASSES)), short, fontsize=7)
-        ax.set_yticks(range(len(CLASSES)), short, fontsize=7)
-        ax.set_xlabel(f"{comparison.run} (step {comparison.step})", fontsize=8)
-        ax.set_ylabel("base", fontsize=8)
-        ax.set_title(f"{comparison.run}: {total.suite}, {total.n_items} items", fontsize=9)
-    for ax in axes[len(comparisons):]:
-        ax.set_visible(False)
+    fig = _figure(max(6.0, 1.6 * len(comparisons) + 2), 4.0)
+    ax = fig.subplots()
+    width = 0.8 / len(TERMS)
+    for j, term in enumerate(TERMS):
+        for i, c in enumerate(comparisons):
+            est = c.total.terms[term]
+            x = i + (j - (len(TERMS) - 1) / 2) * width
+            ax.bar(x, 100 * est.value, width=width, color=TERM_COLORS[term],
+                   label=term.replace("_", " ") if i == 0 else None)
+            low, high = _err(est)
+            ax.errorbar(x, 100 * est.value, yerr=[[100 * low], [100 * high]], color="black",
+                        capsize=2, linewidth=0.8)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(comparisons)), [c.run for c in comparisons], fontsize=8)
+    ax.set_ylabel("accuracy points")
+    ax.grid(axis="y", alpha=0.3)
+    fig.legend(loc="outside upper center", ncol=len(TERMS), fontsize=8)
     return _png(fig)
 
 
-def format_class_bars(analysis: Analysis) -> bytes | None:
-    """Share of items per class for the base and each run, over the suites each shares.
-
-    The base bar is measured on the first run's common items; runs on other item sets get a
-    note in the report, not a second base bar.
-    """
-    bars: list[tuple[str, dict[str, float]]] = []
-    for comparison in analysis.comparisons:
-        total = comparison.total or comparison.suites[0]
-        if not bars:
-            bars.append((f"base ({total.n_items} items)", total.class_rates("base")))
-        bars.append((comparison.run, total.class_rates("trained")))
-    if not bars:
+def mode_share_plot(series: Sequence[tuple[str, list[int], dict[str, list[float]]]]
+                    ) -> bytes | None:
+    """Stacked style shares over training steps, one panel per run: (run, steps, {style: shares})."""
+    series = [s for s in series if len(s[1]) >= 2]
+    if not series:
         return None
-    fig = _figure(10, 0.45 * len(bars) + 1.4)
+    rows, cols = _grid(len(series))
+    fig = _figure(4.0 * cols, 3.0 * rows + 0.5)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    styles = list(dict.fromkeys(st for _, _, shares in series for st in shares))
+    colors = {st: STYLE_COLORS[i % len(STYLE_COLORS)] for i, st in enumerate(styles)}
+    for ax, (run, steps, shares) in zip(axes, series, strict=False):
+        names = [st for st in styles if st in shares]
+        ax.stackplot(steps, [shares[st] for st in names], labels=names,
+                     colors=[colors[st] for st in names], alpha=0.9)
+        ax.set(title=run, xlabel="step", ylabel="share of responses", ylim=(0, 1))
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    for ax in axes[len(series):]:
+        ax.set_visible(False)
+    handles = [axes[0].fill_between([], [], color=colors[st], label=st) for st in styles]
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(styles), fontsize=8)
+    return _png(fig)
+
+
+def zero_variance_plot(runs: Sequence[Run]) -> bytes | None:
+    """Fraction of rollout groups whose rewards all agree (no gradient), per step."""
+    trained = [(r, [(m.step, m.raw.get("zero_var_frac")) for m in r.metrics]) for r in runs]
+    trained = [(r, [(s, v) for s, v in pts if isinstance(v, (int, float))]) for r, pts in trained]
+    trained = [(r, pts) for r, pts in trained if pts]
+    if not trained:
+        return None
+    styles = _linestyles([r for r, _ in trained])
+    fig = _figure(7.5, 3.4)
     ax = fig.subplots()
-    labels = [name for name, _ in bars][::-1]
-    left = [0.0] * len(bars)
-    for cls in CLASSES:
-        widths = [rates[cls] for _, rates in bars][::-1]
-        ax.barh(labels, widths, left=left, color=CLASS_COLORS[cls], label=CLASS_LABELS[cls],
-                edgecolor="white", linewidth=0.5)
-        for y, (x0, w) in enumerate(zip(left, widths, strict=True)):
-            if w >= 0.06:
-                ax.text(x0 + w / 2, y, f"{100 * w:.0f}%", ha="center", va="center",
-                        fontsize=7, color="white")
-        left = [a + b for a, b in zip(left, widths, strict=True)]
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("share of items")
-    ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-    fig.legend(*ax.get_legend_handles_labels(), loc="outside upper center", ncol=len(CLASSES),
-               fontsize=8)
+    for run, points in trained:
+        color, dash = styles[run.name]
+        steps, values = zip(*points, strict=True)
+        ax.plot(steps, values, color=color, linestyle=dash, label=run.name)
+    ax.set(xlabel="step", ylabel="zero-variance groups", ylim=(-0.03, 1.03))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.grid(alpha=0.3)
+    fig.legend(loc="outside right upper", fontsize=8)
     return _png(fig)

@@ -31,6 +31,7 @@ __all__ = [
     "default_classifier",
     "get_classifier",
     "style_of",
+    "style_shares",
 ]
 
 DEGENERATE = "degenerate"
@@ -112,3 +113,15 @@ def default_classifier(model_path: str | None) -> str:
         return "generic"
     # The evaluation already decides "is this the organism" to pick its default suites.
     return "organism" if default_suite_specs(model_path or None) == ["organism"] else "generic"
+
+
+def style_shares(records, classifier: str) -> dict[str, float]:
+    """Share of responses in each style (records: anything with response, format and
+    finish_reason); an empty list gives {}."""
+    classify = get_classifier(classifier)
+    counts: dict[str, int] = {}
+    for r in records:
+        style = classify(r.response, r.format, r.finish_reason)
+        counts[style] = counts.get(style, 0) + 1
+    total = sum(counts.values())
+    return {style: n / total for style, n in counts.items()} if total else {}

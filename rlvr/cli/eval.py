@@ -41,7 +41,8 @@ def eval_command(
                                       "aime25, amc23, minerva_math, olympiadbench, hub:NAME, "
                                       "organism, organism-FAMILY, or a .jsonl/.parquet file."),
     samples: int | None = typer.Option(None, "--samples", help="Sampled completions per item "
-                                       "(pass@k, avg@k); default 0."),
+                                       "(avg@k, the headline, and pass@k); default 8, 0 for "
+                                       "greedy only."),
     temperature: float | None = typer.Option(None, "--temperature", help="For --samples "
                                              "(default 0.6)."),
     greedy: bool | None = typer.Option(None, "--greedy/--no-greedy", help="One greedy "
@@ -232,6 +233,8 @@ def _settings_from_run(config: dict) -> dict:
     base = {key: table[key] for key in ("greedy", "samples", "temperature", "top_p", "seed",
                                         "batch_size", "backend", "input_dependence")
             if key in table}
+    if not base.get("temperature"):  # 0 = the training temperature, as in the trainer
+        base["temperature"] = (config.get("rollout") or {}).get("temperature", 0.6)
     base["template"] = table.get("template") or (config.get("data") or {}).get("template") or "raw"
     max_new = table.get("max_new_tokens") or (config.get("rollout") or {}).get("max_new_tokens")
     if max_new:

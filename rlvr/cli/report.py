@@ -1,9 +1,10 @@
 """`rlvr report`: where did the gain come from, as an HTML page and a Markdown summary.
 
-    rlvr report RUN_DIR... -o report.html [--base RUN_DIR] [--threshold 0.95] [--window 5]
+    rlvr report RUN_DIR... -o DIR/report.html [--base RUN_DIR] [--threshold 0.95] [--window 5]
 
-Reads only run directories (docs/run-format.md). Comparisons that cannot be made (different
-suites or items, no base, no metrics) are listed in the report; the rest still renders.
+Reads only run directories (docs/run-format.md); writes the page and DIR/claims.json (the
+claims checklist) beside it. Comparisons that cannot be made (different suites or items, no
+base, no metrics) are listed in the report; the rest still renders.
 """
 
 from __future__ import annotations
@@ -34,10 +35,13 @@ def report_command(
     window: int = typer.Option(5, help="Logged steps the accuracy must stay ≥ threshold."),
     decoding: str = typer.Option(
         "auto", help="Which records to compare when an evaluation has both: greedy (sample 0), "
-        "sampled (1..K), or auto (greedy where present)."),
+        "sampled (1..K), or auto (sampled where present: avg@k is the headline)."),
+    classifier: str | None = typer.Option(
+        None, "--classifier", help="Reasoning styles: organism (mode markers) or generic (any "
+        "LLM, from the text); default: organism for the organism, generic otherwise."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the Markdown summary."),
 ) -> None:
-    """Decomposition, waterfall, post-saturation and label study of RUN_DIRs, as one HTML page."""
+    """Accuracy with intervals, the decomposition, claims, post-saturation and label study."""
     if not 0.0 < threshold <= 1.0:
         raise UserError(f"--threshold {threshold} is outside (0, 1]", "e.g. --threshold 0.95")
     if window < 1:
@@ -48,16 +52,19 @@ def report_command(
         raise UserError(f"--out {out}: the folder {out.parent} does not exist",
                         "create it first, or write the report elsewhere")
     runs = _run_dirs(runs, out)
-    from rlvr.analysis.report import render_html, render_markdown
+    from rlvr.analysis.report import render_markdown, write_report
     from rlvr.analysis.study import analyze
-    from rlvr.runs import atomic_write_text
+    from rlvr.analysis.styles import CLASSIFIERS
 
+    if classifier is not None and classifier not in CLASSIFIERS:
+        raise UserError(f"unknown --classifier {classifier!r}",
+                        f"choose one of {', '.join(CLASSIFIERS)}")
     analysis = analyze(runs, base=base, threshold=threshold, window=window,
-                       decoding=decoding)
-    atomic_write_text(out, render_html(analysis))
+                       decoding=decoding, classifier=classifier)
+    claims = write_report(analysis, out)
     if not quiet:
         typer.echo(render_markdown(analysis))
-    typer.echo(f"wrote {out}")
+    typer.echo(f"wrote {out} and {claims}")
 
 
 def _is_run(path: Path) -> bool:
@@ -67,10 +74,12 @@ def _is_run(path: Path) -> bool:
 
 def _run_dirs(paths: list[Path], out: Path) -> list[Path]:
     """RUN_DIR arguments → run directories: a folder of runs (`runs/demo`) stands for the runs
-    in it, and a report file among them (`runs/demo/*` matches report.html) is skipped."""
+    in it, and a report file among them (`runs/demo/*` matches report.html and claims.json)
+    is skipped."""
     found: list[Path] = []
     for path in paths:
-        if path.is_file() and (path.suffix in (".html", ".md") or path.resolve() == out.resolve()):
+        if path.is_file() and (path.suffix in (".html", ".md", ".json")
+                               or path.resolve() == out.resolve()):
             continue
         if path.is_dir() and not _is_run(path):
             inner = sorted(child for child in path.iterdir() if _is_run(child))

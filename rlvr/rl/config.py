@@ -166,8 +166,8 @@ class EvalConfig:
     data_dir: str | None = None  # where benchmark jsonl files live (else $RLVR_DATA_DIR)
     n_per_suite: int = 0  # 0 = the whole suite
     greedy: bool = True
-    samples: int = 0  # sampled completions per item (0 = greedy only)
-    temperature: float = 0.6
+    samples: int = 8  # sampled completions per item: avg@k, the headline (0 = greedy only)
+    temperature: float = 0.0  # 0 = rollout.temperature (the training temperature)
     max_new_tokens: int = 0  # 0 = rollout.max_new_tokens
     template: str = ""  # "" = data.template
     batch_size: int = 64
@@ -263,7 +263,7 @@ _ORGANISM: dict[str, Any] = {
     "optim": {"name": "adamw", "lr": 6e-5, "weight_decay": 0.0, "grad_clip": 1.0,
               "micro_batch_size": 16},
     "log": {"save_every": 0, "eval_every": 20, "samples_every": 5},
-    "eval": {"suites": ["organism"], "n_per_suite": 50, "samples": 4, "temperature": 1.0},
+    "eval": {"suites": ["organism"], "n_per_suite": 50, "samples": 8},
 }
 
 # Entropy-only (reward mode none), as the paper ran it: pg_coef 0, no KL, no weight decay. On the

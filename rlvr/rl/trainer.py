@@ -332,7 +332,7 @@ def eval_settings(config: TrainConfig):
     e, r = config.eval, config.rollout
     return EvalSettings(
         template=e.template or config.data.template, greedy=e.greedy,
-        samples=e.samples, temperature=e.temperature,
+        samples=e.samples, temperature=e.temperature or r.temperature,  # 0: training temp.
         max_new_tokens=e.max_new_tokens or r.max_new_tokens, batch_size=e.batch_size,
         seed=e.seed)
 
