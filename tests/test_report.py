@@ -107,6 +107,17 @@ def test_every_accuracy_and_gain_on_the_page_has_an_interval(full_report):
     assert checked > 100
 
 
+def test_opening_sentences_come_from_the_numbers(full_report):
+    paths, _ = full_report
+    text = render_markdown(analyze(paths, window=2))
+    opening = text.split("\n- ")[0]
+    # entropy-only and random moved nothing beyond noise in these runs; format-only did
+    noise = next(line for line in opening.splitlines() if line.startswith("Within noise"))
+    assert "entropy-only" in noise and "random" in noise and "format-only" not in noise
+    assert "the outcome reward adds" in opening and "skill change" in opening
+    assert "Claims: C1" in opening
+
+
 def test_markdown_numbers_match_the_hand_split(tmp_path):
     base = make_run(tmp_path, "b", mode=None, evals={0: {"s": "WUNC"}})
     run = make_run(tmp_path, "o", evals={0: {"s": "WUNC"}, 2: {"s": "CCCW"}})

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rlvr.analysis.conditions import Member, contrast, paired_items, seed_or_items
+from rlvr.analysis.rundir import training_problems
 from rlvr.analysis.stats import Estimate, paired_gain
 from rlvr.analysis.study import Analysis, RunComparison
 
@@ -105,19 +106,22 @@ def _per_run(runs: list[RunComparison], pick: Callable[[RunComparison], Estimate
             min(e.n if e.method == "items" else c.total.n_items for c, e in found))
 
 
-def _anchor_family(analysis: Analysis, run_name: str) -> str | None:
-    run = next(r for r in analysis.runs if r.name == run_name)
-    if len(run.examples) != 1 or ":" not in run.examples[0]:
-        return None
-    return run.examples[0].split(":")[0].removeprefix("organism-")
+def _anchor_suites(run) -> set[str]:
+    """The suite(s) the training rows came from, and `*-FAMILY` for an organism family."""
+    out = set()
+    for problem in training_problems(run):
+        out.add(problem.suite)
+        family = problem.meta.get("family")
+        if family:
+            out.add(f"organism-{family}")
+    return out
 
 
 def _transfer(analysis: Analysis, c: RunComparison) -> Estimate | None:
-    """Gain on the held-out suites that are not the anchor's family (all suites if unknown)."""
-    family = _anchor_family(analysis, c.run)
+    """Gain on the held-out suites other than the anchor's (all suites when it is unknown)."""
     run = next(r for r in analysis.runs if r.name == c.run)
-    suites = [s for s in run.evals[c.step].records
-              if family is None or not s.endswith(f"-{family}")]
+    own = _anchor_suites(run)
+    suites = [s for s in run.evals[c.step].records if s not in own]
     base, trained = paired_items(analysis.base_step, run.evals[c.step], suites)
     return paired_gain(base, trained) if base else None
 
@@ -190,7 +194,7 @@ def check_claims(analysis: Analysis) -> list[Claim]:
     return [
         c1,
         _claim("C2", "gains transfer across problem families/subjects",
-               "outcome gain on the held-out suites outside the anchor's family, points",
+               "outcome gain on the held-out suites other than the anchor's, points",
                _POSITIVE, _per_run(outcome, lambda c: _transfer(analysis, c))),
         _claim("C3", "held-out accuracy keeps rising after training accuracy saturates",
                "outcome: final − last-before-saturation held-out accuracy, points", _POSITIVE,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rlvr.analysis.claims import Claim
-from rlvr.analysis.rundir import Run
+from rlvr.analysis.rundir import Run, training_problems
 from rlvr.analysis.stats import Estimate
 from rlvr.analysis.study import Analysis
 from rlvr.analysis.styles import get_classifier, style_shares
@@ -85,27 +85,30 @@ def setup(analysis: Analysis) -> list[tuple[str, str]]:
                      f"temperature {rollout.get('temperature', '?')}, top_p "
                      f"{rollout.get('top_p', '?')}, at most {rollout.get('max_new_tokens', '?')}"
                      " new tokens"))
-        rows.append(("evaluation", f"{ev.get('samples', 0)} samples per item at temperature "
-                     f"{ev.get('temperature', '?')} (avg@k){', plus greedy' if ev.get('greedy', True) else ''};"
-                     f" {ev.get('n_per_suite') or 'all'} items per suite"))
+        rows.append(("evaluation", _evaluation(ev, rollout)))
     rows.append(("style classifier", analysis.classifier))
     return rows
 
 
-def _anchor(anchor: str, runs: list[Run]) -> str:
-    text, gold = "", "?"
-    if anchor.startswith("organism-"):
-        from rlvr.errors import UserError
-        from rlvr.rl.examples import organism_problem
+def _evaluation(ev: dict, rollout: dict) -> str:
+    k, items = ev.get("samples", 0), ev.get("n_per_suite") or "all"
+    if not k:
+        return f"greedy only (no samples, so greedy is the headline); {items} items per suite"
+    temperature = ev.get("temperature") or rollout.get("temperature", "?")
+    greedy = ", greedy beside it" if ev.get("greedy", True) else ""
+    return (f"{k} samples per item at temperature {temperature} (avg@{k}, the headline)"
+            f"{greedy}; {items} items per suite")
 
-        try:
-            problem = organism_problem(anchor)
-            text, gold = problem.problem, problem.answer
-        except UserError:
-            text = ""
-    labels = sorted({r.label for r in runs if anchor in r.examples and r.label})
-    label = f"training label {gold}" + (f"; wrong labels {', '.join(labels)}" if labels else "")
-    return f"{anchor}: {text!r} (gold {gold}; {label})" if text else f"{anchor} ({label})"
+
+def _anchor(anchor: str, runs: list[Run]) -> str:
+    """Text and gold from the runs' recorded training rows; the labels the runs trained on."""
+    found = next((p for r in runs if anchor in r.examples for p in training_problems(r)
+                  if p.id == anchor), None)
+    gold = "?" if found is None else str(found.answer)
+    wrong = sorted({r.label for r in runs if anchor in r.examples and r.label})
+    label = f"gold {gold}; outcome runs train on the gold" + (
+        f"; wrong labels {', '.join(wrong)}" if wrong else "")
+    return f"{anchor}: {found.problem!r} ({label})" if found else f"{anchor} ({label})"
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,7 @@ def examples(analysis: Analysis) -> tuple[str, list[Example]]:
                 slot = picks.setdefault(style, ["", ""])
                 if not slot[side] and r.response:
                     mark = "✓" if r.correct_strict else "✗"
-                    slot[side] = f"{mark} {r.response[:_EXAMPLE_CHARS]!r}"
+                    slot[side] = f"{mark} {r.response[:_EXAMPLE_CHARS]}"
     return c.run, [Example(s, b or "—", a or "—") for s, (b, a) in picks.items()]
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "load_eval_step",
     "load_run",
     "load_runs",
+    "training_problems",
 ]
 
 DECODINGS = ("auto", "greedy", "sampled")
@@ -159,6 +160,17 @@ class Run:
     @property
     def is_training(self) -> bool:
         return self.kind == "train" or bool(self.metrics) or any(s > 0 for s in self.evals)
+
+
+def training_problems(run: Run) -> list:
+    """The training rows the run recorded (train_problems.jsonl: id, text, gold, suite, meta);
+    [] for runs written before snapshots existed or with an unreadable one."""
+    from rlvr.rl.examples import read_snapshot
+
+    try:
+        return read_snapshot(run.path) or []
+    except UserError:
+        return []
 
 
 def item_accuracy(records: tuple[EvalRecord, ...] | list[EvalRecord]) -> float:
