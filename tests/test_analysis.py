@@ -71,11 +71,11 @@ def test_label_study_reads_roles_from_config(tmp_path):
     rows = {row.condition: row for row in analysis.labels}
     assert list(rows) == ["correct label", "guessable wrong label", "unguessable wrong label",
                           "entropy-only (no reward)", "random reward"]
-    assert rows["correct label"].accuracy["s"] == pytest.approx(7 / 8)
+    assert rows["correct label"].accuracy["s"].value == pytest.approx(7 / 8)
     assert rows["guessable wrong label"].labels == ("12.8",)
-    assert rows["guessable wrong label"].gain["s"] == pytest.approx(6 / 8)
-    assert rows["unguessable wrong label"].gain["s"] == pytest.approx(2 / 8)
-    assert rows["random reward"].gain["s"] == 0
+    assert rows["guessable wrong label"].gain["s"].value == pytest.approx(6 / 8)
+    assert rows["unguessable wrong label"].gain["s"].value == pytest.approx(2 / 8)
+    assert rows["random reward"].gain["s"].value == 0
     assert rows["correct label"].saturation == (3,)  # train acc 0.5, 0.75, 1, 1
 
 

@@ -14,9 +14,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from rlvr.analysis.conditions import seed_or_items
 from rlvr.analysis.decomposition import Decomposition
 from rlvr.analysis.rundir import Run
 from rlvr.analysis.saturation import Saturation
+from rlvr.analysis.stats import Estimate, item_accuracy
 
 __all__ = ["CONDITIONS", "LabelRow", "first_label_step", "label_study"]
 
@@ -35,8 +37,8 @@ class LabelRow:
     condition: str
     runs: tuple[str, ...]
     labels: tuple[str, ...]
-    accuracy: dict[str, float]  # suite -> mean final strict accuracy over the condition's runs
-    gain: dict[str, float]  # suite -> mean gain over base (only where a base was compared)
+    accuracy: dict[str, Estimate]  # suite -> final strict accuracy (mean over seeds)
+    gain: dict[str, Estimate]  # suite -> gain over base (only where a base was compared)
     train_acc: float | None  # last logged train accuracy vs the true gold (mean over runs)
     reward_mean: float | None
     saturation: tuple[int | None, ...]
@@ -58,6 +60,18 @@ def first_label_step(run: Run) -> str:
     return f"never in {len(logged)} logged steps"
 
 
+def _suite_accuracy(step, suite: str) -> Estimate | None:
+    """Item-bootstrap accuracy of one suite; the summary's value (no interval) without records."""
+    records = step.records.get(suite)
+    if not records:
+        value = step.accuracy(suite)
+        return None if value is None else Estimate(value, None, None, "none", 0)
+    by_item: dict[str, list[bool]] = {}
+    for r in records:
+        by_item.setdefault(r.id, []).append(r.correct_strict)
+    return item_accuracy(list(by_item.values()))
+
+
 def _mean(values: Sequence[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return sum(present) / len(present) if present else None
@@ -66,27 +80,27 @@ def _mean(values: Sequence[float | None]) -> float | None:
 def _row(condition: str, members: list[Run],
          decompositions: Mapping[str, Sequence[Decomposition]],
          saturations: Mapping[str, Saturation]) -> LabelRow:
-    accuracy: dict[str, list[float]] = {}
-    gain: dict[str, list[float]] = {}
+    accuracy: dict[str, list[Estimate]] = {}
+    gain: dict[str, list[Estimate]] = {}
     for run in members:
         rows = decompositions.get(run.name)
         if rows:
             for row in rows:
-                accuracy.setdefault(row.suite, []).append(row.trained_acc.value)
-                gain.setdefault(row.suite, []).append(row.gain.value)
+                accuracy.setdefault(row.suite, []).append(row.trained_acc)
+                gain.setdefault(row.suite, []).append(row.gain)
         elif run.final_step is not None:
             step = run.evals[run.final_step]
             for suite in step.suites:
-                value = step.accuracy(suite)
-                if value is not None:
-                    accuracy.setdefault(suite, []).append(value)
+                found = _suite_accuracy(step, suite)
+                if found is not None:
+                    accuracy.setdefault(suite, []).append(found)
     last = [run.metrics[-1] for run in members if run.metrics]
     return LabelRow(
         condition=condition,
         runs=tuple(run.name for run in members),
         labels=tuple(run.label or "" for run in members),
-        accuracy={s: sum(v) / len(v) for s, v in accuracy.items()},
-        gain={s: sum(v) / len(v) for s, v in gain.items()},
+        accuracy={s: seed_or_items(v) for s, v in accuracy.items()},
+        gain={s: seed_or_items(v) for s, v in gain.items()},
         train_acc=_mean([m.train_acc_mean for m in last]),
         reward_mean=_mean([m.reward_mean for m in last]),
         saturation=tuple(saturations[r.name].step if r.name in saturations else None

@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rlvr.analysis.claims import Claim
+from rlvr.analysis.conditions import paired_items
 from rlvr.analysis.shapley import TERMS
-from rlvr.analysis.stats import Estimate
+from rlvr.analysis.stats import Estimate, paired_gain
 from rlvr.analysis.study import Analysis, RunComparison
 
 __all__ = ["Table", "ci", "pts", "tables", "who"]
@@ -140,6 +141,16 @@ def claims_table(claims: list[Claim]) -> Table:
                  "written as claims.json beside this page.")
 
 
+def _heldout_change(analysis: Analysis, run: str, suite: str, before: int,
+                    after: int | None) -> str:
+    """Held-out change from the last evaluation at/before saturation to the final one, paired."""
+    found = next((r for r in analysis.runs if r.name == run), None)
+    if found is None or after is None:
+        return "—"
+    left, right = paired_items(found.evals[before], found.evals[after], [suite])
+    return ci(paired_gain(left, right), True) if left else "—"
+
+
 def _saturation_table(analysis: Analysis) -> Table:
     rows = []
     for sat in analysis.saturations:
@@ -150,13 +161,15 @@ def _saturation_table(analysis: Analysis) -> Table:
             rows.append((sat.run, sat.anchor, step, h.suite,
                          f"{pts(h.before_acc)} (step {h.before_step})",
                          "—" if h.after_step is None else f"{pts(h.after_acc)} (step "
-                         f"{h.after_step})", pts(h.change, True), pts(h.best_after)))
+                         f"{h.after_step})",
+                         _heldout_change(analysis, sat.run, h.suite, h.before_step, h.after_step),
+                         pts(h.best_after)))
     return Table("Post-saturation generalization",
                  ("run", "anchor", "saturation step", "suite", "held-out before",
                   "held-out after", "change", "best after"), tuple(rows),
                  f"Saturation: the first step from which the anchor's train accuracy stays ≥ "
-                 f"{analysis.threshold:g} for {analysis.window} logged steps. The interval of "
-                 "the change is claim C3's.", group=True)
+                 f"{analysis.threshold:g} for {analysis.window} logged steps. Change: paired "
+                 "item bootstrap between the two evaluations, 95% interval.", group=True)
 
 
 def _labels_table(analysis: Analysis) -> Table:
@@ -166,17 +179,17 @@ def _labels_table(analysis: Analysis) -> Table:
         cells = []
         for suite in suites:
             acc, gain = row.accuracy.get(suite), row.gain.get(suite)
-            cells.append("—" if acc is None else pts(acc) + (
-                f" ({pts(gain, True)})" if gain is not None else ""))
+            cells.append("—" if acc is None else ci(acc) + (
+                f"; gain {ci(gain, True)}" if gain is not None else ""))
         sat = ", ".join("—" if s is None else str(s) for s in row.saturation)
         rows.append((row.condition, ", ".join(row.runs), ", ".join(x for x in row.labels if x)
                      or "—", *cells, pts(row.train_acc), pts(row.reward_mean), sat,
                      "; ".join(row.first_label) or "—"))
-    return Table("Label study", ("condition", "runs", "label", *[f"{s} % (gain)" for s in suites],
+    return Table("Label study", ("condition", "runs", "label", *[f"{s} %; gain" for s in suites],
                                  "final train acc % (true gold)", "final reward mean %",
                                  "saturation step", "label first produced (by style)"),
-                 tuple(rows), "Accuracy on held-out suites after training; gain over the base "
-                 "in parentheses (intervals: the accuracy and decomposition tables).")
+                 tuple(rows), "Accuracy on held-out suites after training and its gain over "
+                 "the base, 95% intervals (several seeds: t over seeds).")
 
 
 def runs_table(analysis: Analysis) -> Table:
