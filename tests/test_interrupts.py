@@ -25,6 +25,9 @@ pytestmark = pytest.mark.slow
 # `warm`: start the grader's worker processes first, as a long run has them.
 RUNNER = textwrap.dedent("""
     import importlib.abc, runpy, signal, sys
+    # A shell without job control starts background commands with SIGINT ignored, and an
+    # ignored signal stays ignored across exec: act as a terminal's foreground process does.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     block, warm, *args = sys.argv[1:]
     if warm == "1":
         from rlvr.grading import warm_up
