@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from rlvr.analysis.claims import Claim
 from rlvr.analysis.conditions import paired_items
 from rlvr.analysis.shapley import TERMS
-from rlvr.analysis.stats import Estimate, paired_gain
+from rlvr.analysis.stats import Estimate, item_accuracy, paired_gain
 from rlvr.analysis.study import Analysis, RunComparison
 
 __all__ = ["Table", "ci", "pts", "tables", "who"]
@@ -141,14 +141,22 @@ def claims_table(claims: list[Claim]) -> Table:
                  "written as claims.json beside this page.")
 
 
-def _heldout_change(analysis: Analysis, run: str, suite: str, before: int,
-                    after: int | None) -> str:
-    """Held-out change from the last evaluation at/before saturation to the final one, paired."""
+def _heldout(analysis: Analysis, run: str, suite: str, before: int, after: int | None
+             ) -> tuple[str, str, str]:
+    """Held-out accuracy at the last evaluation at/before saturation and at the final one (item
+    bootstrap), and the change between them (paired)."""
     found = next((r for r in analysis.runs if r.name == run), None)
-    if found is None or after is None:
-        return "—"
-    left, right = paired_items(found.evals[before], found.evals[after], [suite])
-    return ci(paired_gain(left, right), True) if left else "—"
+    if found is None:
+        return "—", "—", "—"
+    left, right = paired_items(found.evals[before], found.evals[after if after is not None
+                                                                else before], [suite])
+    if not left:
+        return "—", "—", "—"
+    first = f"{ci(item_accuracy(left))} (step {before})"
+    if after is None:
+        return first, "—", "—"
+    return (first, f"{ci(item_accuracy(right))} (step {after})",
+            ci(paired_gain(left, right), True))
 
 
 def _saturation_table(analysis: Analysis) -> Table:
@@ -156,20 +164,17 @@ def _saturation_table(analysis: Analysis) -> Table:
     for sat in analysis.saturations:
         step = "not reached" if sat.step is None else str(sat.step)
         if not sat.heldout:
-            rows.append((sat.run, sat.anchor or "—", step, "—", "—", "—", "—", "—"))
+            rows.append((sat.run, sat.anchor or "—", step, "—", "—", "—", "—"))
         for h in sat.heldout:
             rows.append((sat.run, sat.anchor, step, h.suite,
-                         f"{pts(h.before_acc)} (step {h.before_step})",
-                         "—" if h.after_step is None else f"{pts(h.after_acc)} (step "
-                         f"{h.after_step})",
-                         _heldout_change(analysis, sat.run, h.suite, h.before_step, h.after_step),
-                         pts(h.best_after)))
+                         *_heldout(analysis, sat.run, h.suite, h.before_step, h.after_step)))
     return Table("Post-saturation generalization",
                  ("run", "anchor", "saturation step", "suite", "held-out before",
-                  "held-out after", "change", "best after"), tuple(rows),
+                  "held-out after", "change"), tuple(rows),
                  f"Saturation: the first step from which the anchor's train accuracy stays ≥ "
-                 f"{analysis.threshold:g} for {analysis.window} logged steps. Change: paired "
-                 "item bootstrap between the two evaluations, 95% interval.", group=True)
+                 f"{analysis.threshold:g} for {analysis.window} logged steps. Accuracies with "
+                 "item-bootstrap 95% intervals; the change with a paired one (claim C3).",
+                 group=True)
 
 
 def _labels_table(analysis: Analysis) -> Table:
