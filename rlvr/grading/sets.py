@@ -195,6 +195,8 @@ def read_set(s: str) -> list[Interval] | None:
     pieces: list[Interval] = []
     for alt in alternatives:
         conj = [c for c in _AND_RE.split(alt) if c.strip()]
+        if not conj:
+            return None
         part = _piece(conj[0])
         for extra in conj[1:]:
             other = _piece(extra)

@@ -179,7 +179,10 @@ def closeness(a: Value, b: Value) -> bool | None:
     """True: equal (exactly, or to EQUAL_REL_TOL); False: clearly different; None: unsure."""
     if isinstance(a, Fraction) and isinstance(b, Fraction):
         return a == b
-    za, zb = complex(a), complex(b)
+    try:
+        za, zb = complex(a), complex(b)
+    except OverflowError:  # an exact value beyond floats against a float: undecided
+        return None
     diff, scale = abs(za - zb), max(abs(za), abs(zb))
     if diff <= EQUAL_REL_TOL * scale or diff <= 1e-12:
         return True
@@ -245,7 +248,10 @@ def proportional(p: tuple[str, str], g: tuple[str, str]) -> bool | None:
             if closeness(a, 0) != closeness(b, 0):
                 return False
             continue
-        ratios.append(complex(a) / complex(b))
+        try:
+            ratios.append(complex(a) / complex(b))
+        except (OverflowError, ZeroDivisionError):
+            return None
     if len(ratios) < 2:
         return None
     verdicts = [closeness(r, ratios[0]) for r in ratios[1:]]
