@@ -217,6 +217,9 @@ STATED: list[tuple[str, str, bool, bool]] = [
     ("The answer is 6. No wait, it is 8.", "8", True, False),
     ("The answer is 6. No wait, it is 8.", "6", False, False),
     # variations written after the rules
+    ("There are 12 ways to do it in 2 steps.", "12", True, False),
+    ("There are 12 ways to do it in 2 steps.", "2", False, False),
+    ("The perimeter is 2 \\times 12 = 24 cm", "24", True, False),
     ("The final count is 1,234.", "1234", True, False),
     ("The final count is 1,234.", "234", False, False),
     ("Thus x=3,y=4.", "(3,4)", True, False),

@@ -194,5 +194,12 @@ def last_value(window: str) -> str | None:
         rhs = line.split("=")[-1].strip().rstrip(".")
         if rhs and len(rhs) < 60 and _NUMBER_RE.fullmatch(rhs.replace(" ", "")):
             return rhs
+    verbs = [v for v in _VERB_RE.finditer(line) if v.group(0) != ":"]
+    rest = line[verbs[-1].end() :] if verbs else ""
+    if rest and not re.search(r"[=+*/^]|\\times|\\cdot|\s-\s", rest):
+        # "There are 12 ways to do it in 2 steps": the value right after the verb is stated
+        nums = _NUMBER_RE.findall(rest)
+        if nums:
+            return nums[0].rstrip(",")
     nums = _NUMBER_RE.findall(line)
     return nums[-1].rstrip(",") if nums else None
