@@ -6,6 +6,9 @@ lists become tuples); an unknown key names itself and lists the valid ones; `Lit
 are checked by `check_literals`, which each dataclass calls from `__post_init__` so a config
 built in Python is validated the same way. A `dict` field must be a table; its values are the
 dataclass's to validate (the organism's mode mixes give their own, more precise, errors).
+`key=value` assignments (`--set`) are read against the field's annotation, as the flags read
+theirs: a text field takes the text as typed (`reward.label=12.70` is the label "12.70"), a
+list of text takes `a,b` or a TOML list, everything else is a TOML value.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ import dataclasses
 import tomllib
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 from rlvr.errors import UserError
 
-__all__ = ["build", "check_literals", "config_key", "field_hint", "load_toml", "merge"]
+__all__ = ["build", "check_literals", "config_key", "field_hint", "load_toml", "merge",
+           "parse_assignments"]
 
 
 def check_literals(obj: Any) -> None:
@@ -130,3 +135,58 @@ def load_toml(path: str | Path, *, what: str = "config file") -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{what} {path} is not valid TOML ({exc})") from exc
+
+
+def parse_assignments(items: list[str], cls: type, *,
+                      unknown: Callable[[str], str | None] | None = None) -> dict[str, Any]:
+    """`["algo.kl_coef=0.01", "data.examples=a,b"]` → a nested dict for `build(cls, ...)`.
+
+    `unknown(key)` may answer a key that is not a field of `cls` with a one-line `UserError`
+    message (e.g. the rlvr name of another engine's key); other unknown keys are left for
+    `build` to report with the valid ones.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key, raw = key.strip(), raw.strip()
+        if not sep or not key:
+            raise UserError(f"--set {item!r} is not key=value", "e.g. --set optim.lr=1e-5")
+        path = key.split(".")
+        hint = field_hint(cls, path)
+        if hint is None and unknown is not None and (answer := unknown(key)):
+            raise UserError(answer)
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = _parse_value(raw, hint)
+    return out
+
+
+def _toml_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw  # a bare word is a string: --set reward.mode=format
+
+
+def _is_text(hint: Any) -> bool:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_is_text(a) for a in typing.get_args(hint) if a is not type(None))
+    if typing.get_origin(hint) is Literal:
+        return all(isinstance(a, str) for a in typing.get_args(hint))
+    return hint is str
+
+
+def _parse_value(raw: str, hint: Any) -> Any:
+    value = _toml_value(raw)
+    if hint is None:
+        return value
+    if _is_text(hint):
+        return value if isinstance(value, str) else raw
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is tuple and args[-1] is Ellipsis and _is_text(args[0]):
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return value
+        inner = raw[1:-1] if raw.startswith("[") and raw.endswith("]") else raw
+        return [part.strip().strip("'\"") for part in inner.split(",") if part.strip()]
+    return value

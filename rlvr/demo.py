@@ -21,19 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rlvr.ablations import CONDITIONS
 from rlvr.errors import UserError
 
 __all__ = ["ABLATIONS", "DemoPlan", "DemoResult", "plan", "run_demo"]
 
-# (run name, reward.mode, wrong_label_kind)
-ABLATIONS = (
-    ("outcome", "outcome", None),
-    ("format-only", "format", None),
-    ("entropy-only", "none", None),
-    ("random", "random", None),
-    ("wrong-label-guessable", "wrong_label", "guessable"),
-    ("wrong-label-unguessable", "wrong_label", "unguessable"),
-)
+# (run name, reward.mode, wrong_label_kind) of every condition in the registry, in its order
+ABLATIONS = tuple((c.name, c.reward_mode, c.wrong_label_kind) for c in CONDITIONS)
 
 
 @dataclass(frozen=True)

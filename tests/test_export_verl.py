@@ -242,3 +242,20 @@ def test_default_validation_needs_math500(tmp_path, pool, capsys, monkeypatch):
     code = main(["export", "verl", "--examples", "1", "--pool", str(pool),
                  "--data-dir", str(tmp_path / "empty"), "--out", str(out)])
     assert code == 2 and "math500" in capsys.readouterr().err and not out.exists()
+
+
+def test_reward_module_is_a_short_stub_over_tested_code(tmp_path, pool):
+    """The exported file only bakes settings; the code it runs is rlvr.verl.exported."""
+    import ast
+
+    spec = RewardSpec(mode="random", p=0.25, seed=7)
+    out = export_verl(VerlExport(examples=("1",), pool=pool, reward=spec), tmp_path / "e")
+    text = (out / "rlvr_reward.py").read_text()
+    tree = ast.parse(text)
+    assert len(text.splitlines()) <= 20
+    assert not [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+    settings = next(n.value for n in tree.body if isinstance(n, ast.Assign)
+                    and getattr(n.targets[0], "id", "") == "SETTINGS")
+    assert ast.literal_eval(settings) == {"reward_mode": "random", "label": None,
+                                          "wrong_label_kind": None, "reward_p": 0.25,
+                                          "reward_seed": 7}

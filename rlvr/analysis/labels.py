@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from rlvr.ablations import label_study_rows
 from rlvr.analysis.conditions import seed_or_items
 from rlvr.analysis.decomposition import Decomposition
 from rlvr.analysis.rundir import Run
@@ -22,14 +23,8 @@ from rlvr.analysis.stats import Estimate, item_accuracy
 
 __all__ = ["CONDITIONS", "LabelRow", "first_label_step", "label_study"]
 
-# (role, what the table calls it)
-CONDITIONS = (
-    ("outcome", "correct label"),
-    ("guessable wrong label", "guessable wrong label"),
-    ("unguessable wrong label", "unguessable wrong label"),
-    ("entropy-only", "entropy-only (no reward)"),
-    ("random", "random reward"),
-)
+# (role, what the table calls it), from the registry
+CONDITIONS = label_study_rows()
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rlvr.ablations import by_order, condition_of
 from rlvr.errors import UserError
+from rlvr.grading.formats import FORMATS
 from rlvr.runs import read_jsonl
 
 __all__ = [
@@ -41,22 +43,9 @@ __all__ = [
 ]
 
 DECODINGS = ("auto", "greedy", "sampled")
-FORMATS = ("boxed", "unboxed", "empty_box", "no_answer", "truncated", "repetition")
 
-# Role of a run in the study, from config.toml; the order is the order tables list them in.
-ROLES = (
-    "base",
-    "entropy-only",
-    "random",
-    "format-only",
-    "outcome",
-    "guessable wrong label",
-    "unguessable wrong label",
-    "wrong label",
-    "eval",
-)
-_MODE_ROLES = {"outcome": "outcome", "format": "format-only", "none": "entropy-only",
-               "random": "random"}
+# Role of a run in the study, from config.toml (rlvr.ablations); the order tables list them in.
+ROLES = ("base", *(c.role for c in by_order()), "wrong label", "eval")
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
@@ -143,10 +132,10 @@ class Run:
     def role(self) -> str:
         if self.reward_mode is None:
             return "eval"
-        if self.reward_mode == "wrong_label":
-            kind = self.wrong_label_kind
-            return f"{kind} wrong label" if kind in ("guessable", "unguessable") else "wrong label"
-        return _MODE_ROLES.get(self.reward_mode, self.reward_mode)
+        known = condition_of(self.reward_mode, self.wrong_label_kind)
+        if known is None:
+            return "wrong label" if self.reward_mode == "wrong_label" else self.reward_mode
+        return known.role
 
     @property
     def seed(self) -> int | None:

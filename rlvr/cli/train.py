@@ -7,7 +7,7 @@
     rlvr train --engine trl --model Qwen2.5-Math-1.5B --pool dsr_sub.parquet --example 124 \
         --preset paper --out runs/pi1-trl          # TRL's GRPOTrainer (+ vLLM on a GPU)
 
-Config resolution: preset → --config FILE.toml → --set key=value → the flags below. With
+Config resolution: preset → --overlay → --config FILE.toml → --set key=value → the flags below. With
 --resume the run's own config.toml is used (only --steps may extend it).
 """
 
@@ -47,6 +47,8 @@ def train_command(
     wrong_label_kind: str | None = typer.Option(None, "--wrong-label-kind",
                                                 help="wrong_label: guessable | unguessable."),
     preset: str = typer.Option("organism", "--preset", help="organism | paper"),
+    overlay: list[str] | None = typer.Option(None, "--overlay", help="A named preset overlay, "
+                                             "repeatable: dr_grpo (Dr. GRPO)."),
     steps: int | None = typer.Option(None, "--steps", help="Optimizer steps."),
     config: Path | None = typer.Option(None, "--config", help="A TOML file of config keys."),
     sets: list[str] | None = typer.Option(None, "--set", help="section.key=value, repeatable."),
@@ -83,7 +85,7 @@ def train_command(
     if no_eval:
         overrides.setdefault("eval", {})["suites"] = []
     if resume:
-        if overrides or sets or config is not None:
+        if overrides or sets or overlay or config is not None:
             raise UserError("--resume continues with the run's own config.toml",
                             "drop the other config flags (only --steps may extend the run)")
         saved = out / "config.toml"
@@ -99,7 +101,8 @@ def train_command(
     else:
         if steps is not None:
             overrides["steps"] = steps
-        cfg = resolve(preset, file=config, sets=list(sets or []), overrides=overrides)
+        cfg = resolve(preset, file=config, sets=list(sets or []), overrides=overrides,
+                      overlays=list(overlay or []))
     if engine == "trl":
         from rlvr.rl.trl_engine import train_trl
 

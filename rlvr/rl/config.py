@@ -9,7 +9,6 @@ config is what `config.toml` in the run directory records, and `--resume` reads 
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -17,7 +16,7 @@ from typing import Any, Literal
 from rlvr.configs import build as _build
 from rlvr.configs import check_literals as _check
 from rlvr.configs import config_key as _key
-from rlvr.configs import load_toml
+from rlvr.configs import load_toml, parse_assignments
 from rlvr.configs import merge as _merge
 from rlvr.errors import UserError
 
@@ -189,6 +188,7 @@ class EvalConfig:
 class TrainConfig:
     seed: int = 0
     steps: int = 100
+    overlays: tuple[str, ...] = ()  # the preset overlays applied (a record: not re-applied)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
@@ -266,24 +266,45 @@ _ORGANISM: dict[str, Any] = {
     "eval": {"suites": ["organism"], "n_per_suite": 50, "samples": 8},
 }
 
-# Entropy-only (reward mode none), as the paper ran it: pg_coef 0, no KL, no weight decay. On the
-# organism the Adam update is also rescaled to the norm an outcome run's updates have, so the
-# control moves the weights as much as a reward run does (docs/training.md).
-_ENTROPY_ONLY: dict[str, dict[str, Any]] = {
-    "paper": {"algo": {"pg_coef": 0.0, "kl_coef": 0.0}, "optim": {"weight_decay": 0.0}},
-    "organism": {"algo": {"pg_coef": 0.0, "kl_coef": 0.0},
-                 "optim": {"weight_decay": 0.0, "update_norm": 0.017}},
-}
-
 PRESETS: dict[str, dict[str, Any]] = {"paper": _PAPER, "organism": _ORGANISM}
 
+# Named overlays, laid on a preset before the user's file, --set and flags (so those win);
+# "*" applies to every preset. A condition of the ablation registry (rlvr.ablations) names the
+# overlay its reward mode brings; others are asked for with --overlay. The names applied are
+# recorded in the run's config as `overlays`.
+OVERLAYS: dict[str, dict[str, dict[str, Any]]] = {
+    # Entropy-only (reward mode none), as the paper ran it: pg_coef 0, no KL, no weight decay.
+    # On the organism the Adam update is also rescaled to the norm an outcome run's updates
+    # have, so the control moves the weights as much as a reward run does (docs/training.md).
+    "entropy_only": {
+        "paper": {"algo": {"pg_coef": 0.0, "kl_coef": 0.0}, "optim": {"weight_decay": 0.0}},
+        "organism": {"algo": {"pg_coef": 0.0, "kl_coef": 0.0},
+                     "optim": {"weight_decay": 0.0, "update_norm": 0.017}},
+    },
+    # Dr. GRPO (Liu et al. 2025): advantages r − mean without the std scaling, and each
+    # response's token sum divided by one constant, rollout.max_new_tokens (TRL's dr_grpo
+    # divides by max_completion_length, the same), so neither difficulty nor length biases it.
+    "dr_grpo": {"*": {"algo": {"adv_estimator": "dr_grpo",
+                               "loss_agg": "seq-mean-token-sum-norm"}}},
+}
 
-def preset_dict(name: str, reward_mode: str | None = None) -> dict[str, Any]:
+
+def preset_dict(name: str, reward_mode: str | None = None,
+                overlays: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
+    """The preset's keys with the reward mode's overlay (rlvr.ablations) and `overlays` on."""
+    from rlvr.ablations import overlay_of
+
     if name not in PRESETS:
         raise UserError(f"unknown preset {name!r}", f"valid: {', '.join(PRESETS)}")
+    names = [o for o in (overlay_of(reward_mode), *overlays) if o]
     out = _merge({}, PRESETS[name])
-    if reward_mode == "none":
-        out = _merge(out, _ENTROPY_ONLY[name])
+    for overlay in dict.fromkeys(names):
+        if overlay not in OVERLAYS:
+            raise UserError(f"unknown overlay {overlay!r}", f"valid: {', '.join(OVERLAYS)}")
+        table = OVERLAYS[overlay]
+        out = _merge(out, table.get(name, table.get("*", {})))
+    if names:
+        out["overlays"] = list(dict.fromkeys(names))
     return out
 
 
@@ -306,22 +327,11 @@ def config_to_dict(config: TrainConfig) -> dict[str, Any]:
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:
-    """`["algo.kl_coef=0.01", "data.examples=['a','b']"]` → a nested dict (TOML values)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--set {item!r} is not key=value", "e.g. --set optim.lr=1e-5")
-        try:
-            value = tomllib.loads(f"v = {raw.strip()}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw.strip()  # a bare word is a string: --set reward.mode=format
-        node = out
-        *parents, leaf = key.strip().split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return out
+    """`["algo.kl_coef=0.01", "data.examples=a,b"]` → a nested dict, values read as the flags
+    read theirs (rlvr.configs); a TRL or verl key name is answered with the rlvr key."""
+    from rlvr.rl.keymap import engine_name_hint
+
+    return parse_assignments(items, TrainConfig, unknown=engine_name_hint)
 
 
 def resolve(
@@ -331,15 +341,18 @@ def resolve(
     file: str | Path | None = None,
     sets: list[str] | None = None,
     overrides: dict[str, Any] | None = None,
+    overlays: tuple[str, ...] | list[str] = (),
 ) -> TrainConfig:
-    """preset → TOML file → --set → explicit flags (`overrides`, a nested dict), validated."""
+    """preset → overlays → TOML file → --set → explicit flags (`overrides`), validated."""
     layers = [parse_set(sets or []), overrides or {}]
     file_layer = load_toml(file) if file else {}
-    # The entropy-only adjustments depend on the reward mode wherever it was set.
-    mode = reward_mode
+    # The reward mode's overlay depends on the mode wherever it was set; so do named ones.
+    mode, names = reward_mode, list(overlays)
     for layer in (file_layer, *layers):
         mode = layer.get("reward", {}).get("mode", mode)
-    data = preset_dict(preset, mode)
+        names += list(layer.get("overlays", []))
+    base = preset_dict(preset, mode, names)
+    data = base
     for layer in (file_layer, *layers):
         data = _merge(data, layer)
     if not any("suites" in layer.get("eval", {}) for layer in (file_layer, *layers)):
@@ -349,4 +362,6 @@ def resolve(
         data = _merge(data, {"eval": {"suites": default_eval_suites(
             data.get("eval", {}).get("suites", []), data.get("model", {}).get("path", ""),
             data.get("eval", {}).get("data_dir"))}})
+    if "overlays" in base:  # the full list applied, not just the last layer's
+        data["overlays"] = base["overlays"]
     return config_from_dict(data)

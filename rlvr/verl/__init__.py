@@ -2,7 +2,9 @@
 
 - `rlvr.verl.data`: verl's training parquet ⇄ `Problem`s (the paper's pool round-trips exactly).
 - `rlvr.verl.reward`: `compute_score`, verl's `custom_reward_function` entry point.
-- `rlvr.verl.export`: `rlvr export verl`, the same 1-shot experiment as a ready-to-launch folder.
+- `rlvr.verl.export`: `rlvr export verl`, the same 1-shot experiment as a ready-to-launch folder;
+  its `rlvr_reward.py` is a stub that bakes the settings into `rlvr.verl.exported`.
+- `rlvr.verl.exported`: the exported reward functions (training, entropy-only, accuracy log).
 - `rlvr.verl.importer`: `rlvr import verl`, a verl run's checkpoints and accuracies back as an
   rlvr run directory (docs/run-format.md).
 

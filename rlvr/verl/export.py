@@ -39,7 +39,7 @@ from typing import Any
 from rlvr import __version__
 from rlvr.errors import UserError
 from rlvr.problem import Problem
-from rlvr.rewards import RewardSpec
+from rlvr.rewards import REWARD_MODES, RewardSpec
 from rlvr.runs import atomic_dir
 
 __all__ = ["PAPER_KEYS", "VERL_REWARD_MODES", "VerlExport", "export_verl"]
@@ -48,48 +48,24 @@ __all__ = ["PAPER_KEYS", "VERL_REWARD_MODES", "VerlExport", "export_verl"]
 # custom reward function sees, so all of them can be expressed. `random` needs a key per draw
 # and verl does not say which rollout or step it scores: the generated module keys each draw
 # by (process, call number), so draws are independent but not reproducible run to run.
-VERL_REWARD_MODES = ("outcome", "format", "none", "random", "wrong_label")
+VERL_REWARD_MODES = REWARD_MODES
 
-# The paper's hyper-parameters as verl 0.9 keys (docs/training.md, "Presets"). Memory settings live
-# in the scripts as overridable shell variables instead.
-PAPER_KEYS: dict[str, Any] = {
-    "algorithm.adv_estimator": "grpo",
-    "algorithm.norm_adv_by_std_in_grpo": True,
-    "algorithm.use_kl_in_reward": False,
-    "data.max_prompt_length": 1024,
-    "data.max_response_length": 3072,
-    "data.filter_overlong_prompts": True,
-    "data.truncation": "error",
-    "actor_rollout_ref.actor.optim.lr": 1e-6,
-    "actor_rollout_ref.actor.optim.weight_decay": 0.01,
-    "actor_rollout_ref.actor.optim.lr_scheduler_type": "constant",
-    "actor_rollout_ref.actor.optim.lr_warmup_steps": 0,
-    "actor_rollout_ref.actor.grad_clip": 1.0,
-    "actor_rollout_ref.actor.ppo_epochs": 1,
-    "actor_rollout_ref.actor.clip_ratio": 0.2,
-    "actor_rollout_ref.actor.use_kl_loss": True,
-    "actor_rollout_ref.actor.kl_loss_coef": 0.001,
-    "actor_rollout_ref.actor.kl_loss_type": "low_var_kl",
-    "actor_rollout_ref.actor.entropy_coeff": 0.001,
-    "actor_rollout_ref.actor.loss_agg_mode": "token-mean",
-    "actor_rollout_ref.rollout.n": 8,
-    "actor_rollout_ref.rollout.temperature": 0.6,
-    "actor_rollout_ref.rollout.top_p": 1.0,
-    "actor_rollout_ref.rollout.val_kwargs.do_sample": False,
-    "actor_rollout_ref.rollout.val_kwargs.temperature": 0,
-    "trainer.critic_warmup": 0,
-    "trainer.save_freq": 20,
-    "trainer.test_freq": 20,
-    "trainer.total_training_steps": 2000,
-    "trainer.val_before_train": True,
-}
 
-# The entropy-only control: reward 0 for all (see the module docstring), no KL, no weight decay.
+def _preset_keys(*sets: str) -> dict[str, Any]:
+    from rlvr.rl.config import resolve
+    from rlvr.rl.keymap import verl_keys
+
+    return verl_keys(resolve("paper", sets=list(sets)))
+
+
+# The paper's hyper-parameters as verl 0.9 keys, generated from the `paper` preset through the
+# key map (rlvr.rl.keymap). Memory settings live in the scripts as overridable shell variables.
+PAPER_KEYS: dict[str, Any] = _preset_keys()
+
+# The entropy-only control: the keys the preset's entropy-only overlay changes (no KL, no
+# weight decay); its zero reward (see the module docstring) replaces the pg coefficient.
 ENTROPY_ONLY_KEYS: dict[str, Any] = {
-    "actor_rollout_ref.actor.use_kl_loss": False,
-    "actor_rollout_ref.actor.kl_loss_coef": 0.0,
-    "actor_rollout_ref.actor.optim.weight_decay": 0.0,
-}
+    k: v for k, v in _preset_keys("reward.mode=none").items() if PAPER_KEYS.get(k) != v}
 
 # No validation suite: no validation at all (the file verl insists on is never read).
 NO_VALIDATION_KEYS: dict[str, Any] = {"trainer.test_freq": -1, "trainer.val_before_train": False}
@@ -224,80 +200,14 @@ verl 0.9 loads it with
     reward.custom_reward_function.path=<this file>
     reward.custom_reward_function.name=compute_score               (the exported reward)
                                       compute_score_entropy_only   (reward 0: entropy-only)
-and calls it from worker threads; rlvr's grader keeps its own deadline without signals.
-The settings below override the row's extra_info and the RLVR_* environment variables.
-
-verl logs no per-example training accuracy, so when $RLVR_ACC_LOG names a folder, every
-training-row call appends {"t", "index", "acc", "score"} to <folder>/acc-<pid>.jsonl;
-`rlvr import verl --reward-log <folder>` turns that into per-step accuracies.
+The code is rlvr.verl.exported (rlvr must import in verl's workers); the settings are baked here.
 """
 
-import itertools
-import json
-import os
-import threading
-import time
-
-from rlvr.verl.reward import ENV_VARS
-from rlvr.verl.reward import compute_score as _rlvr_compute_score
+from rlvr.verl.exported import reward_functions
 
 SETTINGS = @SETTINGS@
 
-# An RLVR_* variable this file does not set would still reach rlvr's reading of the
-# environment; refuse it rather than mix two experiments' settings.
-_stray = [ENV_VARS[k] for k, v in SETTINGS.items() if v is None and os.environ.get(ENV_VARS[k])]
-if _stray:
-    raise RuntimeError(f"unset {', '.join(_stray)}: this reward module bakes its own settings")
-
-_LOG_DIR = os.environ.get("RLVR_ACC_LOG") or None
-_LOG_LOCK = threading.Lock()
-_CALLS = itertools.count()  # next() is atomic under the GIL: a unique number per call
-
-
-def _log(extra, result):
-    if _LOG_DIR is None or extra.get("split") != "train":
-        return
-    try:
-        index = int(extra.get("index"))
-    except (TypeError, ValueError):
-        index = str(extra.get("index"))
-    line = json.dumps({"t": time.time(), "index": index, "acc": result["acc"],
-                       "score": result["score"]}) + "\\n"
-    with _LOG_LOCK, open(os.path.join(_LOG_DIR, f"acc-{os.getpid()}.jsonl"), "a") as f:
-        f.write(line)
-
-
-# Validation rows (split != "train") are scored as `outcome` whatever the training reward, so
-# verl's validation reward is the accuracy (its val-core metrics read `acc` either way).
-_VALIDATION = {"reward_mode": "outcome", "label": None, "wrong_label_kind": None}
-
-
-def _score(settings, data_source, solution_str, ground_truth, extra_info):
-    extra = dict(extra_info) if isinstance(extra_info, dict) else {}
-    if extra.get("split", "train") != "train":
-        settings = _VALIDATION
-    extra.update({k: v for k, v in settings.items() if v is not None})
-    if settings.get("reward_mode") == "random":
-        # verl names neither the step nor the rollout: without this key, equal responses to an
-        # example would draw equal rewards in every step.
-        extra["step"] = f"{os.getpid()}:{next(_CALLS)}"
-    result = _rlvr_compute_score(data_source=data_source, solution_str=solution_str,
-                                 ground_truth=ground_truth, extra_info=extra)
-    _log(extra, result)
-    return result
-
-
-def compute_score(data_source=None, solution_str=None, ground_truth=None, extra_info=None,
-                  **kwargs):
-    """The exported reward mode; `score` is the reward, `acc` the accuracy on the true gold."""
-    return _score(SETTINGS, data_source, solution_str, ground_truth, extra_info)
-
-
-def compute_score_entropy_only(data_source=None, solution_str=None, ground_truth=None,
-                               extra_info=None, **kwargs):
-    """Reward 0 for every response: GRPO advantages vanish, only the entropy bonus trains."""
-    settings = {"reward_mode": "none", "label": None, "wrong_label_kind": None}
-    return _score(settings, data_source, solution_str, ground_truth, extra_info)
+compute_score, compute_score_entropy_only = reward_functions(SETTINGS)
 '''
 
 

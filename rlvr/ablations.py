@@ -1,0 +1,88 @@
+"""The ablation registry: one table of the study's training conditions.
+
+Each row is one condition under one name: the reward mode (and wrong-label kind) it trains
+on, the run name the demo gives it, the role the analysis shows it as, its place in tables,
+the preset overlay `rlvr.rl.config` lays on for it, and the claims it tests (the ids of the
+claims checklist). The demo, the analysis, the claims checklist, the config and the verl
+export read this table; nothing else lists the conditions.
+
+Claim ids: C1 the gain is selection among modes the base has; C2 it transfers across problem
+categories; C3 test accuracy keeps rising after training accuracy saturates; C4 a format-only
+reward gives a large part of the gain; C5 entropy-only training gives a short-lived gain; C6
+an unguessable wrong label behaves like entropy-only; C7 a guessable wrong label can hurt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["CONDITIONS", "Condition", "by_order", "condition", "condition_of", "label_study_rows",
+           "overlay_of", "waterfall_roles"]
+
+
+@dataclass(frozen=True)
+class Condition:
+    name: str  # run name (the demo's folder) and the key every reader uses
+    reward_mode: str  # reward.mode
+    role: str  # how reports show it
+    order: int  # place in reports' tables (lower first)
+    wrong_label_kind: str | None = None
+    overlay: str | None = None  # preset overlay (rlvr.rl.config.OVERLAYS) the condition needs
+    claims: tuple[str, ...] = ()
+    waterfall: bool = False  # a level of the decomposition's waterfall
+    label_study: tuple[int, str] | None = None  # (row, title) in the label study, if a row
+
+
+# In the demo's run order (an outcome run first: the other conditions are read against it).
+CONDITIONS: tuple[Condition, ...] = (
+    Condition("outcome", "outcome", "outcome", 4, claims=("C1", "C2", "C3", "C4"),
+              waterfall=True, label_study=(1, "correct label")),
+    Condition("format-only", "format", "format-only", 3, claims=("C4",), waterfall=True),
+    Condition("entropy-only", "none", "entropy-only", 1, overlay="entropy_only",
+              claims=("C5", "C6"), waterfall=True, label_study=(4, "entropy-only (no reward)")),
+    Condition("random", "random", "random", 2, claims=("C5",), waterfall=True,
+              label_study=(5, "random reward")),
+    Condition("wrong-label-guessable", "wrong_label", "guessable wrong label", 5,
+              wrong_label_kind="guessable", claims=("C7",),
+              label_study=(2, "guessable wrong label")),
+    Condition("wrong-label-unguessable", "wrong_label", "unguessable wrong label", 6,
+              wrong_label_kind="unguessable", claims=("C6",),
+              label_study=(3, "unguessable wrong label")),
+)
+
+
+def condition(name: str) -> Condition:
+    """The condition called `name` (KeyError names the known ones)."""
+    for c in CONDITIONS:
+        if c.name == name:
+            return c
+    raise KeyError(f"no condition {name!r}; known: {', '.join(c.name for c in CONDITIONS)}")
+
+
+def condition_of(reward_mode: str | None, wrong_label_kind: str | None = None) -> Condition | None:
+    """The condition a run's `[reward]` table is, or None (no mode, or a label without a kind)."""
+    for c in CONDITIONS:
+        if c.reward_mode == reward_mode and c.wrong_label_kind == wrong_label_kind:
+            return c
+    return None
+
+
+def overlay_of(reward_mode: str | None) -> str | None:
+    """The preset overlay a reward mode brings (the same for every wrong-label kind)."""
+    return next((c.overlay for c in CONDITIONS if c.reward_mode == reward_mode), None)
+
+
+def by_order() -> tuple[Condition, ...]:
+    """The conditions in the order reports list them."""
+    return tuple(sorted(CONDITIONS, key=lambda c: c.order))
+
+
+def waterfall_roles() -> tuple[str, ...]:
+    """The waterfall's levels in display order: no-signal controls first, outcome last."""
+    return tuple(c.role for c in by_order() if c.waterfall)
+
+
+def label_study_rows() -> tuple[tuple[str, str], ...]:
+    """(role, row title) of the label study, in its row order."""
+    rows = sorted((c.label_study, c.role) for c in CONDITIONS if c.label_study)
+    return tuple((role, title) for (_, title), role in rows)

@@ -1,0 +1,49 @@
+"""The ablation registry: one table that demo, analysis, config and export read."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from rlvr.ablations import CONDITIONS, by_order, condition, condition_of, waterfall_roles
+from rlvr.analysis.decomposition import WATERFALL_ROLES
+from rlvr.analysis.labels import CONDITIONS as LABEL_ROWS
+from rlvr.analysis.rundir import ROLES, Run
+from rlvr.demo import ABLATIONS
+from rlvr.rewards import REWARD_MODES
+from rlvr.rl.config import OVERLAYS, resolve
+
+
+def test_every_condition_is_a_reward_mode_with_a_known_overlay():
+    assert len({c.name for c in CONDITIONS}) == len({c.order for c in CONDITIONS}) == len(CONDITIONS)
+    assert {c.reward_mode for c in CONDITIONS} == set(REWARD_MODES)
+    assert all(c.overlay is None or c.overlay in OVERLAYS for c in CONDITIONS)
+    assert all(c.claims and all(x.startswith("C") for x in c.claims) for c in CONDITIONS)
+
+
+def test_readers_take_the_registry_rows():
+    assert ABLATIONS == tuple((c.name, c.reward_mode, c.wrong_label_kind) for c in CONDITIONS)
+    assert ROLES[1:-2] == tuple(c.role for c in by_order())
+    assert WATERFALL_ROLES == waterfall_roles()
+    assert {role for role, _ in LABEL_ROWS} <= {c.role for c in CONDITIONS}
+    for c in CONDITIONS:
+        run = SimpleNamespace(reward_mode=c.reward_mode, wrong_label_kind=c.wrong_label_kind)
+        assert Run.role.fget(run) == c.role
+    unknown_kind = SimpleNamespace(reward_mode="wrong_label", wrong_label_kind=None)
+    assert Run.role.fget(unknown_kind) == "wrong label" and condition_of("wrong_label") is None
+
+
+def test_a_conditions_overlay_is_applied_and_recorded():
+    entropy = condition("entropy-only")
+    cfg = resolve("paper", sets=[f"reward.mode={entropy.reward_mode}"])
+    assert cfg.overlays == (entropy.overlay,)
+    assert (cfg.algo.pg_coef, cfg.algo.kl_coef, cfg.optim.weight_decay) == (0.0, 0.0, 0.0)
+    assert resolve("paper", sets=["reward.mode=format"]).overlays == ()
+
+
+def test_dr_grpo_is_one_overlay():
+    cfg = resolve("organism", overlays=["dr_grpo"])
+    assert (cfg.algo.adv_estimator, cfg.algo.loss_agg) == ("dr_grpo", "seq-mean-token-sum-norm")
+    assert cfg.overlays == ("dr_grpo",)
+    # the user's own keys still win over an overlay
+    mine = resolve("organism", overlays=["dr_grpo"], sets=["algo.loss_agg=token-mean"])
+    assert mine.algo.loss_agg == "token-mean" and mine.overlays == ("dr_grpo",)
