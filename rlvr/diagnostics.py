@@ -12,7 +12,6 @@ is 1/N). A model that copies one reasoning template regardless of the problem sc
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from rlvr.errors import UserError
+from rlvr.policy import forward_extra, token_logprobs
 
 __all__ = ["InputDependence", "input_dependence", "logprob_matrix", "mi_from_matrix"]
 
@@ -88,11 +88,10 @@ def _score(model, seqs: list[tuple[list[int], list[int]]], device) -> torch.Tens
     offsets = torch.arange(width - keep + 1, width)  # (K-1,)
     target = offsets[None, :] >= (width - lengths)[:, None]  # (B, K-1)
     ids, mask, positions, target = (x.to(device) for x in (ids, mask, positions, target))
-    extra = ({"logits_to_keep": keep}
-             if "logits_to_keep" in inspect.signature(model.forward).parameters else {})
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, **extra).logits
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                   **forward_extra(model, keep)).logits
     logits = logits[:, -keep:-1].float()  # (B, K-1, V)
-    logp = logits.log_softmax(-1).gather(-1, ids[:, width - keep + 1:, None]).squeeze(-1)
+    logp = token_logprobs(logits, ids[:, width - keep + 1:])  # (B, K-1)
     return (logp * target).sum(-1).double().cpu()  # (B,)
 
 

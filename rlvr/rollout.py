@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from rlvr.errors import UserError
+from rlvr.policy import forward_extra
 from rlvr.preflight import check_device, check_weights
 from rlvr.progress import bar, quiet_third_party
 from rlvr.sampling import Completion, SamplingParams
@@ -319,8 +320,7 @@ def _forward_arguments(model) -> tuple[str, dict]:
     cache_arg = "cache" if "cache" in params else "past_key_values"
     # The prefill needs only the last position's logits; a (B, P, vocab) tensor of a 150k-token
     # vocabulary would not fit. Older or custom models lack the argument: they get full logits.
-    extra = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
-    return cache_arg, extra
+    return cache_arg, forward_extra(model, 1)
 
 
 def _choose(logits: torch.Tensor, params: SamplingParams, row_keys: torch.Tensor,

@@ -273,3 +273,25 @@ def test_mini_batches_split_a_train_files_groups(tiny, tmp_path):
         train(cfg(tiny, "algo.mini_batches=2", **over), run_dir=tmp_path / "run3",
               progress=False)
     assert not (tmp_path / "run3").exists()
+
+
+def test_dr_grpo_normalises_by_the_generation_budget(tiny, tmp_path, monkeypatch):
+    """seq-mean-token-sum-norm divides by rollout.max_new_tokens, not the longest response."""
+    import rlvr.rl.trainer as trainer_module
+
+    seen = []
+    real = trainer_module.grpo_loss
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs["norm_len"], args[3].shape[1]))  # (divisor, longest response)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "grpo_loss", spy)
+    config = resolve("organism", overlays=["dr_grpo"], overrides={
+        "model": {"path": str(tiny)}, "steps": 1, "data": {"examples": ["add-327-415"]},
+        "eval": {"suites": []}, "rollout": {"max_new_tokens": 48, "n": 4},
+        "reward": {"mode": "random"}})
+    t = Trainer(config, tmp_path / "run")
+    t.step()
+    assert seen and {divisor for divisor, _ in seen} == {48.0}
+    assert max(longest for _, longest in seen) < 48  # the seeded rollouts all stop early

@@ -15,9 +15,11 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.checkpoint import checkpoint
+
+# Per-token math on a forward's logits lives with the forward (rlvr.policy); re-exported here
+# because the loss is written in terms of it.
+from rlvr.policy import entropy_from_logits, token_logprobs, token_stats
 
 __all__ = [
     "AGG_MODES",
@@ -90,7 +92,8 @@ def agg_loss(
     token-mean: sum over all tokens / number of tokens (the paper's choice; long responses
       weigh more). seq-mean-token-mean: mean within each response, then mean over responses.
     seq-mean-token-sum-norm: sum within each response / a constant length (`norm_len`, default
-      T), then mean over responses (Dr. GRPO: no length bias).
+      T; the trainer passes rollout.max_new_tokens), then mean over responses (Dr. GRPO: no
+      length bias).
     `total_tokens` / `total_seqs` replace this batch's counts with those of the whole update, so
     micro-batch losses that are summed over gradient-accumulation steps equal the full-batch
     loss exactly. Every count is clamped to at least 1 so an all-padding batch gives 0, not NaN.
@@ -156,66 +159,6 @@ def kl_penalty(logp: Tensor, ref_logp: Tensor, kind: KlType) -> Tensor:
     raise ValueError(f"unknown KL type {kind!r}; valid: {', '.join(KL_TYPES)}")
 
 
-def entropy_from_logits(logits: Tensor) -> Tensor:
-    """Entropy of softmax(logits) over the last dim: logsumexp(z) − Σ p·z. (…, V) → (…)."""
-    logits = logits.float()
-    p = torch.softmax(logits, dim=-1)
-    return torch.logsumexp(logits, dim=-1) - (p * logits).sum(dim=-1)
-
-
-def token_logprobs(logits: Tensor, tokens: Tensor) -> Tensor:
-    """log π(token) from (N, T, V) logits (already divided by the temperature) → (N, T)."""
-    logits = logits.float()
-    picked = torch.gather(logits, -1, tokens.unsqueeze(-1)).squeeze(-1)  # (N, T)
-    return picked - torch.logsumexp(logits, dim=-1)
-
-
-def token_stats(
-    inputs: Tensor,
-    tokens: Tensor,
-    *,
-    temperature: float = 1.0,
-    weight: Tensor | None = None,
-    bias: Tensor | None = None,
-    chunk_size: int = 4096,
-    entropy: bool = True,
-) -> tuple[Tensor, Tensor | None]:
-    """log π(token) and the entropy at M positions, `chunk_size` positions at a time.
-
-    inputs: (M, V) logits, or (M, E) final hidden states with the output layer's `weight`
-    (V, E) and `bias`; tokens: (M,). Returns ((M,), (M,) or None), float32. Each chunk's
-    vocabulary-sized logits (and their fp32 softmax) exist only while that chunk is computed
-    and are recomputed in the backward pass, so the peak is one chunk, not the whole batch:
-    at a 152k vocabulary one 4,096-token response is 2.5 GB of fp32 logits.
-    Values and gradients equal `token_logprobs` / `entropy_from_logits` on the full logits.
-    """
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    logps, ents = [], []
-    for part, toks in zip(inputs.split(chunk_size), tokens.split(chunk_size), strict=True):
-        args = (part, toks, weight, bias, temperature, entropy)
-        if torch.is_grad_enabled():
-            logp, ent = checkpoint(_chunk_stats, *args, use_reentrant=False)
-        else:
-            logp, ent = _chunk_stats(*args)
-        logps.append(logp)
-        ents.append(ent)
-    if not logps:
-        empty = inputs.new_zeros(0, dtype=torch.float32)
-        return empty, (empty if entropy else None)
-    return torch.cat(logps), (torch.cat(ents) if entropy else None)
-
-
-def _chunk_stats(inputs, tokens, weight, bias, temperature: float, entropy: bool):
-    logits = inputs if weight is None else F.linear(inputs, weight, bias)  # (m, V)
-    logits = logits.float() / temperature
-    lse = torch.logsumexp(logits, dim=-1)  # (m,)
-    logp = torch.gather(logits, -1, tokens.unsqueeze(-1)).squeeze(-1) - lse
-    if not entropy:
-        return logp, None
-    return logp, lse - (torch.softmax(logits, dim=-1) * logits).sum(dim=-1)
-
-
 def grpo_loss(
     logp: Tensor,
     old_logp: Tensor,
@@ -239,7 +182,8 @@ def grpo_loss(
 
     `entropy` (N, T) is the policy's per-token entropy (with its graph, for the bonus);
     `ref_logp` (N, T) is needed only when kl_coef > 0. Metrics are detached floats; the
-    clip fraction is always a token mean so it reads the same under every aggregation.
+    clip fraction is always a token mean so it reads the same under every aggregation, and
+    `entropy_sum` / `kl_sum` are token sums, which a caller accumulating micro-batches adds up.
     """
     counts = {"total_tokens": total_tokens, "total_seqs": total_seqs, "norm_len": norm_len}
     per_token, was_clipped, _ = ppo_clip_loss(
@@ -255,13 +199,16 @@ def grpo_loss(
         ent = agg_loss(entropy, mask, agg, **counts)
         loss = loss - entropy_coeff * ent
         metrics["entropy"] = ent.item()
+        metrics["entropy_sum"] = float((entropy.detach() * mask).sum())
     if kl_coef > 0 and kl_type != "none":
         if ref_logp is None:
             raise ValueError("kl_coef > 0 needs the reference model's log-probs")
-        kl = agg_loss(kl_penalty(logp, ref_logp, kl_type), mask, agg, **counts)
+        per_token_kl = kl_penalty(logp, ref_logp, kl_type)
+        kl = agg_loss(per_token_kl, mask, agg, **counts)
         loss = loss + kl_coef * kl
         metrics["kl"] = kl.item()
+        metrics["kl_sum"] = float((per_token_kl.detach() * mask).sum())
     else:
-        metrics["kl"] = 0.0
+        metrics["kl"], metrics["kl_sum"] = 0.0, 0.0
     metrics["loss"] = loss.item()
     return loss, metrics

@@ -16,7 +16,7 @@ everything is float32.
 
 Memory of the update (docs/gpu.md): only real response tokens are projected onto the
 vocabulary, `_LOGIT_CHUNK` tokens at a time and recomputed in the backward pass
-(`core_algos.token_stats`), so no (responses × window × vocabulary) tensor exists; with
+(`policy.token_stats`), so no (responses × window × vocabulary) tensor exists; with
 `model.gradient_checkpointing` each decoder layer keeps only its input (inside
 `rlvr.fast_lm`'s forward, or Hugging Face's checkpointing with the model in train mode and
 dropout off for other architectures).
@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib.util
-import inspect
 import math
 import time
 from pathlib import Path
@@ -36,15 +35,10 @@ import torch
 
 from rlvr import fast_lm
 from rlvr.errors import UserError
+from rlvr.policy import Batch, response_stats, to_batch
 from rlvr.rl import checkpoint as ckpt
 from rlvr.rl.config import TrainConfig, check_mini_batches, config_to_dict
-from rlvr.rl.core_algos import (
-    group_advantages,
-    grpo_loss,
-    keep_groups,
-    kl_penalty,
-    token_stats,
-)
+from rlvr.rl.core_algos import group_advantages, grpo_loss, keep_groups
 from rlvr.rl.examples import (
     SNAPSHOT,
     eval_suites,
@@ -59,17 +53,6 @@ __all__ = ["Trainer", "eval_settings", "protocol_settings", "train"]
 _TIMING = ("step_time_s", "tokens_per_s")
 # Response tokens projected onto the vocabulary at once: 4,096 × 152k fp32 logits ≈ 2.5 GB.
 _LOGIT_CHUNK = 4096
-
-
-@dataclasses.dataclass
-class Batch:
-    """One step's rollouts as tensors: left-padded prompts, right-padded responses."""
-
-    completions: list  # rlvr.rollout.Completion, prompt-major: group g = rows g*n … g*n+n−1
-    input_ids: torch.Tensor  # (N, P + T)
-    attention: torch.Tensor  # (N, P + T)
-    tokens: torch.Tensor  # (N, T) response tokens
-    mask: torch.Tensor  # (N, T) 1 on real response tokens
 
 
 class Trainer:
@@ -107,7 +90,6 @@ class Trainer:
         if cfg.algo.kl_coef > 0 and cfg.algo.kl_type != "none":  # reference only when used
             self.ref, _ = load_model(base, device=self.device, dtype=dtype)
             self.ref.requires_grad_(False)
-        self._keeps_logits = "logits_to_keep" in inspect.signature(self.model.forward).parameters
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = _optimizer(cfg, self.params)
         torch.manual_seed(cfg.seed)
@@ -176,7 +158,7 @@ class Trainer:
                                    batch_size=r.batch_size, progress=self.progress)
         copies = self.config.data.copies
         prompt_ids = [self.prompt_ids[c.prompt_index // copies] for c in completions]
-        return _to_batch(completions, prompt_ids, self.tokenizer.pad_token_id, self.device)
+        return to_batch(completions, prompt_ids, self.tokenizer.pad_token_id, self.device)
 
     def _rewards(self, step: int, completions: list) -> tuple[torch.Tensor, list[dict]]:
         from rlvr.rewards import score
@@ -196,27 +178,11 @@ class Trainer:
     def _logprobs(self, model, b: Batch, rows: torch.Tensor, *, entropy: bool):
         """Per-token log π (and entropy) of the responses `rows`, from logits / temperature;
         zero at padding. Only real tokens reach the vocabulary projection, in chunks."""
-        T = b.tokens.shape[1]
-        ids, attn = b.input_ids[rows], b.attention[rows]
-        positions = (attn.cumsum(-1) - 1).clamp(min=0)  # as rollout numbered them
-        real = b.mask[rows].bool()  # (n, T)
-        stats = {"temperature": self.config.rollout.temperature, "entropy": entropy,
-                 "chunk_size": _LOGIT_CHUNK}
         with self.autocast:
-            if fast_lm.supports(model):  # same logits, less work: a group's prompt once
-                h = fast_lm.hidden(model, ids, attn, positions, T + 1,
-                                   checkpoint=self.checkpoint)[:, :-1]  # (n, T, E)
-                head = model.get_output_embeddings()
-                logp, ent = token_stats(h[real], b.tokens[rows][real], weight=head.weight,
-                                        bias=head.bias, **stats)
-            else:
-                # Only the response positions need vocabulary-sized logits (models without
-                # the argument return all positions; the slice is the same either way).
-                keep = {"logits_to_keep": T + 1} if self._keeps_logits else {}
-                logits = model(input_ids=ids, attention_mask=attn, position_ids=positions,
-                               **keep).logits[:, -(T + 1):-1]  # (n, T, V)
-                logp, ent = token_stats(logits[real], b.tokens[rows][real], **stats)
-        return _scatter(logp, real), (None if ent is None else _scatter(ent, real))
+            return response_stats(model, b.input_ids[rows], b.attention[rows], b.tokens[rows],
+                                  b.mask[rows].bool(), temperature=self.config.rollout.temperature,
+                                  entropy=entropy, chunk_size=_LOGIT_CHUNK,
+                                  checkpoint=self.checkpoint)
 
     @torch.no_grad()
     def _score_all(self, model, b: Batch, rows: torch.Tensor) -> torch.Tensor:
@@ -244,8 +210,10 @@ class Trainer:
         for _epoch in range(a.ppo_epochs):
             for mini in rows.tensor_split(a.mini_batches):
                 self.optimizer.zero_grad(set_to_none=True)
+                # seq-mean-token-sum-norm's constant is the generation budget (Dr. GRPO; TRL
+                # and verl divide by it too), not this step's longest response.
                 totals = {"total_tokens": float(b.mask[mini].sum()), "total_seqs": len(mini),
-                          "norm_len": float(b.mask.shape[1])}
+                          "norm_len": float(self.config.rollout.max_new_tokens)}
                 for micro in mini.split(o.micro_batch_size):
                     logp, ent = self._logprobs(self.model, b, micro, entropy=True)
                     mask = b.mask[micro]
@@ -261,10 +229,8 @@ class Trainer:
                     sums["loss"] += m["loss"]
                     tok["tokens"] += m["n_tokens"]
                     tok["clip_frac"] += m["clip_frac"] * m["n_tokens"]
-                    tok["entropy"] += float((ent.detach() * mask).sum())
-                    if ref is not None:
-                        kl = kl_penalty(logp.detach(), ref[micro], a.kl_type)
-                        tok["kl"] += float((kl * mask).sum())
+                    tok["entropy"] += m["entropy_sum"]
+                    tok["kl"] += m["kl_sum"]
                 norm = torch.nn.utils.clip_grad_norm_(self.params, o.grad_clip or math.inf)
                 _finite(norm, self.step_count + 1, "gradient norm")
                 sums["grad_norm"] += float(norm)
@@ -419,13 +385,6 @@ def _loop(trainer: Trainer, suites: dict, progress: bool) -> None:
 
 
 # --- helpers ----------------------------------------------------------------------------------
-def _scatter(values: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """(M,) values of the real positions → (n, T), zero at padding (differentiable)."""
-    out = values.new_zeros(real.shape)
-    out[real] = values
-    return out
-
-
 @contextlib.contextmanager
 def _train_mode(model, enabled: bool):
     """Train mode for the update when Hugging Face's checkpointing needs it (it is off in eval
@@ -510,20 +469,3 @@ def _per_example(problems: list, per_example: int, infos: list[dict]) -> dict[st
         chunk = infos[k * per_example:(k + 1) * per_example]
         out[p.id] = sum(bool(i["true_correct_strict"]) for i in chunk) / len(chunk)
     return out
-
-
-def _to_batch(completions: list, prompt_ids: list[list[int]], pad: int, device) -> Batch:
-    P = max(len(p) for p in prompt_ids)
-    T = max(1, max(len(c.token_ids) for c in completions))
-    N = len(completions)
-    ids = torch.full((N, P + T), pad, dtype=torch.long)
-    attn = torch.zeros((N, P + T), dtype=torch.long)
-    mask = torch.zeros((N, T), dtype=torch.float32)
-    for i, (c, p) in enumerate(zip(completions, prompt_ids, strict=True)):
-        ids[i, P - len(p):P] = torch.tensor(p)
-        attn[i, P - len(p):P] = 1
-        ids[i, P:P + len(c.token_ids)] = torch.tensor(c.token_ids, dtype=torch.long)
-        attn[i, P:P + len(c.token_ids)] = 1
-        mask[i, :len(c.token_ids)] = 1
-    return Batch(completions, ids.to(device), attn.to(device), ids[:, P:].to(device),
-                 mask.to(device))
