@@ -10,6 +10,8 @@ response rows, the forward that scores them and the per-token log-probs.
   functional forward (`rlvr.fast_lm`) when it reproduces the model, else the Hugging Face
   forward: the one choice between them for scoring. Only real tokens are projected onto the
   vocabulary, in chunks recomputed in the backward pass (`token_stats`).
+- `make_decoder`: the same choice for token-by-token generation (a static-cache fast decoder
+  or the model's own KV cache), used by `rlvr.rollout`.
 - `token_stats`, `token_logprobs`, `entropy_from_logits`: the per-token math on the logits.
 
 It sits at the rollout layer (it imports `fast_lm` and torch, never `rlvr.rl`), so the rollout
@@ -28,8 +30,8 @@ from torch.utils.checkpoint import checkpoint as recompute_in_backward
 
 from rlvr import fast_lm
 
-__all__ = ["Batch", "entropy_from_logits", "forward_extra", "response_stats", "to_batch",
-           "token_logprobs", "token_stats"]
+__all__ = ["Batch", "entropy_from_logits", "forward_extra", "make_decoder", "response_stats",
+           "to_batch", "token_logprobs", "token_stats"]
 
 
 @dataclasses.dataclass
@@ -158,3 +160,60 @@ def _chunk_stats(inputs, tokens, weight, bias, temperature: float, entropy: bool
     if not entropy:
         return logp, None
     return logp, lse - (torch.softmax(logits, dim=-1) * logits).sum(dim=-1)
+
+
+def make_decoder(model, batch: int, max_length: int):
+    """rlvr.fast_lm's static-cache decoder when it reproduces this model, else HF's forward."""
+    if fast_lm.supports(model):
+        return _FastDecoder(model, batch, max_length)
+    return _HFDecoder(model)
+
+
+class _FastDecoder:
+    def __init__(self, model, batch: int, max_length: int):
+        self.cache = fast_lm.DecodeCache(model, batch, max_length)
+        self.prefill, self.step = self.cache.prefill, self.cache.step
+        self.select_rows = self.cache.select_rows
+
+    def can_select(self) -> bool:
+        return True
+
+
+class _HFDecoder:
+    """Any Hugging Face causal LM: its own KV cache, one forward per token."""
+
+    def __init__(self, model):
+        self.model, self.cache, self.mask = model, None, None
+        params = inspect.signature(model.forward).parameters
+        # transformers 5 renamed the KV-cache argument `past_key_values` to `cache`
+        self.cache_arg = "cache" if "cache" in params else "past_key_values"
+        # The prefill needs only the last position's logits.
+        self.prefill_extra = forward_extra(model, 1)
+
+    def prefill(self, ids, mask, positions):
+        self.mask = mask
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                         use_cache=True, **self.prefill_extra)
+        return self._logits(out)
+
+    def step(self, token, position):
+        self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
+        out = self.model(input_ids=token[:, None], attention_mask=self.mask,
+                         position_ids=position[:, None], use_cache=True,
+                         **{self.cache_arg: self.cache})
+        return self._logits(out)
+
+    def _logits(self, out):
+        self.cache = out.cache if self.cache_arg == "cache" else out.past_key_values
+        return out.logits[:, -1, :]
+
+    def can_select(self) -> bool:
+        return (hasattr(self.cache, "batch_select_indices")
+                or hasattr(self.cache, "reorder_cache"))
+
+    def select_rows(self, index: torch.Tensor) -> None:
+        self.mask = self.mask[index]
+        if hasattr(self.cache, "batch_select_indices"):
+            self.cache.batch_select_indices(index)
+        else:
+            self.cache.reorder_cache(index)

@@ -17,7 +17,6 @@ recomputes them under its own temperature.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 import torch
 
 from rlvr.errors import UserError
-from rlvr.policy import forward_extra
+from rlvr.policy import make_decoder
 from rlvr.preflight import check_device, check_weights
 from rlvr.progress import bar, quiet_third_party
 from rlvr.sampling import Completion, SamplingParams
@@ -228,7 +227,7 @@ def _decode_loop(model, device, prompt_ids, keys, params, eos, pad_id):
     stopped = torch.zeros(batch, dtype=torch.bool, device=device)
     active = torch.arange(batch, device=device)  # original rows still in the batch, (A,)
     alive = torch.ones(batch, dtype=torch.bool, device=device)  # (A,) not yet at EOS
-    decoder = _decoder(model, batch, width + params.max_new_tokens)
+    decoder = make_decoder(model, batch, width + params.max_new_tokens)
     logits = decoder.prefill(ids, mask, positions)  # (B, V)
     position = positions[:, -1]  # (A,)
     for step in range(params.max_new_tokens):
@@ -254,73 +253,6 @@ def _decode_loop(model, device, prompt_ids, keys, params, eos, pad_id):
                             stopped.cpu().tolist(), strict=True):
         rows.append((tuple(seq[:n]), "stop" if stop else "length"))
     return rows
-
-
-def _decoder(model, batch: int, max_length: int):
-    """rlvr.fast_lm's static-cache decoder when it reproduces this model, else HF's forward."""
-    from rlvr import fast_lm
-
-    if fast_lm.supports(model):
-        return _FastDecoder(model, batch, max_length)
-    return _HFDecoder(model)
-
-
-class _FastDecoder:
-    def __init__(self, model, batch: int, max_length: int):
-        from rlvr.fast_lm import DecodeCache
-
-        self.cache = DecodeCache(model, batch, max_length)
-        self.prefill, self.step = self.cache.prefill, self.cache.step
-        self.select_rows = self.cache.select_rows
-
-    def can_select(self) -> bool:
-        return True
-
-
-class _HFDecoder:
-    """Any Hugging Face causal LM: its own KV cache, one forward per token."""
-
-    def __init__(self, model):
-        self.model, self.cache, self.mask = model, None, None
-        self.cache_arg, self.prefill_extra = _forward_arguments(model)
-
-    def prefill(self, ids, mask, positions):
-        self.mask = mask
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                         use_cache=True, **self.prefill_extra)
-        return self._logits(out)
-
-    def step(self, token, position):
-        self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
-        out = self.model(input_ids=token[:, None], attention_mask=self.mask,
-                         position_ids=position[:, None], use_cache=True,
-                         **{self.cache_arg: self.cache})
-        return self._logits(out)
-
-    def _logits(self, out):
-        self.cache = out.cache if self.cache_arg == "cache" else out.past_key_values
-        return out.logits[:, -1, :]
-
-    def can_select(self) -> bool:
-        return (hasattr(self.cache, "batch_select_indices")
-                or hasattr(self.cache, "reorder_cache"))
-
-    def select_rows(self, index: torch.Tensor) -> None:
-        self.mask = self.mask[index]
-        if hasattr(self.cache, "batch_select_indices"):
-            self.cache.batch_select_indices(index)
-        else:
-            self.cache.reorder_cache(index)
-
-
-def _forward_arguments(model) -> tuple[str, dict]:
-    """The KV-cache argument's name (transformers 5 renamed `past_key_values` to `cache`) and
-    the prefill's extra arguments."""
-    params = inspect.signature(model.forward).parameters
-    cache_arg = "cache" if "cache" in params else "past_key_values"
-    # The prefill needs only the last position's logits; a (B, P, vocab) tensor of a 150k-token
-    # vocabulary would not fit. Older or custom models lack the argument: they get full logits.
-    return cache_arg, forward_extra(model, 1)
 
 
 def _choose(logits: torch.Tensor, params: SamplingParams, row_keys: torch.Tensor,

@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rlvr.errors import UserError
 from rlvr.problem import Problem
-from rlvr.rl.config import DataConfig, EvalConfig
+
+if TYPE_CHECKING:  # rlvr.rl.config calls default_eval_suites: no import back at run time
+    from rlvr.rl.config import DataConfig, EvalConfig
 
 __all__ = ["SNAPSHOT", "default_eval_suites", "eval_suites", "organism_problem", "read_snapshot",
            "training_problems", "write_snapshot"]
