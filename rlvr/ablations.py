@@ -1,8 +1,8 @@
 """The ablation registry: one table of the study's training conditions.
 
 Each row is one condition under one name: the reward mode (and wrong-label kind) it trains
-on, the run name the demo gives it, the role the analysis shows it as, its place in tables,
-the preset overlay `rlvr.rl.config` lays on for it, and the claims it tests (the ids of the
+on, the run name the demo gives it, the role the analysis shows it as, its level in the
+decomposition's waterfall and its row in the label study, the preset overlay `rlvr.rl.config` lays on for it, and the claims it tests (the ids of the
 claims checklist). The demo, the analysis, the claims checklist, the config and the verl
 export read this table; nothing else lists the conditions.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CONDITIONS", "Condition", "by_order", "condition", "condition_of", "label_study_rows",
+__all__ = ["CONDITIONS", "Condition", "condition", "condition_of", "label_study_rows",
            "overlay_of", "waterfall_roles"]
 
 
@@ -25,27 +25,27 @@ class Condition:
     name: str  # run name (the demo's folder) and the key every reader uses
     reward_mode: str  # reward.mode
     role: str  # how reports show it
-    order: int  # place in reports' tables (lower first)
     wrong_label_kind: str | None = None
     overlay: str | None = None  # preset overlay (rlvr.rl.config.OVERLAYS) the condition needs
     claims: tuple[str, ...] = ()
-    waterfall: bool = False  # a level of the decomposition's waterfall
+    waterfall: int | None = None  # its level in the decomposition's waterfall (1 = first)
     label_study: tuple[int, str] | None = None  # (row, title) in the label study, if a row
 
 
-# In the demo's run order (an outcome run first: the other conditions are read against it).
+# In display order: reports list runs, and the demo trains them, in this order (an outcome run
+# first: the other conditions are read against it).
 CONDITIONS: tuple[Condition, ...] = (
-    Condition("outcome", "outcome", "outcome", 4, claims=("C1", "C2", "C3", "C4"),
-              waterfall=True, label_study=(1, "correct label")),
-    Condition("format-only", "format", "format-only", 3, claims=("C4",), waterfall=True),
-    Condition("entropy-only", "none", "entropy-only", 1, overlay="entropy_only",
-              claims=("C5", "C6"), waterfall=True, label_study=(4, "entropy-only (no reward)")),
-    Condition("random", "random", "random", 2, claims=("C5",), waterfall=True,
+    Condition("outcome", "outcome", "outcome", claims=("C1", "C2", "C3", "C4"), waterfall=4,
+              label_study=(1, "correct label")),
+    Condition("format-only", "format", "format-only", claims=("C4",), waterfall=3),
+    Condition("entropy-only", "none", "entropy-only", overlay="entropy_only",
+              claims=("C5", "C6"), waterfall=1, label_study=(4, "entropy-only (no reward)")),
+    Condition("random", "random", "random", claims=("C5",), waterfall=2,
               label_study=(5, "random reward")),
-    Condition("wrong-label-guessable", "wrong_label", "guessable wrong label", 5,
+    Condition("wrong-label-guessable", "wrong_label", "guessable wrong label",
               wrong_label_kind="guessable", claims=("C7",),
               label_study=(2, "guessable wrong label")),
-    Condition("wrong-label-unguessable", "wrong_label", "unguessable wrong label", 6,
+    Condition("wrong-label-unguessable", "wrong_label", "unguessable wrong label",
               wrong_label_kind="unguessable", claims=("C6",),
               label_study=(3, "unguessable wrong label")),
 )
@@ -72,14 +72,10 @@ def overlay_of(reward_mode: str | None) -> str | None:
     return next((c.overlay for c in CONDITIONS if c.reward_mode == reward_mode), None)
 
 
-def by_order() -> tuple[Condition, ...]:
-    """The conditions in the order reports list them."""
-    return tuple(sorted(CONDITIONS, key=lambda c: c.order))
-
-
 def waterfall_roles() -> tuple[str, ...]:
-    """The waterfall's levels in display order: no-signal controls first, outcome last."""
-    return tuple(c.role for c in by_order() if c.waterfall)
+    """The waterfall's levels in order: no-signal controls first, outcome last."""
+    return tuple(c.role for c in sorted((c for c in CONDITIONS if c.waterfall),
+                                        key=lambda c: c.waterfall))
 
 
 def label_study_rows() -> tuple[tuple[str, str], ...]:

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from rlvr.ablations import CONDITIONS, by_order, condition, condition_of, waterfall_roles
-from rlvr.analysis.decomposition import WATERFALL_ROLES
+from rlvr.ablations import CONDITIONS, condition, condition_of, waterfall_roles
+from rlvr.analysis.transitions import WATERFALL_ROLES
 from rlvr.analysis.labels import CONDITIONS as LABEL_ROWS
 from rlvr.analysis.rundir import ROLES, Run
+from rlvr.analysis.study import DISPLAY_ORDER
 from rlvr.demo import ABLATIONS
 from rlvr.rewards import REWARD_MODES
 from rlvr.rl.config import OVERLAYS, resolve
 
 
 def test_every_condition_is_a_reward_mode_with_a_known_overlay():
-    assert len({c.name for c in CONDITIONS}) == len({c.order for c in CONDITIONS}) == len(CONDITIONS)
+    assert len({c.name for c in CONDITIONS}) == len({c.role for c in CONDITIONS}) == len(CONDITIONS)
     assert {c.reward_mode for c in CONDITIONS} == set(REWARD_MODES)
     assert all(c.overlay is None or c.overlay in OVERLAYS for c in CONDITIONS)
     assert all(c.claims and all(x.startswith("C") for x in c.claims) for c in CONDITIONS)
@@ -22,7 +23,7 @@ def test_every_condition_is_a_reward_mode_with_a_known_overlay():
 
 def test_readers_take_the_registry_rows():
     assert ABLATIONS == tuple((c.name, c.reward_mode, c.wrong_label_kind) for c in CONDITIONS)
-    assert ROLES[1:-2] == tuple(c.role for c in by_order())
+    assert ROLES[1:-2] == DISPLAY_ORDER[:-2] == tuple(c.role for c in CONDITIONS)
     assert WATERFALL_ROLES == waterfall_roles()
     assert {role for role, _ in LABEL_ROWS} <= {c.role for c in CONDITIONS}
     for c in CONDITIONS:

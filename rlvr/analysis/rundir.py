@@ -2,7 +2,7 @@
 
 The analysis reads nothing else, so this loader is deliberately forgiving: a missing
 `metrics.jsonl`, a suite file without a summary, a malformed line or an unknown format class is
-noted in `Run.problems` and the rest still loads. Only a path that is not a run directory at all
+noted in `Run.warnings` and the rest still loads. Only a path that is not a run directory at all
 is a `UserError`.
 
 An evaluation may hold two decodings of each item in one file: greedy (`sample` 0) and K
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlvr.ablations import by_order, condition_of
+from rlvr.ablations import CONDITIONS, condition_of
 from rlvr.errors import UserError
 from rlvr.grading.formats import FORMATS
 from rlvr.runs import read_jsonl
@@ -45,7 +45,7 @@ __all__ = [
 DECODINGS = ("auto", "greedy", "sampled")
 
 # Role of a run in the study, from config.toml (rlvr.ablations); the order tables list them in.
-ROLES = ("base", *(c.role for c in by_order()), "wrong label", "eval")
+ROLES = ("base", *(c.role for c in CONDITIONS), "wrong label", "eval")
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
@@ -126,7 +126,12 @@ class Run:
     model: str | None
     metrics: tuple[StepMetrics, ...]
     evals: dict[int, EvalStep]
-    problems: tuple[str, ...]
+    warnings: tuple[str, ...]  # what is missing or unreadable; the rest still loaded
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """The old name of `warnings` (a run's problems were never `Problem`s)."""
+        return self.warnings
 
     @property
     def role(self) -> str:
@@ -200,18 +205,18 @@ def load_run(path: str | Path, decoding: str = "auto") -> Run:
     if not has_any:
         raise UserError(f"{path} is not a run directory (no config.toml, metrics.jsonl or eval/)",
                         "see docs/run-format.md for the layout")
-    problems: list[str] = []
-    config = _load_config(path, problems)
+    warnings: list[str] = []
+    config = _load_config(path, warnings)
     reward = config.get("reward") if isinstance(config.get("reward"), dict) else {}
     data = config.get("data") if isinstance(config.get("data"), dict) else {}
     model = config.get("model") if isinstance(config.get("model"), dict) else {}
-    metrics = _load_metrics(path, problems)
-    evals = _load_evals(path, problems, decoding)
+    metrics = _load_metrics(path, warnings)
+    evals = _load_evals(path, warnings, decoding)
     kind = str(config.get("kind") or ("train" if metrics else "eval"))
     if kind == "train" and not metrics:
-        problems.append("no metrics.jsonl: training curves and the saturation step are unknown")
+        warnings.append("no metrics.jsonl: training curves and the saturation step are unknown")
     if not evals:
-        problems.append("no eval/step-N/: nothing to compare on held-out suites")
+        warnings.append("no eval/step-N/: nothing to compare on held-out suites")
     examples = data.get("examples") or []
     if not isinstance(examples, list):
         examples = [examples]
@@ -222,19 +227,19 @@ def load_run(path: str | Path, decoding: str = "auto") -> Run:
         label=None if reward.get("label") is None else str(reward.get("label")),
         examples=tuple(str(e) for e in examples),
         model=None if model.get("path") is None else str(model.get("path")),
-        metrics=tuple(metrics), evals=evals, problems=tuple(problems),
+        metrics=tuple(metrics), evals=evals, warnings=tuple(warnings),
     )
 
 
-def _load_config(path: Path, problems: list[str]) -> dict[str, Any]:
+def _load_config(path: Path, warnings: list[str]) -> dict[str, Any]:
     file = path / "config.toml"
     if not file.is_file():
-        problems.append("no config.toml: the reward mode and model are unknown")
+        warnings.append("no config.toml: the reward mode and model are unknown")
         return {}
     try:
         return tomllib.loads(file.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        problems.append(f"config.toml is not valid TOML ({exc})")
+        warnings.append(f"config.toml is not valid TOML ({exc})")
         return {}
 
 
@@ -244,20 +249,20 @@ def _number(value: Any) -> float | None:
     return None if math.isnan(value) else float(value)
 
 
-def _load_metrics(path: Path, problems: list[str]) -> list[StepMetrics]:
+def _load_metrics(path: Path, warnings: list[str]) -> list[StepMetrics]:
     file = path / "metrics.jsonl"
     if not file.is_file():
         return []
     try:
         rows = read_jsonl(file)
     except UserError as exc:
-        problems.append(f"metrics.jsonl unreadable: {exc}")
+        warnings.append(f"metrics.jsonl unreadable: {exc}")
         return []
     out = []
     for row in rows:
         step = row.get("step")
         if not isinstance(step, int):
-            problems.append("metrics.jsonl: a line without an integer `step` was skipped")
+            warnings.append("metrics.jsonl: a line without an integer `step` was skipped")
             continue
         acc = row.get("train_acc") if isinstance(row.get("train_acc"), dict) else {}
         train_acc = {str(k): float(v) for k, v in acc.items() if _number(v) is not None}
@@ -272,7 +277,7 @@ def _load_metrics(path: Path, problems: list[str]) -> list[StepMetrics]:
     return out
 
 
-def _load_evals(path: Path, problems: list[str], decoding: str) -> dict[int, EvalStep]:
+def _load_evals(path: Path, warnings: list[str], decoding: str) -> dict[int, EvalStep]:
     root = path / "eval"
     if not root.is_dir():
         return {}
@@ -281,7 +286,7 @@ def _load_evals(path: Path, problems: list[str], decoding: str) -> dict[int, Eva
         match = _STEP_DIR.match(folder.name)
         if not match or not folder.is_dir():
             continue
-        step = _read_step(folder, int(match.group(1)), problems, decoding)
+        step = _read_step(folder, int(match.group(1)), warnings, decoding)
         if step is not None:
             steps[step.step] = step
     return steps
@@ -294,24 +299,24 @@ def load_eval_step(folder: str | Path, decoding: str = "auto") -> EvalStep:
     if not folder.is_dir() or match is None:
         raise UserError(f"{folder} is not an evaluation folder (…/eval/step-N)",
                         "pass eval/step-N of a run, or the run directory with --step N")
-    problems: list[str] = []
-    step = _read_step(folder, int(match.group(1)), problems, decoding)
+    warnings: list[str] = []
+    step = _read_step(folder, int(match.group(1)), warnings, decoding)
     if step is None or not step.records:
         raise UserError(f"{folder} holds no readable records",
-                        "; ".join(problems) or "run `rlvr eval` to write them")
+                        "; ".join(warnings) or "run `rlvr eval` to write them")
     return step
 
 
-def _read_step(folder: Path, step: int, problems: list[str], decoding: str) -> EvalStep | None:
+def _read_step(folder: Path, step: int, warnings: list[str], decoding: str) -> EvalStep | None:
     records, greedy = {}, {}
     for file in sorted(folder.glob("*.jsonl")):
-        loaded = _load_suite(file, problems)
+        loaded = _load_suite(file, warnings)
         suite_records = _decoding(loaded, decoding)
         if suite_records:
             # The file name is a sanitised suite name; the records carry the real one.
             records[suite_records[0].suite] = tuple(suite_records)
         elif decoding != "auto":
-            problems.append(f"eval/{folder.name}/{file.name}: no {decoding} records")
+            warnings.append(f"eval/{folder.name}/{file.name}: no {decoding} records")
         zero = [r for r in loaded if r.sample == 0]
         if zero:
             greedy[zero[0].suite] = tuple(zero)
@@ -320,7 +325,7 @@ def _read_step(folder: Path, step: int, problems: list[str], decoding: str) -> E
         try:
             summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError):
-            problems.append(f"eval/{folder.name}/summary.json is not valid JSON")
+            warnings.append(f"eval/{folder.name}/summary.json is not valid JSON")
     if not records and not summary:
         return None
     return EvalStep(step=step, records=records, summary=summary, greedy=greedy)
@@ -336,12 +341,12 @@ def _decoding(records: list[EvalRecord], decoding: str) -> list[EvalRecord]:
     return sampled or greedy
 
 
-def _load_suite(file: Path, problems: list[str]) -> list[EvalRecord]:
+def _load_suite(file: Path, warnings: list[str]) -> list[EvalRecord]:
     where = f"eval/{file.parent.name}/{file.name}"
     try:
         rows = read_jsonl(file)
     except UserError as exc:
-        problems.append(f"{where} unreadable: {exc}")
+        warnings.append(f"{where} unreadable: {exc}")
         return []
     out, bad = [], 0
     for row in rows:
@@ -361,6 +366,6 @@ def _load_suite(file: Path, problems: list[str]) -> list[EvalRecord]:
             response=str(row.get("response") or ""),
         ))
     if bad:
-        problems.append(f"{where}: {bad} line(s) without id, a known format or correct_strict "
+        warnings.append(f"{where}: {bad} line(s) without id, a known format or correct_strict "
                         "were skipped")
     return out

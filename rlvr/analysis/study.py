@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from rlvr.ablations import CONDITIONS
 from rlvr.analysis.conditions import Condition, Contrast, Member, condition_rows, contrasts
 from rlvr.analysis.decomposition import GainDecomposition, decompose
 from rlvr.analysis.labels import LabelRow, label_study
@@ -24,8 +25,7 @@ from rlvr.analysis.styles import default_classifier
 __all__ = ["DISPLAY_ORDER", "Analysis", "RunComparison", "analyze", "step_accuracy"]
 
 # Tables list runs by role in this order (a stable sort keeps the user's order within a role).
-DISPLAY_ORDER = ("outcome", "format-only", "entropy-only", "random", "guessable wrong label",
-                 "unguessable wrong label", "wrong label", "eval")
+DISPLAY_ORDER = (*(c.role for c in CONDITIONS), "wrong label", "eval")
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def _pick_base(runs: list[Run], base_path: str | Path | None, notes: list[str],
     """Return (base run, its evaluation, a label for it, the runs left to compare)."""
     if base_path is not None:
         base = load_run(base_path, decoding)
-        notes.extend(f"{base.name} (base): {p}" for p in base.problems)
+        notes.extend(f"{base.name} (base): {p}" for p in base.warnings)
         if not base.evals:
             notes.append(f"base {base.name} has no evaluation: no comparison with the base "
                          "can be made")
@@ -161,7 +161,7 @@ def analyze(paths: Sequence[str | Path], base: str | Path | None = None,
         raise ValueError("analyze needs at least one run directory")
     runs = sorted(load_runs(list(paths), decoding), key=lambda r: DISPLAY_ORDER.index(r.role)
                   if r.role in DISPLAY_ORDER else len(DISPLAY_ORDER))
-    notes: list[str] = [f"{run.name}: {p}" for run in runs for p in run.problems]
+    notes: list[str] = [f"{run.name}: {p}" for run in runs for p in run.warnings]
     base_run, base_step, base_label, compared = _pick_base(runs, base, notes, decoding)
     model = base_run.model if base_run is not None else (runs[0].model if runs else None)
     name = classifier or default_classifier(model)
