@@ -27,7 +27,7 @@ from rlvr.errors import UserError
 from rlvr.policy import make_decoder
 from rlvr.preflight import check_device, check_weights
 from rlvr.progress import bar, quiet_third_party
-from rlvr.sampling import Completion, SamplingParams
+from rlvr.sampling import Completion, SamplingParams, end_of_turn_id
 
 __all__ = [
     "BACKENDS",
@@ -98,31 +98,6 @@ def eos_token_ids(model, tokenizer) -> frozenset[int]:
         raise UserError("the model has no EOS token, so no response could ever stop",
                         "set eos_token in the tokenizer files")
     return frozenset(ids)
-
-
-def end_of_turn_id(tokenizer) -> int | None:
-    """The token the chat template puts right after an assistant message (<|im_end|>,
-    <|eot_id|>, ...), when it is one special token; None without a chat template."""
-    if not getattr(tokenizer, "chat_template", None):
-        return None
-    from jinja2 import TemplateError
-
-    marker = "RLVR_END_OF_TURN_PROBE"
-    try:
-        text = tokenizer.apply_chat_template(
-            [{"role": "user", "content": "1"}, {"role": "assistant", "content": marker}],
-            tokenize=False)
-    except (TemplateError, ValueError, TypeError, KeyError):
-        return None  # a template that rejects this exchange marks no end of turn
-    after = text.partition(marker)[2].strip()
-    if not after:
-        return None
-    first = tokenizer(after, add_special_tokens=False)["input_ids"][:1]
-    special = set(getattr(tokenizer, "all_special_ids", ()) or ())
-    added = {int(i) for i in getattr(tokenizer, "added_tokens_decoder", {}) or {}}
-    if first and int(first[0]) in special | added:
-        return int(first[0])
-    return None
 
 
 def encode_prompts(tokenizer, prompts: Sequence[str]) -> list[list[int]]:

@@ -1,4 +1,5 @@
-"""What a generation backend takes and returns: `SamplingParams` in, `Completion`s out.
+"""What a generation backend takes and returns: `SamplingParams` in, `Completion`s out, and
+where a response ends (`end_of_turn_id`: the chat template's end-of-turn token).
 
 Its own module so that `rlvr.rollout` (the `hf` loop, which dispatches to other backends) and
 `rlvr.backends.*` (which build `Completion`s) both import it and never each other.
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 
 from rlvr.errors import UserError
 
-__all__ = ["Completion", "SamplingParams"]
+__all__ = ["Completion", "SamplingParams", "end_of_turn_id"]
 
 
 @dataclass(frozen=True)
@@ -44,3 +45,28 @@ class Completion:
     text: str
     token_ids: tuple[int, ...]
     finish_reason: str  # "stop" (EOS) or "length"
+
+
+def end_of_turn_id(tokenizer) -> int | None:
+    """The token the chat template puts right after an assistant message (<|im_end|>,
+    <|eot_id|>, ...), when it is one special token; None without a chat template."""
+    if not getattr(tokenizer, "chat_template", None):
+        return None
+    from jinja2 import TemplateError
+
+    marker = "RLVR_END_OF_TURN_PROBE"
+    try:
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": "1"}, {"role": "assistant", "content": marker}],
+            tokenize=False)
+    except (TemplateError, ValueError, TypeError, KeyError):
+        return None  # a template that rejects this exchange marks no end of turn
+    after = text.partition(marker)[2].strip()
+    if not after:
+        return None
+    first = tokenizer(after, add_special_tokens=False)["input_ids"][:1]
+    special = set(getattr(tokenizer, "all_special_ids", ()) or ())
+    added = {int(i) for i in getattr(tokenizer, "added_tokens_decoder", {}) or {}}
+    if first and int(first[0]) in special | added:
+        return int(first[0])
+    return None

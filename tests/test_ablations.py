@@ -5,10 +5,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from rlvr.ablations import CONDITIONS, condition, condition_of, waterfall_roles
-from rlvr.analysis.transitions import WATERFALL_ROLES
 from rlvr.analysis.labels import CONDITIONS as LABEL_ROWS
 from rlvr.analysis.rundir import ROLES, Run
 from rlvr.analysis.study import DISPLAY_ORDER
+from rlvr.analysis.transitions import WATERFALL_ROLES
 from rlvr.demo import ABLATIONS
 from rlvr.rewards import REWARD_MODES
 from rlvr.rl.config import OVERLAYS, resolve

@@ -20,7 +20,7 @@ import os
 from collections.abc import Sequence
 
 from rlvr.errors import UserError
-from rlvr.sampling import Completion
+from rlvr.sampling import Completion, end_of_turn_id
 
 __all__ = ["available", "generate", "release"]
 
@@ -73,8 +73,6 @@ def generate(model, tokenizer, prompts: Sequence[str], params, *, key_offset: in
         raise UserError("the vllm backend needs a model loaded from a local folder",
                         "save the model first, or use --backend hf")
     import vllm
-
-    from rlvr.rollout import end_of_turn_id
 
     greedy = params.temperature == 0
     # vLLM stops at the model's EOS itself; the chat template's end of turn is added here as

@@ -65,7 +65,9 @@ _TRL_LOSS = {"token-mean": "dapo", "seq-mean-token-mean": "grpo",
 
 KEYS: tuple[Key, ...] = (
     Key("seed", "seed", None, "TRL's default is 42; verl seeds its own workers"),
-    Key("steps", "max_steps", "trainer.total_training_steps", "optimizer steps"),
+    Key("steps", "max_steps", "trainer.total_training_steps", "rlvr and verl count steps "
+        "(generations); TRL counts optimizer updates: steps × ppo_epochs × mini_batches",
+        to_trl=lambda v, c: v * c.algo.ppo_epochs * c.algo.mini_batches),
     Key("overlays", None, None, "rlvr only: the preset overlays applied (entropy_only, "
         "dr_grpo = Dr. GRPO: no std scaling + constant length normaliser)"),
     Key("model.path", None, "actor_rollout_ref.model.path",
@@ -128,7 +130,6 @@ KEYS: tuple[Key, ...] = (
     Key("algo.clip_low", None, _A + "clip_ratio_low",
         to_verl=lambda v, c: SKIP if _symmetric(c) else v),
     Key("algo.clip_high", "epsilon_high", _A + "clip_ratio_high",
-        to_trl=lambda v, c: SKIP if _symmetric(c) else v,
         to_verl=lambda v, c: SKIP if _symmetric(c) else v),
     Key("algo.pg_coef", None, None, "no engine has it: the entropy-only control gives every "
         "response reward 0 instead, so every advantage (and the policy gradient) is 0"),
@@ -138,6 +139,8 @@ KEYS: tuple[Key, ...] = (
         to_trl=lambda v, c: v if _kl_on(c) else 0.0),
     Key("algo.kl_coef", None, _A + "use_kl_loss", "on when kl_coef > 0 and kl_type is not none",
         to_verl=lambda _v, c: _kl_on(c)),
+    Key("algo.kl_coef", "use_bias_correction_kl", None,
+        "fixed: off, so TRL's KL gradient is the paper's k3", to_trl=_const(False)),
     Key("algo.kl_coef", None, "algorithm.use_kl_in_reward",
         "fixed: rlvr puts KL in the loss, never in the reward", to_verl=_const(False)),
     Key("algo.kl_type", None, _A + "kl_loss_type",
@@ -194,7 +197,7 @@ KEYS: tuple[Key, ...] = (
         to_verl=lambda v, c: 0 if c.eval.greedy else v),
     *(Key(f"eval.{name}", None, None, "rlvr's evaluation") for name in (
         "data_dir", "n_per_suite", "samples", "max_new_tokens", "template", "batch_size",
-        "seed")),
+        "seed", "protocol")),
 )
 
 

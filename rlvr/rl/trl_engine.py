@@ -38,47 +38,19 @@ from typing import Any
 
 from rlvr.errors import UserError
 from rlvr.rl.config import TrainConfig, config_to_dict
+from rlvr.rl.keymap import trl_kwargs
 
 __all__ = ["build_trainer", "grpo_kwargs", "train_trl"]
-
-# TRL's loss_type that aggregates as rlvr's algo.loss_agg does.
-_LOSS_TYPE = {"token-mean": "dapo", "seq-mean-token-mean": "grpo",
-              "seq-mean-token-sum-norm": "dr_grpo"}
-
 
 def grpo_kwargs(cfg: TrainConfig, groups: int, *, gpu: bool, vllm: bool) -> dict[str, Any]:
     """`trl.GRPOConfig` keyword arguments for `cfg` with `groups` GRPO groups per step.
 
-    Every key of the config maps here or is refused (module docstring); output_dir and the
-    like are the caller's.
+    Every key of the config maps through the one key map (`rlvr.rl.keymap.trl_kwargs`, which
+    refuses what TRL cannot express; docs/mapping.md); this adds the device and the engine's
+    own fixed settings. output_dir and the like are the caller's.
     """
-    _refuse(cfg)
-    a, o, r = cfg.algo, cfg.optim, cfg.rollout
-    completions = groups * r.n
-    if completions % (a.mini_batches * o.micro_batch_size):
-        raise UserError(f"a step's {completions} responses do not split into algo.mini_batches "
-                        f"× optim.micro_batch_size = {a.mini_batches} × {o.micro_batch_size}",
-                        "choose a micro_batch_size dividing the responses per mini-batch")
-    kl = a.kl_coef if a.kl_coef > 0 and a.kl_type != "none" else 0.0
-    kwargs: dict[str, Any] = {
-        # TRL counts optimizer updates, rlvr counts generations (rlvr.rl.trl_record)
-        "seed": cfg.seed, "max_steps": cfg.steps * a.ppo_epochs * a.mini_batches,
-        "num_generations": r.n, "temperature": r.temperature, "top_p": r.top_p,
-        "max_completion_length": r.max_new_tokens,
-        "per_device_train_batch_size": o.micro_batch_size,
-        "gradient_accumulation_steps": completions // (a.mini_batches * o.micro_batch_size),
-        "steps_per_generation": completions // o.micro_batch_size,
-        "num_iterations": a.ppo_epochs,
-        "scale_rewards": "group" if a.adv_estimator == "grpo" else "none",
-        "loss_type": _LOSS_TYPE[a.loss_agg],
-        "epsilon": a.clip_low, "epsilon_high": a.clip_high,
-        "beta": kl, "use_bias_correction_kl": False,
-        "entropy_coef": a.entropy_coeff,
-        "optim": {"adamw": "adamw_torch", "sgd": "sgd"}[o.name],
-        "learning_rate": o.lr, "lr_scheduler_type": "constant", "warmup_steps": 0,
-        "weight_decay": o.weight_decay, "adam_beta1": o.betas[0], "adam_beta2": o.betas[1],
-        "adam_epsilon": o.eps, "max_grad_norm": o.grad_clip,  # 0 = off in both
-        "gradient_checkpointing": cfg.model.gradient_checkpointing,
+    kwargs = trl_kwargs(cfg, groups=groups)
+    kwargs.update({
         "use_cpu": not gpu, "bf16": gpu and cfg.model.dtype in ("auto", "bfloat16"),
         "fp16": gpu and cfg.model.dtype == "float16",
         # Fixed: the run directory is ours (checkpoints, logs); rows keep their order so the
@@ -86,33 +58,16 @@ def grpo_kwargs(cfg: TrainConfig, groups: int, *, gpu: bool, vllm: bool) -> dict
         "save_strategy": "no", "logging_steps": 1, "report_to": "none",
         "shuffle_dataset": False, "disable_dropout": True, "dataloader_num_workers": 0,
         "disable_tqdm": True,
-    }
+    })
+    kwargs.pop("save_steps", None)
     if vllm:
         kwargs.update({
             "use_vllm": True, "vllm_mode": "colocate", "vllm_enable_sleep_mode": True,
             "vllm_gpu_memory_utilization": 0.35,
-            "vllm_max_model_length": r.max_prompt_tokens + r.max_new_tokens,
+            "vllm_max_model_length": cfg.rollout.max_prompt_tokens + cfg.rollout.max_new_tokens,
             "vllm_importance_sampling_correction": False,
         })
     return kwargs
-
-
-def _refuse(cfg: TrainConfig) -> None:
-    a, o = cfg.algo, cfg.optim
-    problems = []
-    if a.pg_coef != 1.0 and not (a.pg_coef == 0.0 and cfg.reward.mode == "none"):
-        problems.append(f"algo.pg_coef = {a.pg_coef}")
-    if a.kl_coef > 0 and a.kl_type not in ("low_var_kl", "none"):
-        problems.append(f"algo.kl_type = {a.kl_type} (TRL's beta is k3 = low_var_kl)")
-    if a.drop_zero_var:
-        problems.append("algo.drop_zero_var = true")
-    if o.update_norm > 0:
-        problems.append(f"optim.update_norm = {o.update_norm}")
-    if o.name == "sgd" and o.momentum:
-        problems.append("optim.momentum (TRL's sgd takes none)")
-    if problems:
-        raise UserError(f"TRL's GRPOTrainer cannot express {'; '.join(problems)}",
-                        "use --engine native, or change these keys")
 
 
 def _devices(cfg: TrainConfig) -> tuple[bool, bool]:
