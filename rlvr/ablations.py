@@ -1,10 +1,11 @@
 """The ablation registry: one table of the study's training conditions.
 
 Each row is one condition under one name: the reward mode (and wrong-label kind) it trains
-on, the run name the demo gives it, the role the analysis shows it as, its level in the
-decomposition's waterfall and its row in the label study, the preset overlay `rlvr.rl.config` lays on for it, and the claims it tests (the ids of the
-claims checklist). The demo, the analysis, the claims checklist, the config and the verl
-export read this table; nothing else lists the conditions.
+on, the run name the demo gives it, the role the analysis shows it as, whether the report
+reads the outcome run against it as a control, its row in the label study, the preset overlay
+`rlvr.rl.config` lays on for it, and the claims it tests (the ids of the claims checklist).
+The tuple's order is the display order. The demo, the analysis, the claims checklist, the
+config and the verl export read this table; nothing else lists the conditions.
 
 Claim ids: C1 the gain is selection among modes the base has; C2 it transfers across problem
 categories; C3 test accuracy keeps rising after training accuracy saturates; C4 a format-only
@@ -17,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["CONDITIONS", "Condition", "condition", "condition_of", "label_study_rows",
-           "overlay_of", "waterfall_roles"]
+           "overlay_of"]
 
 
 @dataclass(frozen=True)
@@ -28,19 +29,19 @@ class Condition:
     wrong_label_kind: str | None = None
     overlay: str | None = None  # preset overlay (rlvr.rl.config.OVERLAYS) the condition needs
     claims: tuple[str, ...] = ()
-    waterfall: int | None = None  # its level in the decomposition's waterfall (1 = first)
+    control: bool = False  # a control the report reads the outcome run against
     label_study: tuple[int, str] | None = None  # (row, title) in the label study, if a row
 
 
 # In display order: reports list runs, and the demo trains them, in this order (an outcome run
 # first: the other conditions are read against it).
 CONDITIONS: tuple[Condition, ...] = (
-    Condition("outcome", "outcome", "outcome", claims=("C1", "C2", "C3", "C4"), waterfall=4,
+    Condition("outcome", "outcome", "outcome", claims=("C1", "C2", "C3", "C4"),
               label_study=(1, "correct label")),
-    Condition("format-only", "format", "format-only", claims=("C4",), waterfall=3),
+    Condition("format-only", "format", "format-only", claims=("C4",), control=True),
     Condition("entropy-only", "none", "entropy-only", overlay="entropy_only",
-              claims=("C5", "C6"), waterfall=1, label_study=(4, "entropy-only (no reward)")),
-    Condition("random", "random", "random", claims=("C5",), waterfall=2,
+              claims=("C5", "C6"), control=True, label_study=(4, "entropy-only (no reward)")),
+    Condition("random", "random", "random", claims=("C5",), control=True,
               label_study=(5, "random reward")),
     Condition("wrong-label-guessable", "wrong_label", "guessable wrong label",
               wrong_label_kind="guessable", claims=("C7",),
@@ -70,12 +71,6 @@ def condition_of(reward_mode: str | None, wrong_label_kind: str | None = None) -
 def overlay_of(reward_mode: str | None) -> str | None:
     """The preset overlay a reward mode brings (the same for every wrong-label kind)."""
     return next((c.overlay for c in CONDITIONS if c.reward_mode == reward_mode), None)
-
-
-def waterfall_roles() -> tuple[str, ...]:
-    """The waterfall's levels in order: no-signal controls first, outcome last."""
-    return tuple(c.role for c in sorted((c for c in CONDITIONS if c.waterfall),
-                                        key=lambda c: c.waterfall))
 
 
 def label_study_rows() -> tuple[tuple[str, str], ...]:

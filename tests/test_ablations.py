@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from rlvr.ablations import CONDITIONS, condition, condition_of, waterfall_roles
+from rlvr.ablations import CONDITIONS, condition, condition_of
 from rlvr.analysis.labels import CONDITIONS as LABEL_ROWS
+from rlvr.analysis.narrative import _CONTROLS
 from rlvr.analysis.rundir import ROLES, Run
 from rlvr.analysis.study import DISPLAY_ORDER
-from rlvr.analysis.transitions import WATERFALL_ROLES
 from rlvr.demo import ABLATIONS
 from rlvr.rewards import REWARD_MODES
 from rlvr.rl.config import OVERLAYS, resolve
@@ -24,7 +24,7 @@ def test_every_condition_is_a_reward_mode_with_a_known_overlay():
 def test_readers_take_the_registry_rows():
     assert ABLATIONS == tuple((c.name, c.reward_mode, c.wrong_label_kind) for c in CONDITIONS)
     assert ROLES[1:-2] == DISPLAY_ORDER[:-2] == tuple(c.role for c in CONDITIONS)
-    assert WATERFALL_ROLES == waterfall_roles()
+    assert _CONTROLS == ("format-only", "entropy-only", "random")  # the controls, in order
     assert {role for role, _ in LABEL_ROWS} <= {c.role for c in CONDITIONS}
     for c in CONDITIONS:
         run = SimpleNamespace(reward_mode=c.reward_mode, wrong_label_kind=c.wrong_label_kind)

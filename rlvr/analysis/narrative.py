@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rlvr.ablations import CONDITIONS
 from rlvr.analysis.claims import Claim
 from rlvr.analysis.rundir import Run, training_problems
 from rlvr.analysis.stats import Estimate
@@ -13,7 +14,7 @@ from rlvr.analysis.styles import get_classifier, style_shares
 
 __all__ = ["Example", "examples", "opening", "setup", "style_series"]
 
-_CONTROLS = ("format-only", "entropy-only", "random")
+_CONTROLS = tuple(c.role for c in CONDITIONS if c.control)  # rlvr.ablations
 _EXAMPLE_CHARS = 160
 
 
