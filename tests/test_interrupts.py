@@ -96,7 +96,8 @@ def _group_gone(pgid: int) -> bool:
 
 def test_ctrl_c_during_training_with_grader_workers(tmp_path):
     proc = _start(tmp_path, ["train", "--example", "organism-add:3", "--steps", "500",
-                             "--no-eval", "--set", "rollout.n=4", "--out", "r"], warm=True)
+                             "--set", "eval.n_per_suite=2", "--set", "rollout.n=4",
+                             "--out", "r"], warm=True)
     _wait_for(proc, lambda: (tmp_path / "r" / "metrics.jsonl").is_file())
     line = _assert_clean(*_ctrl_c(proc))
     assert "--resume" in line  # a run with logged steps is kept, and the line says how to go on
