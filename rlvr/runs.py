@@ -109,12 +109,13 @@ def is_scratch(name: str) -> bool:
 
 
 def _fsync_tree(root: Path) -> None:
-    """fsync every file, and give each the mode the umask gives a new file: some writers
-    (safetensors) create theirs 0600, which collaborators on a shared disk cannot read."""
+    """fsync every file, and give each the mode the umask gives a new file (an executable
+    stays executable): some writers (safetensors) create theirs 0600, which collaborators on
+    a shared disk cannot read."""
     mask = _umask()
     for path in root.rglob("*"):
         if path.is_file():
-            path.chmod(0o666 & ~mask)
+            path.chmod((0o777 if path.stat().st_mode & 0o111 else 0o666) & ~mask)
             with open(path, "rb") as f:
                 os.fsync(f.fileno())
         elif path.is_dir():

@@ -1,4 +1,4 @@
-"""Commands accept what their neighbours accept (issue #16, items 9 and 11).
+"""Commands accept what their neighbours accept (issue #16, items 7, 9 and 11).
 
 One pool loader serves `rlvr train --pool`, `rlvr select --pool` and `rlvr export verl --pool`;
 `rlvr report` takes a folder of runs (a demo's) and skips the report page among globbed paths.
@@ -56,3 +56,44 @@ def test_train_accepts_the_pools_select_accepts(tmp_path, pool):
         wanted = load_pool(spec)[1].id
     problems = training_problems(DataConfig(pool=str(spec), examples=(wanted,)))
     assert [p.id for p in problems] == [wanted]
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "organism"])
+def test_export_verl_accepts_the_pools_train_accepts(tmp_path, kind, capsys):
+    import pyarrow.parquet as pq
+
+    from rlvr.selection import load_pool
+
+    if kind == "jsonl":
+        spec = tmp_path / "pool.jsonl"
+        spec.write_text("".join(json.dumps({"id": str(i), "problem": f"{i}+1=",
+                                            "answer": str(i + 1)}) + "\n" for i in range(3)))
+    else:
+        spec = "organism-add:3"
+    wanted = load_pool(spec)[1]
+    out = tmp_path / "e"
+    code = main(["export", "verl", "--examples", wanted.id, "--pool", str(spec), "--copies", "4",
+                 "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    rows = pq.read_table(out / "train.parquet").to_pylist()
+    assert len(rows) == 4 and all(r["reward_model"]["ground_truth"] == wanted.answer
+                                  for r in rows)
+
+
+def test_export_verl_follows_the_umask(tmp_path, capsys):
+    import os
+    import stat
+
+    from rlvr.selection import load_pool
+
+    example = load_pool("organism-add:3")[0].id
+    old = os.umask(0o027)
+    try:
+        code = main(["export", "verl", "--examples", example, "--pool", "organism-add:3",
+                     "--copies", "2", "--out", str(tmp_path / "e")])
+    finally:
+        os.umask(old)
+    assert code == 0, capsys.readouterr().err
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "e").iterdir()}
+    assert stat.S_IMODE((tmp_path / "e").stat().st_mode) == 0o750
+    assert modes["run_1shot.sh"] == 0o750 and modes["train.parquet"] == 0o640

@@ -36,7 +36,8 @@ def _split(value: str | None) -> tuple[str, ...]:
 @export_app.command("verl")
 def export_verl_command(
     examples: str = typer.Option(..., "--examples", help="Pool indices, comma-separated."),
-    pool: Path = typer.Option(..., "--pool", help="The training pool (verl parquet)."),
+    pool: str = typer.Option(..., "--pool", help="The training pool, as `rlvr train --pool` "
+                             "takes it: a verl parquet, a jsonl of problems or organism-FAMILY:N."),
     reward: str = typer.Option("outcome", "--reward",
                                help="outcome | format | none | random | wrong_label"),
     label: str | None = typer.Option(None, "--label", help="wrong_label: the replacement label."),

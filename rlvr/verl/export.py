@@ -76,7 +76,7 @@ class VerlExport:
     """What to export. `batch` is verl's `data.train_batch_size` and the training file's rows."""
 
     examples: tuple[str, ...]
-    pool: Path
+    pool: str | Path  # a verl parquet, a jsonl of problems or organism-FAMILY:N
     reward: RewardSpec
     batch: int = 128
     val_suites: tuple[str, ...] = ()
@@ -138,22 +138,20 @@ def export_verl(spec: VerlExport, out: str | Path, *, command: str | None = None
                                               encoding="utf-8")
         (tmp / "README.md").write_text(_readme(spec, problems, labels, val_files, command),
                                        encoding="utf-8")
-        _share(tmp)
+        _executable(tmp)
     return out
 
 
-def _share(folder: Path) -> None:
-    # The scratch folder and atomic files are created private (0700/0600); a launch folder is
-    # read by verl's Ray workers and often by colleagues, so it gets ordinary permissions.
-    folder.chmod(0o755)
-    for path in folder.iterdir():
-        path.chmod(0o755 if path.suffix == ".sh" else 0o644)
+def _executable(folder: Path) -> None:
+    # The launch scripts run as ./run_1shot.sh; modes otherwise follow the umask (atomic_dir).
+    for path in folder.glob("*.sh"):
+        path.chmod(path.stat().st_mode | 0o111)
 
 
 def _pick_examples(spec: VerlExport) -> list[Problem]:
-    from rlvr.verl.data import read_verl_parquet
+    from rlvr.selection import load_pool
 
-    pool = {p.id: p for p in read_verl_parquet(spec.pool, missing_answer="keep")}
+    pool = {p.id: p for p in load_pool(spec.pool)}  # whatever `rlvr train --pool` accepts
     chosen = []
     for example in spec.examples:
         problem = pool.get(str(example).strip())
@@ -162,7 +160,8 @@ def _pick_examples(spec: VerlExport) -> list[Problem]:
             span = f"{ids[0]}..{ids[-1]}" if ids else "none"
             raise UserError(f"example {example!r} is not in the pool {spec.pool} "
                             f"({len(pool)} examples, ids {span})",
-                            "use the pool's extra_info.index values, e.g. --examples 124")
+                            "use the pool's ids (verl: extra_info.index), e.g. --examples 124; "
+                            "`rlvr select show --pool POOL --all` lists them")
         if problem.meta.get("missing_answer"):
             raise UserError(f"example {example} has no ground truth in {spec.pool}",
                             "choose another example")
