@@ -120,3 +120,36 @@ def test_no_third_party_bars_after_loading_a_model():
     logging.enable_progress_bar()
     load_model(default_path(), device="cpu")
     assert not logging.is_progress_bar_enabled()  # transformers' "Loading weights" stays off
+
+
+def test_training_shows_every_evaluation_and_each_step_phase(tmp_path, monkeypatch):
+    import contextlib
+
+    import rlvr.evaluation
+    from rlvr.rl.config import resolve
+    from rlvr.rl.runlog import RunLog
+    from rlvr.rl.trainer import train
+
+    shown, phases = [], []
+    real_bar, real_phase = rlvr.evaluation.bar, RunLog.phase
+
+    @contextlib.contextmanager
+    def spy_bar(description, total, *, enabled=True, **kwargs):
+        if enabled:
+            shown.append(description)
+        with real_bar(description, total, enabled=enabled, **kwargs) as advance:
+            yield advance
+
+    def spy_phase(self, text):
+        phases.append(text)
+        real_phase(self, text)
+
+    monkeypatch.setattr(rlvr.evaluation, "bar", spy_bar)
+    monkeypatch.setattr(RunLog, "phase", spy_phase)
+    config = resolve("organism", overrides={
+        "steps": 1, "data": {"examples": ["organism-add:3"]},
+        "rollout": {"n": 2, "max_new_tokens": 8},
+        "eval": {"suites": ["organism-add"], "n_per_suite": 2, "samples": 0}})
+    train(config, run_dir=tmp_path / "r", progress=True)
+    assert shown == ["eval organism-add", "eval organism-add"]  # step 0 and step 1
+    assert phases == ["step 1: sampling", "step 1: grading", "step 1: updating"]

@@ -46,6 +46,7 @@ class RunLog:
 
         self.tb = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=start_step + 1)
         self.wandb = _start_wandb(self.run_dir, config_dict, wandb_project) if wandb else None
+        self.latest = ""
         self._bar = contextlib.ExitStack()
         self.advance = self._bar.enter_context(
             bar("GRPO", total_steps, enabled=progress, keep=True, completed=start_step))
@@ -61,7 +62,12 @@ class RunLog:
         if self.wandb is not None:
             flat = {f"train/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}
             self.wandb.log(flat, step=step)
-        self.advance(info=f"acc {metrics['train_acc_mean']:.2f}  reward {metrics['reward_mean']:.2f}")
+        self.latest = f"acc {metrics['train_acc_mean']:.2f}  reward {metrics['reward_mean']:.2f}"
+        self.advance(info=self.latest)
+
+    def phase(self, text: str) -> None:
+        """What the current step is doing, beside the last step's numbers."""
+        self.advance(0, info=f"{self.latest}  {text}".strip())
 
     def samples(self, records: list[dict]) -> None:
         for record in records[: max(0, self.samples_left)]:

@@ -68,6 +68,7 @@ class Trainer:
         # A resumed run trains on the rows it started with, wherever the source file is now.
         self.problems = (resume and read_snapshot(self.run_dir)) or training_problems(cfg.data)
         self.progress = False  # a bar per rollout (`train` turns it on with its own bar)
+        self.on_phase = _silent  # told "sampling", "grading", "updating": a long step shows it
         check_mini_batches(len(self.problems) * cfg.data.copies, cfg.algo.mini_batches)
         self.spec = cfg.reward_spec
         base = _model_path(cfg.model.path)
@@ -115,13 +116,16 @@ class Trainer:
         cfg, n = self.config, self.config.rollout.n
         t0 = time.perf_counter()
         step = self.step_count + 1
+        self.on_phase(f"step {step}: sampling")
         batch = self._rollout(step)
+        self.on_phase(f"step {step}: grading")
         rewards, infos = self._rewards(step, batch.completions)
         adv, zero_var = group_advantages(rewards, n, eps=cfg.algo.adv_eps,
                                          scale_by_std=cfg.algo.adv_estimator == "grpo")
         keep = (keep_groups(rewards, n, min_std=cfg.algo.min_group_std) if cfg.algo.drop_zero_var
                 else torch.ones_like(zero_var))
         rows = keep.repeat_interleave(n).nonzero().squeeze(-1)  # kept responses (M,)
+        self.on_phase(f"step {step}: updating")
         upd = self._update(batch, adv.to(self.device), rows)
         self.step_count = step
         elapsed = time.perf_counter() - t0
@@ -367,6 +371,7 @@ def _loop(trainer: Trainer, suites: dict, progress: bool) -> None:
     log = RunLog(run_dir, config_dict=config_to_dict(config), start_step=trainer.step_count,
                  total_steps=config.steps, progress=progress, wandb=config.log.wandb,
                  wandb_project=config.log.wandb_project, samples_max=config.log.samples_max)
+    trainer.on_phase = log.phase
     try:
         start = trainer.step_count
         if due(start) and not (run_dir / "eval" / f"step-{start}" / "summary.json").is_file():
@@ -417,6 +422,10 @@ def _disable_dropout(model) -> None:
             module.p = 0.0
         if isinstance(getattr(module, "attention_dropout", None), float):
             module.attention_dropout = 0.0
+
+
+def _silent(_text: str) -> None:
+    return None
 
 
 def _model_path(path: str) -> Path:
