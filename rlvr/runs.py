@@ -191,7 +191,10 @@ def fresh_run_dir(path: str | os.PathLike, *, keep: Callable[[], bool] = lambda:
         if not keep():
             if existed:  # an empty folder the user made: leave it empty, as it was
                 for child in path.iterdir():
-                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+                    if child.is_dir():
+                        shutil.rmtree(child)
+                    else:
+                        child.unlink()
             else:
                 shutil.rmtree(top, ignore_errors=True)
         raise

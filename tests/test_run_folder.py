@@ -153,3 +153,23 @@ def test_training_shows_every_evaluation_and_each_step_phase(tmp_path, monkeypat
     train(config, run_dir=tmp_path / "r", progress=True)
     assert shown == ["eval organism-add", "eval organism-add"]  # step 0 and step 1
     assert phases == ["step 1: sampling", "step 1: grading", "step 1: updating"]
+
+
+def test_a_failed_command_removes_only_what_it_created(tmp_path):
+    from rlvr.runs import fresh_run_dir
+
+    with pytest.raises(KeyboardInterrupt), fresh_run_dir(tmp_path / "a" / "b" / "run") as run:
+        (run / "config.toml").write_text("seed = 0\n")
+        raise KeyboardInterrupt
+    assert not (tmp_path / "a").exists()  # the parents it made go too
+
+    (tmp_path / "mine").mkdir()  # an empty folder the user made stays, empty
+    with pytest.raises(ValueError), fresh_run_dir(tmp_path / "mine") as run:
+        (run / "partial.jsonl").write_text("{}\n")
+        raise ValueError
+    assert list((tmp_path / "mine").iterdir()) == []
+
+    with pytest.raises(ValueError), fresh_run_dir(tmp_path / "kept", keep=lambda: True) as run:
+        (run / "metrics.jsonl").write_text("{}\n")
+        raise ValueError
+    assert (tmp_path / "kept" / "metrics.jsonl").is_file()  # resumable: kept
