@@ -191,3 +191,25 @@ def test_bad_input_is_one_line_and_exit_2(args, named, tmp_path, capsys):
 def test_debug_shows_the_traceback(tmp_path):
     with pytest.raises(Exception, match="sparkle"):
         main(["--debug", "train", "--reward", "sparkle", "--out", str(tmp_path / "out")])
+
+
+def _commands():
+    import typer
+
+    from rlvr.cli import app
+
+    def walk(command, path):
+        subs = getattr(command, "commands", None) or {}
+        yield path
+        for name, sub in subs.items():
+            yield from walk(sub, [*path, name])
+
+    return list(walk(typer.main.get_command(app), []))
+
+
+@pytest.mark.parametrize("command", _commands(), ids=lambda c: " ".join(c) or "rlvr")
+def test_help_shows_flags_without_a_value(command, capsys):
+    # `--quick <bool>` read as if `--quick true` were valid; a flag takes no value.
+    assert main([*command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--help" in out and "<bool>" not in out
