@@ -73,7 +73,7 @@ def test_export_verl_accepts_the_pools_train_accepts(tmp_path, kind, capsys):
     wanted = load_pool(spec)[1]
     out = tmp_path / "e"
     code = main(["export", "verl", "--examples", wanted.id, "--pool", str(spec), "--copies", "4",
-                 "--out", str(out)])
+                 "--val-suites", "organism-add", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     rows = pq.read_table(out / "train.parquet").to_pylist()
     assert len(rows) == 4 and all(r["reward_model"]["ground_truth"] == wanted.answer
@@ -90,7 +90,7 @@ def test_export_verl_follows_the_umask(tmp_path, capsys):
     old = os.umask(0o027)
     try:
         code = main(["export", "verl", "--examples", example, "--pool", "organism-add:3",
-                     "--copies", "2", "--out", str(tmp_path / "e")])
+                     "--copies", "2", "--val-suites", "none", "--out", str(tmp_path / "e")])
     finally:
         os.umask(old)
     assert code == 0, capsys.readouterr().err
