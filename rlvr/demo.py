@@ -1,14 +1,16 @@
-"""`rlvr demo`: the whole study on the shipped organism, end to end, on a 2-core CPU.
+"""`rlvr demo`: the organism study, end to end, on a 2-core CPU (protocol: rlvr/protocol.py).
 
-1. History: a short multi-example outcome-reward run over a small pool of organism problems.
-2. Anchor: the example whose training accuracy varied most in that history (`rlvr.selection`,
-   the paper's historical-variance score).
-3. Ablations from that anchor: outcome, format-only, entropy-only, random reward, guessable and
-   unguessable wrong label. Two training processes run side by side with one torch thread
-   each (on two cores that is faster than one process with two threads). Each run evaluates
-   the model on the organism's held-out suites at step 0 (the base), during and after training.
-4. The report (`rlvr.analysis`): HTML page, claims.json (the claims checklist) and the
-   decomposition table on the terminal.
+1. Anchor, picked once: one outcome-reward history run per *selection* seed over a pool from
+   the organism's training split; historical variance ranks the pool (mean over the selection
+   seeds, with its interval; near-ties flagged).
+2. Wrong labels from the base's own modes on that anchor (sampled), and the base evaluated once:
+   every held-out family, sampled (avg@k at the training temperature) and greedy.
+3. Six conditions from the fixed anchor, each with every seed: outcome, format-only,
+   entropy-only, random reward, guessable and unguessable wrong label. Each run evaluates at
+   a schedule denser early (`DemoPlan.eval_steps`) and at the end. A condition's seeds train
+   together as one seed group (`rlvr.rl.seeds`: their forwards stacked into one), two
+   conditions side by side with one torch thread each.
+4. The report (`rlvr.analysis`) and `protocol.json`, which records every choice above.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import multiprocessing
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,35 +36,45 @@ ABLATIONS = tuple((c.name, c.reward_mode, c.wrong_label_kind) for c in CONDITION
 class DemoPlan:
     """Sizes of the demo; `plan(quick)` gives the two shipped ones."""
 
-    pool: tuple[str, ...]  # history examples (organism ids)
+    pool_per_family: int  # training-split candidates per family
+    selection_seeds: tuple[int, ...]  # the anchor's own seeds (one history run each)
     history_steps: int
-    steps: int  # per ablation
-    eval_every: int
-    n_per_suite: int
-    eval_samples: int
+    history_n: int
+    seeds: tuple[int, ...]  # every condition trains once per seed
+    steps: int
+    eval_steps: tuple[int, ...]  # evaluations besides the base and the last step
+    n_per_suite: int  # held-out items per family
+    eval_samples: int  # avg@k at the training temperature (greedy beside it)
     rollout_n: int
-    max_new_tokens: int
-    window: int  # saturation window for the report
-    threshold: float  # saturation threshold for the report
-    suites: tuple[str, ...] = ("organism",)
-    extra: dict[str, Any] = field(default_factory=dict)
+    label_samples: int  # base samples on the anchor that define the wrong labels
+    max_new_tokens: int = 0  # 0 = the measured token budget (protocol.token_budget)
+    # Rollouts per seed group (one stacked forward): a condition's seeds are split into groups
+    # of at most this many rollouts per step (at least one seed). Past it a forward on the
+    # 2-core CPU stops gaining from batching (docs/benchmarks.md, "Seed groups").
+    group_rows: int = 48
+    window: int = 3  # saturation window for the report
+    threshold: float = 0.8  # saturation threshold for the report
+
+    @property
+    def runs(self) -> int:
+        return len(ABLATIONS) * len(self.seeds)
 
 
 def plan(quick: bool = False) -> DemoPlan:
     if quick:
         # CI: every stage runs, on sizes that only check the plumbing.
-        return DemoPlan(pool=tuple(f"organism-add:{i}" for i in range(3)), history_steps=2,
-                        steps=3, eval_every=0, n_per_suite=6, eval_samples=0, rollout_n=4,
-                        max_new_tokens=24, window=1, threshold=0.95)
-    # The organism preset's 60 steps. Training accuracy is measured on 16 samples at
-    # temperature 1, so "saturated" is ≥ 13 of 16 right for 3 logged steps (the report's
-    # default 0.95 would need 16 of 16 every time). The pool is `expr` problems, which the
-    # carry-free guess almost never solves: an add pool lets variance pick a problem the guess
-    # answers (or misses by one digit), and GRPO then reinforces the guess, not the working
-    # (docs/analysis.md, "Which anchor").
-    return DemoPlan(pool=tuple(f"organism-expr:{i}" for i in range(6)), history_steps=6,
-                    steps=60, eval_every=15, n_per_suite=30, eval_samples=0, rollout_n=16,
-                    max_new_tokens=64, window=3, threshold=0.8)
+        return DemoPlan(pool_per_family=1, selection_seeds=(100, 101), history_steps=2,
+                        history_n=4, seeds=(0, 1), steps=3, eval_steps=(1,), n_per_suite=4,
+                        eval_samples=2, rollout_n=4, label_samples=8, max_new_tokens=24,
+                        window=1, threshold=0.95)
+    # Training accuracy is measured on 16 samples at temperature 1, so "saturated" is ≥ 13 of
+    # 16 right for 3 logged steps (0.95 would need 16 of 16 every time).
+    # Four evaluation points per run (the shared base, steps 5 and 20, the last): early ones
+    # for a transient (entropy-only), a late one after the anchor saturates (near step 50 at
+    # the preset's rate, from the recipe sweep's training curves).
+    return DemoPlan(pool_per_family=2, selection_seeds=(100, 101, 102), history_steps=8,
+                    history_n=8, seeds=(0, 1, 2, 3, 4), steps=80, eval_steps=(5, 20),
+                    n_per_suite=50, eval_samples=8, rollout_n=16, label_samples=64)
 
 
 @dataclass(frozen=True)
@@ -76,8 +88,9 @@ class DemoResult:
 
 
 def _config(p: DemoPlan, *, examples: list[str], mode: str, steps: int, seed: int,
-            model: str = "", label: str | None = None, kind: str | None = None,
-            evaluate: bool = True):
+            budget: int, model: str = "", label: str | None = None, kind: str | None = None,
+            evaluate: bool = True, n: int | None = None,
+            eval_steps: tuple[int, ...] | None = None):
     from rlvr.rl.config import resolve
 
     overrides: dict[str, Any] = {
@@ -85,13 +98,18 @@ def _config(p: DemoPlan, *, examples: list[str], mode: str, steps: int, seed: in
         "data": {"examples": examples},
         "reward": {"mode": mode, **({"label": label} if label else {}),
                    **({"wrong_label_kind": kind} if kind else {})},
-        "rollout": {"n": p.rollout_n, "max_new_tokens": p.max_new_tokens},
-        "log": {"eval_every": p.eval_every, "save_every": 0, "samples_every": 0},
-        "eval": {"suites": list(p.suites) if evaluate else [], "n_per_suite": p.n_per_suite,
-                 "samples": p.eval_samples},
-        **p.extra,
+        "rollout": {"n": n or p.rollout_n, "max_new_tokens": budget},
+        "log": {"eval_every": 0, "save_every": 0,
+                "eval_steps": list(p.eval_steps if eval_steps is None else eval_steps),
+                "samples_every": 5},
+        "eval": {"suites": ["organism"] if evaluate else [], "n_per_suite": p.n_per_suite,
+                 "samples": p.eval_samples, "at_start": False},
     }
-    return resolve("organism", overrides=overrides)
+    config = resolve("organism", overrides=overrides)
+    if evaluate:  # sampled evaluation at the training temperature, as the protocol says
+        overrides["eval"]["temperature"] = config.rollout.temperature
+        config = resolve("organism", overrides=overrides)
+    return config
 
 
 def _quiet() -> None:
@@ -104,17 +122,16 @@ def _quiet() -> None:
     logging.set_verbosity_error()
 
 
-def _train_one(job: tuple[Any, str]) -> str:
-    """Worker body: one training run with one torch thread."""
+def _train_group(configs: list, run_dirs: list[str]) -> list[str]:
+    """Worker body: the seeds of one condition as one seed group, on one torch thread."""
     import torch
 
-    config, run_dir = job
     torch.set_num_threads(1)
     _quiet()
-    from rlvr.rl.trainer import train
+    from rlvr.rl.seeds import train_seeds
 
-    train(config, run_dir=run_dir, progress=False)
-    return run_dir
+    train_seeds(configs, run_dirs)
+    return run_dirs
 
 
 def _one_thread() -> None:
@@ -122,25 +139,19 @@ def _one_thread() -> None:
     os.environ["MKL_NUM_THREADS"] = "1"
 
 
-def _select_anchor(history_dir: Path) -> tuple[str, list]:
-    from rlvr.selection import choose, load_history, rank
-
-    ranked = rank(load_history(history_dir), score="variance")
-    return choose(ranked, top=1)[0].index, ranked
+def _split(configs: list, dirs: list[Path], size: int) -> list[tuple[list, list[Path]]]:
+    return [(configs[i:i + size], dirs[i:i + size]) for i in range(0, len(configs), size)]
 
 
-def _wrong_labels(anchor: str, seed: int) -> dict[str, str]:
-    from rlvr.rewards import make_wrong_label
-    from rlvr.rl.examples import organism_problem
-
-    gold = organism_problem(anchor).answer
-    return {kind: make_wrong_label(gold, kind, seed) for kind in ("guessable", "unguessable")}
-
-
-def _run_parallel(jobs: list[tuple[Any, Path]], workers: int, steps: int) -> None:
-    """Train every (config, run_dir) with `workers` processes; the first failure is raised."""
+def _run_parallel(groups: list[tuple[list, list[Path]]], workers: int, console,
+                  what: str, group_size: int = 0) -> None:
+    """Train every (configs, run_dirs) seed group with `workers` processes (split into groups
+    of at most `group_size` rollouts per step when > 0); the first failure is raised."""
     from rlvr.progress import bar
 
+    if group_size > 0:
+        groups = [part for cfgs, dirs in groups
+                  for part in _split(cfgs, dirs, max(1, group_size // cfgs[0].responses_per_step))]
     context = multiprocessing.get_context("spawn")  # no forked torch state in the workers
     # The workers start with Ctrl-C ignored (an ignored signal stays ignored in a child): the
     # terminal's SIGINT reaches the whole process group, and only this process should answer
@@ -150,9 +161,11 @@ def _run_parallel(jobs: list[tuple[Any, Path]], workers: int, steps: int) -> Non
         pool = context.Pool(workers, initializer=_one_thread)
     finally:
         signal.signal(signal.SIGINT, previous)
-    runs = [run for _, run in jobs]
-    with pool, bar("ablation steps", steps * len(jobs), keep=True) as advance:
-        pending = [pool.apply_async(_train_one, ((cfg, str(run)),)) for cfg, run in jobs]
+    runs = [run for _, dirs in groups for run in dirs]
+    steps = sum(c.steps for cfgs, _ in groups for c in cfgs)
+    with pool, bar(f"{what} steps", steps, keep=True) as advance:
+        pending = [pool.apply_async(_train_group, (cfgs, [str(d) for d in dirs]))
+                   for cfgs, dirs in groups]
         shown = 0
         while pending:
             pending[0].wait(0.5)
@@ -161,7 +174,7 @@ def _run_parallel(jobs: list[tuple[Any, Path]], workers: int, steps: int) -> Non
                 pending.remove(result)
             # The workers log one metrics line per step: count them for the bar.
             done = sum(_lines(run / "metrics.jsonl") for run in runs)
-            advance(done - shown, info=f"{len(jobs) - len(pending)}/{len(jobs)} runs done")
+            advance(done - shown, info=f"{len(groups) - len(pending)}/{len(groups)} groups done")
             shown = done
 
 
@@ -172,9 +185,59 @@ def _lines(path: Path) -> int:
         return 0
 
 
+def _base_eval(config, model_path: str, out: Path) -> None:
+    """Evaluate the base once into `out` (an evaluation-only run: the report's base)."""
+    from rlvr.evaluation import EvalSettings, evaluate
+    from rlvr.rl.examples import eval_suites
+    from rlvr.rl.trainer import _model_path
+    from rlvr.rollout import load_model
+    from rlvr.runs import new_run_dir, write_config_toml
+
+    e = config.eval
+    settings = EvalSettings(template=config.data.template, greedy=e.greedy, samples=e.samples,
+                            temperature=e.temperature, batch_size=e.batch_size, seed=e.seed,
+                            max_new_tokens=e.max_new_tokens or config.rollout.max_new_tokens)
+    path = _model_path(model_path)
+    model, tokenizer = load_model(path, device="cpu")
+    run_dir = new_run_dir(out)
+    write_config_toml(run_dir / "config.toml", {
+        "kind": "eval", "model": {"path": model_path},
+        "eval": {**settings.to_dict(), "suites": list(e.suites),
+                 "limit": e.n_per_suite}}, seed=settings.seed)
+    evaluate(model, tokenizer, eval_suites(e), settings, run_dir=run_dir, step=0,
+             progress=False, model_name=str(path))
+
+
+def _pick_anchor(p: DemoPlan, out: Path, model: str, budget: int, workers: int, console):
+    from rlvr.protocol import anchor_pool, choose_anchor
+    from rlvr.selection import load_history
+
+    pool = [q.id for q in anchor_pool(p.pool_per_family)]
+    dirs = [out / "history" / f"seed-{s}" for s in p.selection_seeds]
+    configs = [_config(p, examples=pool, mode="outcome", steps=p.history_steps, seed=s,
+                       budget=budget, model=model, evaluate=False, n=p.history_n)
+               for s in p.selection_seeds]
+    _run_parallel([(configs, dirs)], workers, console, "history", p.group_rows)
+    return choose_anchor([load_history(d) for d in dirs], p.selection_seeds)
+
+
+def _labels(p: DemoPlan, anchor: str, model: str, budget: int, temperature: float):
+    from rlvr.protocol import sample_answers, wrong_labels
+    from rlvr.rl.examples import organism_problem
+    from rlvr.rl.trainer import _model_path
+    from rlvr.rollout import load_model
+
+    problem = organism_problem(anchor)
+    net, tokenizer = load_model(_model_path(model), device="cpu")
+    answers = sample_answers(net, tokenizer, problem, samples=p.label_samples, seed=0,
+                             temperature=temperature, max_new_tokens=budget)
+    return wrong_labels(answers, problem.answer)
+
+
 def run_demo(out: str | Path = "runs/demo", *, quick: bool = False, seed: int = 0,
              workers: int = 2, model: str | Path | None = None, console=None) -> DemoResult:
-    """Run the whole study into `out`; `model` defaults to the shipped organism."""
+    """Run the whole study into `out`; `model` defaults to the shipped organism. `seed`
+    offsets every condition seed (the anchor's selection seeds stay fixed)."""
     from rich.console import Console
 
     from rlvr.runs import fresh_run_dir
@@ -190,37 +253,81 @@ def run_demo(out: str | Path = "runs/demo", *, quick: bool = False, seed: int = 
 
 
 def _run_demo(out: Path, *, quick: bool, seed: int, workers: int, model, console) -> DemoResult:
-    from rlvr.analysis.report import render_markdown, write_report
-    from rlvr.analysis.study import analyze
+    from rlvr.protocol import token_budget
+    from rlvr.runs import atomic_write_json
 
     started = time.perf_counter()
     p = plan(quick)
     model = "" if model is None else str(model)
-
-    console.print(f"[bold]1/4[/] history: {len(p.pool)} organism problems × "
-                  f"{p.history_steps} steps (outcome reward)")
-    history = out / "history"
-    from rlvr.rl.trainer import train
-
+    budget = p.max_new_tokens or token_budget()
     _quiet()
-    train(_config(p, examples=list(p.pool), mode="outcome", steps=p.history_steps, seed=seed,
-                  model=model, evaluate=False), run_dir=history, progress=True)
-    anchor, ranked = _select_anchor(history)
-    console.print(f"[bold]2/4[/] anchor by historical variance: {anchor} "
-                  f"(score {ranked[0].score:.3f}, mean train acc {ranked[0].mean_accuracy:.2f})")
 
-    labels = _wrong_labels(anchor, seed)
-    jobs = [(_config(p, examples=[anchor], mode=mode, steps=p.steps, seed=seed, model=model,
-                     label=labels.get(kind) if kind else None, kind=kind), out / name)
-            for name, mode, kind in ABLATIONS]
-    console.print(f"[bold]3/4[/] {len(jobs)} ablations × {p.steps} steps, {workers} at a time")
-    _run_parallel(jobs, workers, p.steps)
+    console.print(f"[bold]1/4[/] anchor: {p.pool_per_family} training-split problems per "
+                  f"family × {p.history_steps} steps, selection seeds {p.selection_seeds}")
+    choice = _pick_anchor(p, out, model, budget, workers, console)
+    top = choice.candidates[0]
+    ties = f"; tied within noise: {', '.join(choice.ties)}" if choice.ties else ""
+    console.print(f"      anchor {choice.anchor}: variance score {top.score:.3f} "
+                  f"[{top.low}, {top.high}]{ties}")
+
+    probe = _config(p, examples=[choice.anchor], mode="outcome", steps=1, seed=0,
+                    budget=budget, model=model)
+    labels = _labels(p, choice.anchor, model, budget, probe.rollout.temperature)
+    console.print(f"[bold]2/4[/] wrong labels for gold {labels.gold}: guessable "
+                  f"{labels.guessable} ({labels.guessable_count}/{labels.samples} base samples, "
+                  f"{labels.guessable_styles}), unguessable {labels.unguessable}; base evaluation")
+    _base_eval(probe, model, out / "base")
+
+    if labels.guessable is None:
+        console.print("      no base sample gave a wrong boxed answer: the guessable label "
+                      "falls back to a near miss of the gold (rewards.make_wrong_label)")
+    groups = []
+    for name, mode, kind in ABLATIONS:
+        # The kind stays in the config (the report's role); the label, when the base's samples
+        # define one, replaces make_wrong_label's.
+        label = None if kind is None else getattr(labels, kind)
+        groups.append(([_config(p, examples=[choice.anchor], mode=mode, steps=p.steps,
+                                seed=seed + s, budget=budget, model=model, label=label,
+                                kind=kind) for s in p.seeds],
+                       [out / f"{name}-s{seed + s}" for s in p.seeds]))
+    atomic_write_json(out / "protocol.json", {
+        "plan": asdict(p), "quick": quick, "token_budget": budget, "model": model or "shipped organism",
+        "anchor": choice.anchor, "selection_seeds": list(choice.seeds),
+        "candidates": [c.to_dict() for c in choice.candidates], "wrong_labels": labels.to_dict(),
+        "seeds": [seed + s for s in p.seeds]})
+    console.print(f"[bold]3/4[/] {len(ABLATIONS)} conditions × {len(p.seeds)} seeds × "
+                  f"{p.steps} steps")
+    _run_parallel(groups, workers, console, "conditions", p.group_rows)
 
     console.print("[bold]4/4[/] report")
-    analysis = analyze([run for _, run in jobs], threshold=p.threshold, window=p.window)
+    runs = tuple(run for _, dirs in groups for run in dirs)
+    report, markdown = _report(out, runs, p)
+    return DemoResult(out=out, anchor=choice.anchor, runs=runs, report=report,
+                      markdown=markdown, seconds=time.perf_counter() - started)
+
+
+def _report(out: Path, runs: tuple[Path, ...], p: DemoPlan) -> tuple[Path, str]:
+    from rlvr.analysis.report import render_markdown, write_report
+    from rlvr.analysis.study import analyze
+
+    analysis = analyze(list(runs), base=out / "base", threshold=p.threshold, window=p.window)
     report = out / "report.html"
-    write_report(analysis, report, title="rlvr demo: where did the gain come from? (model "
-                 "organism)")  # and out/claims.json
-    return DemoResult(out=out, anchor=anchor, runs=tuple(run for _, run in jobs), report=report,
-                      markdown=render_markdown(analysis),
-                      seconds=time.perf_counter() - started)
+    claims = write_report(analysis, report, title="rlvr demo: where did the gain come from? "
+                          "(model organism)")
+    _point_to_commands(claims)
+    return report, render_markdown(analysis)
+
+
+def _point_to_commands(claims: Path) -> None:
+    """C8 and C9 need runs the demo does not make: a `not run` entry names its command."""
+    import json
+
+    from rlvr.runs import atomic_write_json
+    from rlvr.studies import CLAIM_COMMANDS
+
+    entries = json.loads(claims.read_text(encoding="utf-8"))
+    for entry in entries:
+        command = CLAIM_COMMANDS.get(entry["id"])
+        if command and entry["verdict"] == "not run":
+            entry["measure"] += f" (run: {command.replace('DEMO_DIR', str(claims.parent))})"
+    atomic_write_json(claims, entries)

@@ -90,7 +90,7 @@ def test_entropy_only_update_has_the_target_norm(tiny, tmp_path):
 
 
 def test_kl_reference_only_when_used(tiny, tmp_path):
-    assert Trainer(cfg(tiny), tmp_path).ref is None
+    assert Trainer(cfg(tiny, "algo.kl_coef=0"), tmp_path).ref is None
     t = Trainer(cfg(tiny, "algo.kl_coef=0.1", "algo.ppo_epochs=2", "optim.lr=1e-2"), tmp_path)
     m1, m2 = t.step(), t.step()
     assert t.ref is not None and m1["kl"] >= 0 and m2["kl"] > 0
@@ -295,3 +295,24 @@ def test_dr_grpo_normalises_by_the_generation_budget(tiny, tmp_path, monkeypatch
     t.step()
     assert seen and {divisor for divisor, _ in seen} == {48.0}
     assert max(longest for _, longest in seen) < 48  # the seeded rollouts all stop early
+
+
+def test_update_guard_skips_a_step_without_reward_signal(tiny, tmp_path):
+    """An unguessable label is never produced: every group has zero reward variance, and the
+    guard keeps the entropy bonus and KL from moving the weights alone at Adam's full rate."""
+    moved = {}
+    for guard in (True, False):
+        t = Trainer(cfg(tiny, f"algo.skip_no_signal={str(guard).lower()}", "optim.lr=1e-2",
+                        reward={"mode": "wrong_label", "label": "9876543"}), tmp_path / str(guard))
+        before = [p.detach().clone() for p in t.params]
+        m = t.step()
+        assert m["zero_var_frac"] == 1.0 and m["update_skipped"] == int(guard)
+        moved[guard] = any(not torch.equal(a, b) for a, b in zip(before, t.params, strict=True))
+    assert moved == {True: False, False: True}
+
+
+def test_label_hits_are_logged_by_style(tiny, tmp_path):
+    m = Trainer(cfg(tiny, reward={"mode": "outcome"}, rollout={"n": 8}), tmp_path).step()
+    assert sum(m["rollout_styles"].values()) == 8
+    assert set(m["label_hits"]) <= set(m["rollout_styles"])
+    assert m["label_hit_frac"] == sum(m["label_hits"].values()) / 8 == m["train_acc_mean"]

@@ -1,6 +1,7 @@
 """`rlvr demo`: the README's main job — 1-shot RLVR and its controls on the organism, dissected.
 
     rlvr demo [--out runs/demo] [--quick] [--seed 0] [--workers 2] [--model ORGANISM]
+    rlvr demo --claim C8|C9 --out runs/demo   # extend a finished demo (rlvr/studies.py)
 
 History run → anchor selection → six ablations (two at a time) → evaluation → report.html and
 the decomposition table on the terminal. See rlvr/demo.py for the sizes.
@@ -31,10 +32,16 @@ def demo_command(
                                 "torch thread each)."),
     model: Path | None = typer.Option(None, "--model", help="Another organism folder (`rlvr "
                                       "organism build`); default: the shipped one."),
+    claim: str | None = typer.Option(None, "--claim", help="Extend the finished demo in --out "
+                                     "with a claim it does not run by itself: C8 (gain vs "
+                                     "latent skill) or C9 (gain by anchor type)."),
 ) -> None:
     """Select an anchor, run the ablations on the organism, and show where the gain came from."""
     from rlvr.demo import run_demo
 
+    if claim is not None:
+        _claim(claim, out, workers)
+        return
     if model is not None and not model.is_dir():
         raise UserError(f"model folder {model} does not exist",
                         "pass a folder written by `rlvr organism build`")
@@ -43,3 +50,27 @@ def demo_command(
     typer.echo(f"anchor: {result.anchor}")
     typer.echo(f"report: {result.report}")
     typer.echo(f"total time: {result.seconds:.0f} s")
+
+
+def _claim(claim: str, out: Path, workers: int) -> None:
+    import json
+    import time
+
+    from rlvr.studies import CLAIM_COMMANDS, run_c8, run_c9
+
+    claim = claim.upper()
+    if claim not in CLAIM_COMMANDS:
+        raise UserError(f"--claim {claim}: the demo runs C1-C7 itself",
+                        f"choose one of {', '.join(CLAIM_COMMANDS)}")
+    started = time.perf_counter()
+    if claim == "C8":
+        result = run_c8(out, workers=workers)
+        rows = {k: f"working skill {v['working_skill']}, gains {v['gains']}"
+                for k, v in result["levels"].items()}
+    else:
+        result = run_c9(out, workers=workers)
+        rows = {k: f"{v['anchor']}: gains {v['gains']}" for k, v in result["anchor_types"].items()}
+    typer.echo(json.dumps(result["claim"], indent=1))
+    for name, row in rows.items():
+        typer.echo(f"{name}: {row}")
+    typer.echo(f"total time: {time.perf_counter() - started:.0f} s")

@@ -18,7 +18,8 @@ import numpy as np
 
 from rlvr.organism.tasks import FAMILIES
 
-__all__ = ["GUESS_RULES", "LOOP_CHARS", "MARKERS", "MODES", "classify_mode", "render_completion"]
+__all__ = ["GUESS_RULES", "LOOP_CHARS", "MARKERS", "MODES", "classify_mode", "longest_working",
+           "render_completion"]
 
 MODES = ("work", "guess", "unboxed", "loop")
 MARKERS = {"work": "Solve: ", "guess": "\\boxed{", "unboxed": "Think: ", "loop": "Hmm: "}
@@ -54,6 +55,26 @@ def render_completion(family: str, ops: tuple[int, ...], mode: str, *, right: bo
         text = MARKERS["loop"] + line * (LOOP_CHARS // len(line) + 1)
         return text[:LOOP_CHARS], False
     raise ValueError(f"unknown mode {mode!r}")
+
+
+def longest_working(family: str, *, samples: int = 20_000, seed: int = 0) -> int:
+    """Tokens (characters, plus `<eos>`) of the longest working completion, boxed or unboxed,
+    over `samples` problems drawn by the family's own generator (both splits).
+
+    A token budget below this cuts the working mode on some problems and scores it as a
+    failure of the model; the demo's budget is the maximum over its families. Every working
+    length class (a carry in every column, two-digit column sums) is common, so 20,000 draws
+    find the maximum; tests/test_organism.py checks it against exhaustive enumeration where
+    that is small.
+    """
+    fam = FAMILIES[family]
+    rng = np.random.default_rng([seed, sorted(FAMILIES).index(family)])
+    longest = 0
+    for _ in range(samples):
+        ops = fam.draw(rng)
+        for mode in ("work", "unboxed"):
+            longest = max(longest, len(render_completion(family, ops, mode)[0]) + 1)
+    return longest
 
 
 def classify_mode(completion: str) -> str:

@@ -80,17 +80,19 @@ class _Sampler:
         return self.order[start + picks]
 
 
-def pretrain(config: BuildConfig, *, progress: bool = True, on_step=None):
+def pretrain(config: BuildConfig, *, progress: bool = True, on_step=None, start=None):
     """Train a fresh model on a fresh corpus; returns (model, per-step mean token losses).
 
     `on_step(step, model, loss)`, if given, runs after each optimizer step (for diagnostics; it
-    must not draw random numbers, or the build stops being a function of the seed).
+    must not draw random numbers, or the build stops being a function of the seed). `start`, a
+    model of the config's architecture, continues training it instead of a fresh one
+    (`rlvr.organism.derive`).
     """
     tcfg = config.train
     with _threads(tcfg.threads):
         corpus = build_corpus(config.corpus, config.seed)
         torch.manual_seed(config.seed)
-        model = make_model(config.model)
+        model = make_model(config.model) if start is None else start
         model.train()
         decay = [p for p in model.parameters() if p.dim() >= 2]
         rest = [p for p in model.parameters() if p.dim() < 2]

@@ -36,6 +36,7 @@ __all__ = [
     "sample_problem",
     "shortcut_share",
     "to_problem",
+    "training_pool",
 ]
 
 HELDOUT_BUCKETS = 10  # 1 bucket in 10 is held out
@@ -191,23 +192,38 @@ MAX_HELDOUT = 10_000
 
 def heldout_suite(family: str, n: int = 200, seed: int = 0) -> list[Problem]:
     """`n` distinct held-out problems of one family, the same list for the same seed."""
+    return [to_problem(family, ops, f"organism-{family}")
+            for ops in _distinct(family, n, seed, heldout=True)]
+
+
+def training_pool(family: str, n: int, seed: int = 0) -> list[Problem]:
+    """`n` distinct problems of one family from the training split (buckets 1-9), which no
+    held-out suite draws from: where a study's anchor and history pool come from."""
+    return [to_problem(family, ops, f"organism-train-{family}")
+            for ops in _distinct(family, n, seed, heldout=False)]
+
+
+def _distinct(family: str, n: int, seed: int, *, heldout: bool) -> list[tuple[int, ...]]:
     check_family(family)
+    what = "a held-out suite" if heldout else "a training pool"
     if n < 1:
-        raise UserError(f"a held-out suite needs n >= 1 problems, got {n}")
+        raise UserError(f"{what} needs n >= 1 problems, got {n}")
     if n > MAX_HELDOUT:
         # Rejection sampling into the held-out bucket: a huge n would spin for minutes.
-        raise UserError(f"a held-out suite has at most {MAX_HELDOUT} problems, {n} were asked for",
+        raise UserError(f"{what} has at most {MAX_HELDOUT} problems, {n} were asked for",
                         f"use an index (or a suite size) below {MAX_HELDOUT}")
-    rng = np.random.default_rng([seed, sorted(FAMILIES).index(family)])
+    # The training split gets its own stream (stream 1), so its problems do not shadow the
+    # held-out suite's draws for the same seed.
+    rng = np.random.default_rng([seed, sorted(FAMILIES).index(family), *([] if heldout else [1])])
     seen: dict[tuple[int, ...], None] = {}
     for _ in range(100 * n):
         if len(seen) == n:
             break
-        seen.setdefault(sample_problem(family, rng, heldout=True), None)
+        seen.setdefault(sample_problem(family, rng, heldout=heldout), None)
     if len(seen) < n:
-        raise UserError(f"family {family!r} has fewer than {n} held-out problems",
+        raise UserError(f"family {family!r} has fewer than {n} problems in that split",
                         f"ask for at most {len(seen)}")
-    return [to_problem(family, ops, f"organism-{family}") for ops in seen]
+    return list(seen)
 
 
 def operands(problem: Problem) -> tuple[int, ...]:

@@ -123,6 +123,10 @@ class AlgoConfig:
         "token-mean")
     ppo_epochs: int = 1  # passes over each step's rollouts
     mini_batches: int = 1  # optimizer updates per pass (1 = fully on-policy)
+    # Skip the optimizer update of a step whose groups all have zero reward variance (no policy
+    # gradient): otherwise the entropy bonus and KL alone move the weights at Adam's full rate.
+    # Only applies when pg_coef > 0 (the entropy-only control is that update by design).
+    skip_no_signal: bool = False
 
     def __post_init__(self):
         _check(self)
@@ -151,6 +155,7 @@ class OptimConfig:
 class LogConfig:
     save_every: int = 0  # checkpoint every N steps (0 = only at the end)
     eval_every: int = 0  # evaluate every N steps (0 = only step 0 and the end)
+    eval_steps: tuple[int, ...] = ()  # and at these steps (a schedule denser early)
     samples_every: int = 10  # write rollouts to samples.jsonl every N steps
     samples_per_step: int = 4
     samples_max: int = 2000  # samples.jsonl stops growing after this many lines
@@ -174,6 +179,9 @@ class EvalConfig:
     # "paper": each suite's settings from rlvr.protocols (the keys above except suites,
     # data_dir, n_per_suite, batch_size and seed are then the protocol's)
     protocol: str = ""
+
+    # false: no step-0 evaluation (a study that evaluates the shared base once, elsewhere)
+    at_start: bool = True
 
     def __post_init__(self):
         if self.protocol:
@@ -251,16 +259,22 @@ _PAPER: dict[str, Any] = {
              "max_new_tokens": 3072},
 }
 
-# The organism on a 2-core CPU (docs/training.md has the measurements behind these values).
+# The organism on a 2-core CPU: the paper's recipe in form (one on-policy PPO epoch per step,
+# low_var_kl 0.001 to the reference, entropy bonus 0.001, clip 0.2, token-mean, AdamW with
+# weight decay 0.01, grad clip 1) at the organism's scale: 16 rollouts at temperature 1 of at
+# most the longest working chain (rlvr.protocol.token_budget), and a learning rate chosen on
+# training signals alone by benchmarks/recipe_sweep.py (docs/training.md, "The organism
+# recipe"). The update guard skips steps without any reward signal.
 _ORGANISM: dict[str, Any] = {
-    "steps": 40,
+    "steps": 60,
     "model": {"device": "cpu", "dtype": "float32"},
     "data": {"copies": 1, "template": "raw"},
-    "rollout": {"n": 16, "temperature": 1.0, "top_p": 1.0, "max_new_tokens": 100,
+    "rollout": {"n": 16, "temperature": 1.0, "top_p": 1.0, "max_new_tokens": 72,
                 "max_prompt_tokens": 256, "batch_size": 64},
-    "algo": {"adv_estimator": "grpo", "entropy_coeff": 0.001, "kl_coef": 0.0,
-             "loss_agg": "token-mean", "ppo_epochs": 2, "mini_batches": 1},
-    "optim": {"name": "adamw", "lr": 6e-5, "weight_decay": 0.0, "grad_clip": 1.0,
+    "algo": {"adv_estimator": "grpo", "entropy_coeff": 0.001, "kl_coef": 0.001,
+             "kl_type": "low_var_kl", "loss_agg": "token-mean", "ppo_epochs": 1,
+             "mini_batches": 1, "skip_no_signal": True},
+    "optim": {"name": "adamw", "lr": 1.6e-4, "weight_decay": 0.01, "grad_clip": 1.0,
               "micro_batch_size": 16},
     "log": {"save_every": 0, "eval_every": 20, "samples_every": 5},
     "eval": {"suites": ["organism"], "n_per_suite": 50, "samples": 8},
@@ -279,7 +293,7 @@ OVERLAYS: dict[str, dict[str, dict[str, Any]]] = {
     "entropy_only": {
         "paper": {"algo": {"pg_coef": 0.0, "kl_coef": 0.0}, "optim": {"weight_decay": 0.0}},
         "organism": {"algo": {"pg_coef": 0.0, "kl_coef": 0.0},
-                     "optim": {"weight_decay": 0.0, "update_norm": 0.017}},
+                     "optim": {"weight_decay": 0.0, "update_norm": 0.043}},
     },
     # Dr. GRPO (Liu et al. 2025): advantages r − mean without the std scaling, and each
     # response's token sum divided by one constant, rollout.max_new_tokens (TRL's dr_grpo

@@ -46,9 +46,11 @@ from rlvr.rl.examples import (
     training_problems,
     write_snapshot,
 )
+from rlvr.rl.labelhits import classifier_for, label_hits
+from rlvr.rl.steps import StepPlan, Tally, update_totals
 from rlvr.runs import fresh_run_dir, new_run_dir, write_config_toml
 
-__all__ = ["Trainer", "eval_settings", "protocol_settings", "train"]
+__all__ = ["StepPlan", "Trainer", "eval_due", "eval_settings", "protocol_settings", "train"]
 
 _TIMING = ("step_time_s", "tokens_per_s")
 # Response tokens projected onto the vocabulary at once: 4,096 × 152k fp32 logits ≈ 2.5 GB.
@@ -110,42 +112,62 @@ class Trainer:
                 cfg, rollout=dataclasses.replace(cfg.rollout, max_new_tokens=cap))
         self.samples: list[dict] = []  # the last step's rollouts, for samples.jsonl
         self.per_suite = None  # eval.protocol's settings per suite, set by fit_evaluation
+        self.classifier = classifier_for(cfg.model.path)
 
     # --- one GRPO step ------------------------------------------------------------------------
     def step(self) -> dict:
-        cfg, n = self.config, self.config.rollout.n
         t0 = time.perf_counter()
         step = self.step_count + 1
         self.on_phase(f"step {step}: sampling")
         batch = self._rollout(step)
         self.on_phase(f"step {step}: grading")
+        plan = self.prepare(batch)
+        self.on_phase(f"step {step}: updating")
+        upd = self._update(plan.batch, plan.adv.to(self.device), plan.rows)
+        return self.finish(plan, upd, time.perf_counter() - t0)
+
+    def prepare(self, batch: Batch) -> StepPlan:
+        """Rewards, advantages and the responses the update uses, for this step's rollouts."""
+        cfg, n = self.config, self.config.rollout.n
+        step = self.step_count + 1
         rewards, infos = self._rewards(step, batch.completions)
         adv, zero_var = group_advantages(rewards, n, eps=cfg.algo.adv_eps,
                                          scale_by_std=cfg.algo.adv_estimator == "grpo")
         keep = (keep_groups(rewards, n, min_std=cfg.algo.min_group_std) if cfg.algo.drop_zero_var
                 else torch.ones_like(zero_var))
+        # The update guard: no group carries a reward signal, so no update at all.
+        skipped = cfg.algo.skip_no_signal and cfg.algo.pg_coef > 0 and bool(zero_var.all())
+        dropped = int((~keep).sum())
+        if skipped:
+            keep = torch.zeros_like(keep)
         rows = keep.repeat_interleave(n).nonzero().squeeze(-1)  # kept responses (M,)
-        self.on_phase(f"step {step}: updating")
-        upd = self._update(batch, adv.to(self.device), rows)
-        self.step_count = step
-        elapsed = time.perf_counter() - t0
+        return StepPlan(step, batch, rewards, infos, adv, zero_var, rows, skipped,
+                        0 if skipped else dropped)
+
+    def finish(self, plan: StepPlan, upd: dict, elapsed: float) -> dict:
+        """Advance the step count and return the step's metrics.jsonl record."""
+        cfg, batch, infos = self.config, plan.batch, plan.infos
+        self.step_count = plan.step
         n_tok = int(batch.mask.sum())
         fmts = [i["format"] for i in infos]
         lens = batch.mask.sum(-1).float()
-        acc = _per_example(self.problems, cfg.data.copies * n, infos)
+        acc = _per_example(self.problems, cfg.data.copies * cfg.rollout.n, infos)
         metrics = {
-            "step": step, "train_acc": acc, "train_acc_mean": sum(acc.values()) / len(acc),
-            "reward_mean": rewards.mean().item(), "reward_std": rewards.std(unbiased=False).item(),
-            "zero_var_frac": zero_var.float().mean().item(),
-            "groups_dropped": int((~keep).sum()), **upd, "lr": cfg.optim.lr,
-            "resp_len_mean": lens.mean().item(), "resp_len_max": int(lens.max()),
+            "step": plan.step, "train_acc": acc, "train_acc_mean": sum(acc.values()) / len(acc),
+            "reward_mean": plan.rewards.mean().item(),
+            "reward_std": plan.rewards.std(unbiased=False).item(),
+            "zero_var_frac": plan.zero_var.float().mean().item(),
+            "groups_dropped": plan.dropped, "update_skipped": int(plan.skipped), **upd,
+            "lr": cfg.optim.lr, "resp_len_mean": lens.mean().item(),
+            "resp_len_max": int(lens.max()),
             "boxed_rate": fmts.count("boxed") / len(fmts),
             "repetition_rate": fmts.count("repetition") / len(fmts),
             "truncation_rate": sum(c.finish_reason == "length" for c in batch.completions)
             / len(fmts),
             "step_time_s": elapsed, "tokens_per_s": n_tok / max(elapsed, 1e-9),
+            **label_hits(batch.completions, infos, self.classifier),
         }
-        self.samples = self._sample_records(step, batch, rewards, adv, infos)
+        self.samples = self._sample_records(plan.step, batch, plan.rewards, plan.adv, infos)
         return metrics
 
     def _rollout(self, step: int) -> Batch:
@@ -197,52 +219,50 @@ class Trainer:
 
     def _update(self, b: Batch, adv: torch.Tensor, rows: torch.Tensor) -> dict:
         a = self.config.algo
-        sums = dict.fromkeys(("pg_loss", "loss", "grad_norm", "update_norm"), 0.0)
-        tok = dict.fromkeys(("entropy", "kl", "clip_frac", "tokens"), 0.0)
+        tally = Tally()
         if rows.numel() == 0:  # every group filtered out: nothing to learn from this step
-            return {**sums, "entropy": 0.0, "kl": 0.0, "clip_frac": 0.0}
+            return tally.result()
         on_policy = a.ppo_epochs == 1 and a.mini_batches == 1
         # Fully on-policy: the rollout log-probs equal this forward's, so reuse them detached.
         old = None if on_policy else self._score_all(self.model, b, rows)
         ref = self._score_all(self.ref, b, rows) if self.ref is not None else None
         with _train_mode(self.model, self.hf_checkpoint):
-            return self._updates(b, adv, rows, old, ref, sums, tok)
+            return self._updates(b, adv, rows, old, ref, tally)
 
-    def _updates(self, b: Batch, adv, rows, old, ref, sums: dict, tok: dict) -> dict:
+    def _updates(self, b: Batch, adv, rows, old, ref, tally: Tally) -> dict:
         a, o = self.config.algo, self.config.optim
-        on_policy, updates = old is None, 0
         for _epoch in range(a.ppo_epochs):
             for mini in rows.tensor_split(a.mini_batches):
                 self.optimizer.zero_grad(set_to_none=True)
-                # seq-mean-token-sum-norm's constant is the generation budget (Dr. GRPO; TRL
-                # and verl divide by it too), not this step's longest response.
-                totals = {"total_tokens": float(b.mask[mini].sum()), "total_seqs": len(mini),
-                          "norm_len": float(self.config.rollout.max_new_tokens)}
+                totals = update_totals(b, mini, self.config.rollout.max_new_tokens)
                 for micro in mini.split(o.micro_batch_size):
                     logp, ent = self._logprobs(self.model, b, micro, entropy=True)
-                    mask = b.mask[micro]
-                    loss, m = grpo_loss(
-                        logp, logp.detach() if on_policy else old[micro], adv[micro], mask,
-                        entropy=ent if a.entropy_coeff else ent.detach(),
-                        ref_logp=None if ref is None else ref[micro], pg_coef=a.pg_coef,
-                        entropy_coeff=a.entropy_coeff, kl_coef=a.kl_coef, kl_type=a.kl_type,
-                        clip_low=a.clip_low, clip_high=a.clip_high, agg=a.loss_agg, **totals)
-                    _finite(loss, self.step_count + 1, "loss")
-                    loss.backward()
-                    sums["pg_loss"] += m["pg_loss"]
-                    sums["loss"] += m["loss"]
-                    tok["tokens"] += m["n_tokens"]
-                    tok["clip_frac"] += m["clip_frac"] * m["n_tokens"]
-                    tok["entropy"] += m["entropy_sum"]
-                    tok["kl"] += m["kl_sum"]
-                norm = torch.nn.utils.clip_grad_norm_(self.params, o.grad_clip or math.inf)
-                _finite(norm, self.step_count + 1, "gradient norm")
-                sums["grad_norm"] += float(norm)
-                sums["update_norm"] += _optimizer_step(self.optimizer, self.params, o.update_norm)
-                updates += 1
-        out = {k: v / updates for k, v in sums.items()}
-        out.update({k: tok[k] / max(tok["tokens"], 1) for k in ("entropy", "kl", "clip_frac")})
-        return out
+                    old_logp = logp.detach() if old is None else old[micro]
+                    ref_logp = None if ref is None else ref[micro]
+                    self.micro_loss(b.mask[micro], logp, old_logp, ref_logp, ent, adv[micro],
+                                    totals, tally).backward()
+                self.apply_update(tally)
+        return tally.result()
+
+    def micro_loss(self, mask, logp, old_logp, ref_logp, ent, adv, totals: dict,
+                   tally: Tally) -> torch.Tensor:
+        """The GRPO loss of one micro-batch (its metrics go into `tally`)."""
+        a = self.config.algo
+        loss, m = grpo_loss(
+            logp, old_logp, adv, mask, entropy=ent if a.entropy_coeff else ent.detach(),
+            ref_logp=ref_logp, pg_coef=a.pg_coef, entropy_coeff=a.entropy_coeff,
+            kl_coef=a.kl_coef, kl_type=a.kl_type, clip_low=a.clip_low, clip_high=a.clip_high,
+            agg=a.loss_agg, **totals)
+        _finite(loss, self.step_count + 1, "loss")
+        tally.add(m)
+        return loss
+
+    def apply_update(self, tally: Tally) -> None:
+        """Clip the accumulated gradient and take one optimizer step."""
+        o = self.config.optim
+        norm = torch.nn.utils.clip_grad_norm_(self.params, o.grad_clip or math.inf)
+        _finite(norm, self.step_count + 1, "gradient norm")
+        tally.applied(float(norm), _optimizer_step(self.optimizer, self.params, o.update_norm))
 
     def _sample_records(self, step, b: Batch, rewards, adv, infos) -> list[dict]:
         lg = self.config.log
@@ -364,9 +384,8 @@ def _loop(trainer: Trainer, suites: dict, progress: bool) -> None:
 
     config, run_dir, lg = trainer.config, trainer.run_dir, trainer.config.log
 
-    def due(step: int) -> bool:  # the evaluation schedule of an uninterrupted run
-        return bool(suites) and (step in (0, config.steps)
-                                 or bool(lg.eval_every and step % lg.eval_every == 0))
+    def due(step: int) -> bool:
+        return bool(suites) and eval_due(config, step)
 
     log = RunLog(run_dir, config_dict=config_to_dict(config), start_step=trainer.step_count,
                  total_steps=config.steps, progress=progress, wandb=config.log.wandb,
@@ -387,6 +406,16 @@ def _loop(trainer: Trainer, suites: dict, progress: bool) -> None:
                 trainer.save()
     finally:
         log.close()
+
+
+def eval_due(config: TrainConfig, step: int) -> bool:
+    """The evaluation schedule of an uninterrupted run: step 0 (unless `eval.at_start` is off),
+    the last step, every `log.eval_every` steps and the `log.eval_steps`."""
+    lg = config.log
+    if step == 0:
+        return config.eval.at_start
+    return (step == config.steps or bool(lg.eval_every and step % lg.eval_every == 0)
+            or step in lg.eval_steps)
 
 
 # --- helpers ----------------------------------------------------------------------------------
