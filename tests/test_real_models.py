@@ -201,7 +201,8 @@ def test_a_prompt_longer_than_the_context_stops_before_any_folder(short_model, t
 def test_train_caps_the_rollout_and_skips_the_organism_suites(short_model, tmp_path, capsys):
     out = tmp_path / "r"
     code, _, err = _run(["train", "--model", short_model, "--example", "organism-add:3",
-                         "--steps", "1", "--set", "rollout.n=4", "--out", out,
+                         "--steps", "1", "--set", "rollout.n=4", "--set",
+                         "rollout.max_new_tokens=100", "--out", out,
                          "--no-progress"], capsys)
     assert code == 0, err
     assert "capped from 100" in err and "no training-time evaluation" in err

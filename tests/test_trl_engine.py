@@ -117,8 +117,8 @@ def test_trl_trains_the_organism_into_a_run_directory_report_reads(tmp_path, cap
     import tomllib
 
     doc = tomllib.loads((run / "config.toml").read_text())
-    assert doc["engine"] == "trl" and doc["trl"]["num_iterations"] == 2  # organism: 2 epochs
-    assert doc["trl"]["max_steps"] == 4  # 2 rlvr steps × 2 TRL updates each
+    assert doc["engine"] == "trl" and doc["trl"]["num_iterations"] == 1  # organism: 1 epoch
+    assert doc["trl"]["max_steps"] == 2  # 2 rlvr steps × 1 TRL update each
     capsys.readouterr()
     assert main(["report", str(run), "--out", str(tmp_path / "r.html"), "--quiet"]) == 0
     assert (tmp_path / "r.html").stat().st_size > 1000
