@@ -87,29 +87,20 @@ def anchor_types(protocol: dict, seed: int = 0) -> dict[str, str]:
     return out
 
 
-def _verdict(low: float | None, high: float | None, value: float) -> str:
-    """The issue's default rule for a directional claim predicted > 0."""
-    if low is None or high is None:
-        return "inconclusive"
-    if low > 0:
-        return "reproduced"
-    if high < 0:
-        return "contradicted"
-    return "inconclusive"
-
-
 def claim_entry(claim_id: str, claim: str, measure: str, per_seed: list[float],
                 items: int) -> dict[str, Any]:
-    """One claims.json entry for a quantity predicted > 0, from its per-seed values (points)."""
+    """One claims.json entry for a quantity predicted > 0 from its per-seed values (points),
+    with the checklist's own t-interval and verdict rule (rlvr.analysis.claims)."""
+    from rlvr.analysis.claims import verdict
     from rlvr.analysis.stats import across_seeds
 
-    est = across_seeds(per_seed)
-    ci = [est.low, est.high] if est.has_interval else None
+    est = across_seeds([v / 100 for v in per_seed])
+    points = est.points()
     return {"id": claim_id, "claim": claim, "measure": measure,
-            "rule": "reproduced if the 95% interval over seeds lies above 0, contradicted if "
-                    "below, else inconclusive",
-            "value": est.value, "ci": ci, "seeds": len(per_seed), "items": items,
-            "verdict": _verdict(est.low, est.high, est.value)}
+            "rule": "reproduced when > 0 with a 95% interval excluding 0; contradicted when the "
+                    "interval lies at or below 0; else inconclusive",
+            "value": points["value"], "ci": points["ci"], "seeds": len(per_seed),
+            "items": items, "verdict": verdict(est, "positive")}
 
 
 def merge_claims(path: Path, entries: list[dict]) -> list[dict]:

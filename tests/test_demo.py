@@ -90,6 +90,15 @@ def test_demo_records_its_protocol(demo):
             assert config["reward"]["label"] == labels[kind]
 
 
+def test_demo_writes_the_nine_claims_and_names_the_c8_c9_commands(demo):
+    _, out, _ = demo
+    claims = {c["id"]: c for c in json.loads((out / "claims.json").read_text())}
+    assert sorted(claims) == [f"C{i}" for i in range(1, 10)]
+    for cid in ("C8", "C9"):  # the demo does not run them: not run, with the command
+        assert claims[cid]["verdict"] == "not run"
+        assert f"rlvr demo --claim {cid} --out {out}" in claims[cid]["measure"]
+
+
 def test_demo_refuses_to_overwrite_a_previous_demo(demo, capsys):
     _, out, _ = demo
     assert main(["demo", "--quick", "--out", str(out)]) == 2
