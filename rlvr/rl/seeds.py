@@ -22,11 +22,12 @@ import torch
 
 from rlvr import fast_lm, stacked_lm
 from rlvr.errors import UserError
+from rlvr.policy import to_batch
 from rlvr.rl.config import TrainConfig, config_to_dict
 from rlvr.rl.core_algos import entropy_from_logits, token_logprobs
 from rlvr.rl.examples import eval_suites
 from rlvr.rl.steps import Tally, update_totals
-from rlvr.rl.trainer import Trainer, _to_batch, eval_due
+from rlvr.rl.trainer import Trainer, eval_due
 
 __all__ = ["SeedGroup", "train_seeds"]
 
@@ -124,7 +125,7 @@ class SeedGroup:
                 completions.append(Completion(i, s, text, seq,
                                               "stop" if stopped[row] else "length"))
             ids_of = [t.prompt_ids[c.prompt_index // copies] for c in completions]
-            batches.append(_to_batch(completions, ids_of, pad, t.device))
+            batches.append(to_batch(completions, ids_of, pad, t.device))
         return batches
 
     # --- one update for every seed ---------------------------------------------------------
