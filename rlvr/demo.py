@@ -26,7 +26,11 @@ from typing import Any
 from rlvr.ablations import CONDITIONS
 from rlvr.errors import UserError
 
-__all__ = ["ABLATIONS", "DemoPlan", "DemoResult", "plan", "run_demo"]
+__all__ = ["ABLATIONS", "CLAIM_COMMANDS", "DemoPlan", "DemoResult", "plan", "run_demo"]
+
+# Claims the demo does not run by itself, and the command that does (rlvr/studies.py).
+CLAIM_COMMANDS = {"C8": "rlvr demo --claim C8 --out DEMO_DIR",
+                  "C9": "rlvr demo --claim C9 --out DEMO_DIR"}
 
 # (run name, reward.mode, wrong_label_kind) of every condition in the registry, in its order
 ABLATIONS = tuple((c.name, c.reward_mode, c.wrong_label_kind) for c in CONDITIONS)
@@ -323,7 +327,6 @@ def _point_to_commands(claims: Path) -> None:
     import json
 
     from rlvr.runs import atomic_write_json
-    from rlvr.studies import CLAIM_COMMANDS
 
     entries = json.loads(claims.read_text(encoding="utf-8"))
     for entry in entries:

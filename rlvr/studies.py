@@ -30,13 +30,12 @@ import random
 from pathlib import Path
 from typing import Any
 
+from rlvr.demo import CLAIM_COMMANDS
 from rlvr.errors import UserError
 
 __all__ = ["CLAIM_COMMANDS", "anchor_types", "claim_entry", "merge_claims", "run_c8", "run_c9",
            "sampled_accuracy", "working_skill"]
 
-CLAIM_COMMANDS = {"C8": "rlvr demo --claim C8 --out DEMO_DIR",
-                  "C9": "rlvr demo --claim C9 --out DEMO_DIR"}
 C8_TEXT = "less latent capability (skill) gives a smaller gain"
 WORK_ACC = (0.5,)  # the weaker organisms' corpus.work_acc (the demo's model has 1.0)
 C9_TEXT = ("a good anchor is one the base partially solves with high reward variance, "
