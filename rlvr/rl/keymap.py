@@ -125,6 +125,8 @@ KEYS: tuple[Key, ...] = (
         "(fixed in both engines)"),
     Key("algo.drop_zero_var", None, None, "no equivalent (DAPO's dynamic sampling resamples)"),
     Key("algo.min_group_std", None, None, "no equivalent"),
+    Key("algo.skip_no_signal", None, None, "no equivalent (rlvr's update guard: no optimizer "
+        "step when every group has zero reward variance)"),
     Key("algo.clip_low", "epsilon", _A + "clip_ratio", "verl: one symmetric clip ratio when "
         "clip_low = clip_high", to_verl=lambda v, c: v if _symmetric(c) else SKIP),
     Key("algo.clip_low", None, _A + "clip_ratio_low",
@@ -188,7 +190,8 @@ KEYS: tuple[Key, ...] = (
     Key("log.wandb", "report_to", "trainer.logger", export=False,
         to_trl=lambda v, _c: "wandb" if v else "none"),
     *(Key(f"log.{name}", None, None, "rlvr only") for name in (
-        "samples_every", "samples_per_step", "samples_max", "keep_last", "wandb_project")),
+        "samples_every", "samples_per_step", "samples_max", "keep_last", "wandb_project",
+        "eval_steps")),
     Key("eval.suites", None, "data.val_files", export=False),
     Key("eval.greedy", None, _R + "val_kwargs.do_sample",
         "verl validates one way per run (greedy here); rlvr evaluates greedy and sampled",
@@ -197,7 +200,7 @@ KEYS: tuple[Key, ...] = (
         to_verl=lambda v, c: 0 if c.eval.greedy else v),
     *(Key(f"eval.{name}", None, None, "rlvr's evaluation") for name in (
         "data_dir", "n_per_suite", "samples", "max_new_tokens", "template", "batch_size",
-        "seed", "protocol")),
+        "seed", "protocol", "at_start")),
 )
 
 
