@@ -94,3 +94,22 @@ def test_first_label_step_reads_the_trainers_label_hits(tmp_path):
     assert first_label_step(load_run(run)) == "step 3 (guess: 3, work: 1)"
     plain = make_run(tmp_path, "p", evals={0: BASE})
     assert first_label_step(load_run(plain)) == "not logged"
+
+
+
+def test_registry_claims_are_measured_when_their_conditions_ran(tmp_path):
+    """The ablation registry says which claims each condition tests; with those conditions'
+    runs present the checklist measures exactly those claims (C8/C9 need other runs)."""
+    from rlvr.ablations import CONDITIONS
+
+    analysis = analyze(_runs(tmp_path), window=2)
+    present = {c.role for c in analysis.comparisons}
+    listing = {}  # claim id -> roles of the conditions that test it
+    for c in CONDITIONS:
+        for cid in c.claims:
+            listing.setdefault(cid, set()).add(c.role)
+    measured = {c.id for c in check_claims(analysis) if c.verdict != "not run"}
+    all_present = {cid for cid, roles in listing.items() if roles <= present}
+    any_present = {cid for cid, roles in listing.items() if roles & present}
+    assert all_present <= measured <= any_present
+    assert "C7" not in measured  # no guessable-label run among them

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rlvr.ablations import condition
 from rlvr.analysis.conditions import Member, contrast, paired_items, seed_or_items
 from rlvr.analysis.rundir import training_problems
 from rlvr.analysis.stats import Estimate, paired_gain
@@ -86,14 +87,16 @@ def _both(first: str, second: str) -> str:
 
 # --- the measured quantities -------------------------------------------------------------------
 
-def _role(analysis: Analysis, role: str) -> list[RunComparison]:
+def _role(analysis: Analysis, name: str) -> list[RunComparison]:
+    """The evaluated steps of the runs of registry condition `name` (rlvr.ablations)."""
+    role = condition(name).role
     return [c for c in analysis.comparisons if c.role == role and c.step > 0]
 
 
-def _members(analysis: Analysis, role: str) -> list[Member]:
+def _members(analysis: Analysis, name: str) -> list[Member]:
     by_name = {r.name: r for r in analysis.runs}
     return [Member(c.run, c.seed, by_name[c.run].evals[c.step], c.total.trained_acc,
-                   c.total.gain, c.total.n_items) for c in _role(analysis, role)]
+                   c.total.gain, c.total.n_items) for c in _role(analysis, name)]
 
 
 def _per_run(runs: list[RunComparison], pick: Callable[[RunComparison], Estimate | None]
@@ -161,7 +164,8 @@ def _claim(cid: str, text: str, measure: str, prediction: str,
 
 def _contrast_claim(analysis: Analysis, cid: str, text: str, measure: str, left: str,
                     right: str, prediction: str) -> Claim:
-    found = contrast(left, _members(analysis, left), right, _members(analysis, right))
+    found = contrast(condition(left).role, _members(analysis, left), condition(right).role,
+                     _members(analysis, right))
     result = (None, 0, 0) if found is None else (found.difference, found.pairs, found.n_items)
     return _claim(cid, text, measure, prediction, result)
 
@@ -176,8 +180,8 @@ def check_claims(analysis: Analysis) -> list[Claim]:
     c1 = Claim(**{**c1.__dict__, "rule": c1.rule + "; and selection > 0 with its interval "
                   "excluding 0", "verdict": _both(c1.verdict, verdict(c1_sel[0], _POSITIVE))})
     c4_fmt = _per_run(_role(analysis, "format-only"), lambda c: c.total.gain)
-    c4_more = contrast("outcome", _members(analysis, "outcome"), "format-only",
-                       _members(analysis, "format-only"))
+    c4_more = contrast(condition("outcome").role, _members(analysis, "outcome"),
+                       condition("format-only").role, _members(analysis, "format-only"))
     c4 = _claim("C4", "a format-only reward gives a large part of the gain, outcome more",
                 "format-only gain over the base, points (and outcome − format-only)",
                 _POSITIVE, c4_fmt)
@@ -203,12 +207,12 @@ def check_claims(analysis: Analysis) -> list[Claim]:
         c5,
         _contrast_claim(analysis, "C6", "an unguessable wrong label ≈ entropy-only",
                         "unguessable wrong label − entropy-only accuracy, points",
-                        "unguessable wrong label", "entropy-only", _ZERO),
+                        "wrong-label-unguessable", "entropy-only", _ZERO),
         _claim("C7", "a guessable wrong label can hurt",
                "guessable wrong label gain over the base, points", _NEGATIVE,
-               _per_run(_role(analysis, "guessable wrong label"), lambda c: c.total.gain)),
+               _per_run(_role(analysis, "wrong-label-guessable"), lambda c: c.total.gain)),
         _claim("C8", "less latent skill → smaller gain",
-               "outcome gain of a weaker organism − of the default one, points", _POSITIVE,
+               "outcome gain of the default organism − of a weaker one, points", _POSITIVE,
                (None, 0, 0), "needs outcome runs from a weaker organism"),
         _claim("C9", "a good anchor is partially solved with high reward variance, not the "
                "hardest", "gain from the top-variance anchor − from the hardest, points",
