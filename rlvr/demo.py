@@ -271,8 +271,9 @@ def _run_demo(out: Path, *, quick: bool, seed: int, workers: int, model, console
     choice = _pick_anchor(p, out, model, budget, workers, console)
     top = choice.candidates[0]
     ties = f"; tied within noise: {', '.join(choice.ties)}" if choice.ties else ""
-    console.print(f"      anchor {choice.anchor}: variance score {top.score:.3f} "
-                  f"[{top.low}, {top.high}]{ties}")
+    interval = "" if top.low is None else f" [{top.low:.3f}, {top.high:.3f}]"
+    console.print(f"      anchor {choice.anchor}: variance score {top.score:.3f}"
+                  f"{interval}{ties}")
 
     probe = _config(p, examples=[choice.anchor], mode="outcome", steps=1, seed=0,
                     budget=budget, model=model)
