@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-__all__ = ["GROUP_COLUMNS", "group_accuracy", "group_cells", "group_tables", "record_groups"]
+__all__ = ["GROUP_COLUMNS", "group_accuracy", "group_cells", "group_rows", "group_tables",
+           "record_groups"]
 
 GROUP_COLUMNS = ("family", "subject", "level")
 
@@ -85,6 +86,15 @@ def _table(suite: str, column: str, values: Mapping):
     for value, g in values.items():
         table.add_row(*group_cells(value, g))
     return table
+
+
+def group_rows(label: str, summary: Mapping) -> list[tuple[str, ...]]:
+    """(label, suite, column, value, n, strict, interval, lenient) for every grouping column
+    with more than one value in an evaluation summary: the report's rows for one evaluation."""
+    return [(label, name, column, *group_cells(value, g))
+            for name, stats in summary.get("suites", {}).items()
+            for column, values in (stats.get("groups") or {}).items() if len(values) > 1
+            for value, g in values.items()]
 
 
 def group_cells(value: str, g: Mapping) -> tuple[str, ...]:

@@ -231,7 +231,7 @@ def _settings_from_run(config: dict) -> dict:
     """The trainer's [eval] table → EvalSettings values (the hook's own mapping)."""
     table = dict(config.get("eval") or {})
     base = {key: table[key] for key in ("greedy", "samples", "temperature", "top_p", "seed",
-                                        "batch_size", "backend", "input_dependence")
+                                        "batch_size", "backend", "input_dependence", "group_by")
             if key in table}
     if not base.get("temperature"):  # 0 = the training temperature, as in the trainer
         base["temperature"] = (config.get("rollout") or {}).get("temperature", 0.6)
