@@ -256,6 +256,11 @@ def test_per_family_results_when_the_suite_has_a_family_field(tmp_path, capsys):
         low, high = value["ci_strict"]
         assert 0.0 <= low <= value["acc_strict"] <= high <= 1.0
     assert records[1]["groups"] == {"family": "add", "topic": "t1"}
+    page = tmp_path / "report.html"
+    code, _, err = _run(["report", out, "-o", page], capsys)
+    assert code == 0, err
+    html = page.read_text()
+    assert "Results by group" in html and "dbl" in html and "t2" in html
 
 
 def test_group_by_a_column_no_suite_has_is_one_line(tmp_path, capsys):

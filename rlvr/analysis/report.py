@@ -54,7 +54,7 @@ def render_markdown(analysis: Analysis, claims: list[Claim] | None = None) -> st
     parts.append("")
     found = tables(analysis, claims)
     for key in ("accuracy", "decomposition", "conditions", "contrasts", "claims", "saturation",
-                "labels"):
+                "labels", "groups"):
         if found[key].rows:
             parts.append(_markdown_table(found[key]))
     if analysis.notes:
@@ -162,7 +162,8 @@ def _sections(analysis: Analysis, found: dict[str, Table]) -> list[str]:
         _img(plots.test_accuracy_curves(runs, analysis.saturations),
              "test accuracy over steps"),
         "<h2>Label study</h2>", _html_table(found["labels"], None),
-    ]
+    ] + (["<h2>Results by group</h2>", _html_table(found["groups"], None)]
+         if found["groups"].rows else [])
 
 
 def render_html(analysis: Analysis, title: str = "1-shot RLVR: where did the gain come from?",

@@ -228,4 +228,25 @@ def tables(analysis: Analysis, claims: list[Claim]) -> dict[str, Table]:
         "claims": claims_table(claims),
         "saturation": _saturation_table(analysis),
         "labels": _labels_table(analysis),
+        "groups": _groups_table(analysis),
     }
+
+
+def _groups_table(analysis: Analysis) -> Table:
+    """Per-group accuracy (rlvr.groups: family, subject, level, --group-by) of each run's last
+    evaluation, from its summary."""
+    from rlvr.groups import group_rows
+
+    runs = [analysis.base] if analysis.base is not None else []
+    runs += [r for r in analysis.runs if r is not analysis.base]
+    rows = []
+    for run in runs:
+        steps = [step for step, e in run.evals.items() if e.summary]
+        if steps:
+            rows += group_rows(f"{run.name} (step {max(steps)})",
+                               run.evals[max(steps)].summary)
+    return Table("Accuracy by group (last evaluation of each run)",
+                 ("run", "suite", "column", "value", "n", "strict", "95% interval", "lenient"),
+                 tuple(rows), "Strict accuracy of the evaluation's headline pass with its 95% "
+                 "interval over the group's items; groups come from the suite's family, "
+                 "subject and level columns (and rlvr eval --group-by).", group=True)
