@@ -215,7 +215,9 @@ def test_launch_scripts_compose_and_validate_in_verl(tmp_path, pool, script):
     assert (actor.optim.lr, actor.entropy_coeff, actor.loss_agg_mode) == (1e-6, 0.001, "token-mean")
     assert cfg.data.train_batch_size == actor.ppo_mini_batch_size == 128
     assert (cfg.data.max_prompt_length, cfg.data.max_response_length) == (1024, 3072)
-    assert (cfg.trainer.save_freq, cfg.trainer.test_freq) == (20, 20)
+    # exported without validation suites: validation is off, never run on the training file
+    assert (cfg.trainer.save_freq, cfg.trainer.test_freq) == (20, -1)
+    assert cfg.trainer.val_before_train is False
     assert cfg.trainer.total_training_steps == 40  # the extra argument overrides the script
     assert cfg.reward.custom_reward_function.path == str(out / "rlvr_reward.py")
     assert "hf_model" in actor.checkpoint.save_contents
