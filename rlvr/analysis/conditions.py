@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from rlvr.analysis.rundir import EvalStep
 from rlvr.analysis.stats import Estimate, across_seeds, paired_gain
 
-__all__ = ["Condition", "Contrast", "condition_rows", "contrast", "contrasts", "paired_items",
+__all__ = ["ConditionResult", "Contrast", "condition_rows", "contrast", "contrasts", "paired_items",
            "seed_or_items"]
 
 
@@ -32,7 +32,9 @@ class Member:
 
 
 @dataclass(frozen=True)
-class Condition:
+class ConditionResult:
+    """What one condition (a row of rlvr.ablations) measured, over its seeds."""
+
     role: str
     runs: tuple[str, ...]
     seeds: tuple[int | None, ...]
@@ -57,8 +59,8 @@ def seed_or_items(estimates: Sequence[Estimate]) -> Estimate:
     return across_seeds([e.value for e in estimates])
 
 
-def condition_rows(members: dict[str, list[Member]]) -> list[Condition]:
-    return [Condition(role, tuple(m.run for m in group), tuple(m.seed for m in group),
+def condition_rows(members: dict[str, list[Member]]) -> list[ConditionResult]:
+    return [ConditionResult(role, tuple(m.run for m in group), tuple(m.seed for m in group),
                       seed_or_items([m.accuracy for m in group]),
                       seed_or_items([m.gain for m in group]),
                       min(m.n_items for m in group))

@@ -12,7 +12,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
-from rlvr.analysis.conditions import Condition
+from rlvr.analysis.conditions import ConditionResult
 from rlvr.analysis.rundir import Run
 from rlvr.analysis.saturation import Saturation
 from rlvr.analysis.shapley import TERMS
@@ -154,7 +154,7 @@ def _err(est: Estimate) -> tuple[float, float]:
     return max(0.0, est.value - est.low), max(0.0, est.high - est.value)
 
 
-def waterfall_plot(base: Estimate | None, conditions: Sequence[Condition]) -> bytes | None:
+def waterfall_plot(base: Estimate | None, conditions: Sequence[ConditionResult]) -> bytes | None:
     """Accuracy of the base and of each condition (mean over its seeds), 95% intervals."""
     if base is None or not conditions:
         return None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlvr.ablations import CONDITIONS
-from rlvr.analysis.conditions import Condition, Contrast, Member, condition_rows, contrasts
+from rlvr.analysis.conditions import ConditionResult, Contrast, Member, condition_rows, contrasts
 from rlvr.analysis.decomposition import GainDecomposition, decompose
 from rlvr.analysis.labels import LabelRow, label_study
 from rlvr.analysis.rundir import EvalStep, Run, load_run, load_runs
@@ -55,7 +55,7 @@ class Analysis:
     base_label: str
     classifier: str
     comparisons: tuple[RunComparison, ...]
-    conditions: tuple[Condition, ...]
+    conditions: tuple[ConditionResult, ...]
     contrasts: tuple[Contrast, ...]
     saturations: tuple[Saturation, ...]
     labels: tuple[LabelRow, ...]
