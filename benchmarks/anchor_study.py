@@ -8,7 +8,7 @@
    held-out problems of every family, plus `--hard` 4-digit additions the organism never
    solves: the never-solved, zero-variance examples any real pool has), logging each
    example's training accuracy per step.
-2. Selection: `rlvr.selection.rank` (population std, stable sort) → the top anchor (π1), the
+2. Selection: `rlvr.evaluation.selection.rank` (population std, stable sort) → the top anchor (π1), the
    runner-up (π2), a zero-variance anchor (the last-ranked example whose score is 0, else the
    lowest) and a random anchor (seeded, from the rest).
 3. 1-shot GRPO from each anchor and seed; held-out gain at step s = mean over the organism
@@ -57,8 +57,8 @@ def _train(model: str, overrides: dict, run_dir: str) -> str:
 
 
 def write_pool(out: Path, per_family: int, hard: int) -> list:
+    from rlvr.data.pools import write_training_set
     from rlvr.organism.tasks import FAMILIES, heldout_suite, to_problem
-    from rlvr.selection import write_training_set
 
     pool = [p for family in sorted(FAMILIES) for p in heldout_suite(family, n=per_family, seed=0)]
     rng = random.Random(0)
@@ -70,7 +70,7 @@ def write_pool(out: Path, per_family: int, hard: int) -> list:
 
 
 def choose_anchors(history: dict, pool_ids: list[str], seed: int) -> dict:
-    from rlvr.selection import rank
+    from rlvr.evaluation.selection import rank
 
     ranked = rank(history)
     top = ranked[0]
@@ -118,7 +118,7 @@ def main() -> None:
     if out.exists() and any(out.iterdir()):
         raise SystemExit(f"{out} exists and is not empty; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    from rlvr.selection import load_history, rank
+    from rlvr.evaluation.selection import load_history, rank
 
     pool = write_pool(out, args.per_family, args.hard)
     pool_ids = [p.id for p in pool]

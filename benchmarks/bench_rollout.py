@@ -47,7 +47,7 @@ def main() -> None:
                         help="bias on the EOS logit: -1e4 = never stop (equal work); around 2 "
                              "rows stop at scattered lengths, as real responses do")
     args = parser.parse_args()
-    from rlvr.rollout import SamplingParams, generate, load_model
+    from rlvr.model.rollout import SamplingParams, generate, load_model
 
     folder = args.model or tiny_llama(Path(tempfile.mkdtemp()), args.hidden, args.layers)
     model, tokenizer = load_model(folder)

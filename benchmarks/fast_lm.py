@@ -1,10 +1,10 @@
-"""rlvr.fast_lm vs the Hugging Face forward, per workload, interleaved in one process.
+"""rlvr.model.fast_forward vs the Hugging Face forward, per workload, interleaved in one process.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fast_lm.py [--model PATH] [--rounds 5] [--json]
 
 Three workloads on the shipped organism (or --model), each run alternately with the fast path
 on and off (RLVR_FAST_LM=0), best round kept, so load from other processes falls on both alike:
-  - rollout: `rlvr.rollout.generate`, one prompt × 16 samples of ≤ 64 tokens at temperature 1
+  - rollout: `rlvr.model.rollout.generate`, one prompt × 16 samples of ≤ 64 tokens at temperature 1
     (the GRPO benchmark's step), milliseconds per call and per decode step;
   - score: forward + backward of a (16, 86) left-padded batch, logits of the last 65 positions
     (the trainer's `_logprobs` on one group);
@@ -32,7 +32,7 @@ def _toggle(fast: bool) -> None:
 
 
 def rollout_timer(model_path: str):
-    from rlvr.rollout import SamplingParams, generate, load_model
+    from rlvr.model.rollout import SamplingParams, generate, load_model
 
     model, tokenizer = load_model(model_path, device="cpu")
     params = SamplingParams(temperature=1.0, max_new_tokens=64, n=16, seed=0)
@@ -46,8 +46,8 @@ def rollout_timer(model_path: str):
 
 
 def score_timer(model_path: str):
-    from rlvr import fast_lm
-    from rlvr.rollout import load_model
+    from rlvr.model import fast_forward as fast_lm
+    from rlvr.model.rollout import load_model
 
     model, _ = load_model(model_path, device="cpu")
     model.train()
@@ -73,7 +73,7 @@ def score_timer(model_path: str):
 
 
 def pretrain_timer(steps: int):
-    from rlvr import fast_lm
+    from rlvr.model import fast_forward as fast_lm
     from rlvr.organism.config import load_config
     from rlvr.organism.corpus import build_corpus
     from rlvr.organism.model import make_model

@@ -45,10 +45,10 @@ def _init_worker() -> None:
 
 def _train(lr: float, seeds: list[int], example: str, steps: int, budget: int,
            run_dirs: list[str]) -> list[list[dict]]:
-    """All seeds of one (lr, example) as one seed group (rlvr.rl.seeds)."""
+    """All seeds of one (lr, example) as one seed group (rlvr.rl.lockstep)."""
     from rlvr.rl.config import resolve
-    from rlvr.rl.seeds import train_seeds
-    from rlvr.runs import read_jsonl
+    from rlvr.rl.lockstep import train_seeds
+    from rlvr.rundir.write import read_jsonl
 
     configs = [resolve("organism", overrides={
         "seed": s, "steps": steps, "optim": {"lr": lr},
@@ -84,7 +84,7 @@ def main() -> None:
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.report_only:
         raise SystemExit(f"{out} exists and is not empty; choose another --out")
-    from rlvr.protocol import calibration_examples, token_budget
+    from rlvr.study.design import calibration_examples, token_budget
 
     examples = args.examples or calibration_examples()
     budget = token_budget()
@@ -92,7 +92,7 @@ def main() -> None:
     jobs = {(lr, e): [str(out / f"lr{lr:g}-{e}-s{s}") for s in args.seeds]
             for lr in args.lrs for e in examples}
     if args.report_only:
-        from rlvr.runs import read_jsonl
+        from rlvr.rundir.write import read_jsonl
 
         records = {(lr, seed, e): list(read_jsonl(Path(d[i]) / "metrics.jsonl"))
                    for (lr, e), d in jobs.items() for i, seed in enumerate(args.seeds)}

@@ -1,5 +1,5 @@
 """Seconds per GRPO step of S seeds: one at a time (`Trainer.step` each) vs one seed group
-(`rlvr.rl.seeds.SeedGroup`, the seeds' forwards stacked), same process, same work.
+(`rlvr.rl.lockstep.SeedGroup`, the seeds' forwards stacked), same process, same work.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/seed_batch.py [--seeds 5] [--steps 6]
         [--rounds 3] [--example organism-expr:1] [--json]
@@ -12,7 +12,7 @@ same rollouts on both sides (tests/test_seeds.py checks the equality). The sides
 keeps its best round's median seconds per step. The figure to quote is the ratio, measured in
 one invocation (docs/benchmarks.md records it with the load average).
 
-`--decode-rows` instead times one decode step of the organism (`rlvr.fast_lm.DecodeCache`,
+`--decode-rows` instead times one decode step of the organism (`rlvr.model.fast_forward.DecodeCache`,
 best of 40) at each batch size: how the per-step cost grows with rows is what bounds the gain
 of stacking seeds.
 """
@@ -29,8 +29,8 @@ from pathlib import Path
 
 
 def _configs(args, seeds):
-    from rlvr.protocol import token_budget
     from rlvr.rl.config import resolve
+    from rlvr.study.design import token_budget
 
     return [resolve("organism", overrides={
         "seed": s, "steps": args.steps, "data": {"examples": [args.example]},
@@ -52,7 +52,7 @@ def one_at_a_time(args, seeds, scratch: Path) -> list[float]:
 
 
 def grouped(args, seeds, scratch: Path) -> list[float]:
-    from rlvr.rl.seeds import SeedGroup
+    from rlvr.rl.lockstep import SeedGroup
 
     group = SeedGroup(_configs(args, seeds), [scratch / f"g{s}" for s in seeds])
     times = []
@@ -66,9 +66,9 @@ def grouped(args, seeds, scratch: Path) -> list[float]:
 def decode_rows(rows: list[int]) -> dict[str, float]:
     import torch
 
-    from rlvr import fast_lm
+    from rlvr.model import fast_forward as fast_lm
+    from rlvr.model.rollout import load_model
     from rlvr.organism import default_path
-    from rlvr.rollout import load_model
 
     model, _ = load_model(default_path(), device="cpu")
     out = {}

@@ -36,7 +36,7 @@ def build_trainer(*, model: str, example: str, reward: str = "outcome", label: s
     from trl import GRPOConfig, GRPOTrainer
 
     from rlvr.integrations.trl import reward_function
-    from rlvr.rl.examples import organism_problem
+    from rlvr.rl.problem_sets import organism_problem
 
     problem = organism_problem(example)
     rows = [{"prompt": problem.problem, "answer": problem.answer}] * copies

@@ -18,7 +18,7 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from rlvr.runs import write_config_toml
+from rlvr.rundir.write import write_config_toml
 
 __all__ = ["OUTCOMES", "make_run", "record"]
 
@@ -71,7 +71,7 @@ def write_eval_step(run: Path, step: int, suites: Mapping[str, str | Sequence[st
         items = _items(spec)
         names = list(ids[suite]) if ids and suite in ids else [f"{suite}-{i}" for i in
                                                                 range(len(items))]
-        # As rlvr.evaluation writes them: a lone greedy record is sample 0, samples are 1..K.
+        # As rlvr.evaluation.evaluate writes them: a lone greedy record is sample 0, samples are 1..K.
         rows = [record(suite, name, s if len(outcome) == 1 else s + 1, letter)
                 for name, outcome in zip(names, items, strict=True)
                 for s, letter in enumerate(outcome)]

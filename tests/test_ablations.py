@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from rlvr.ablations import CONDITIONS, condition, condition_of
+from rlvr.analysis.compute import DISPLAY_ORDER
 from rlvr.analysis.labels import CONDITIONS as LABEL_ROWS
 from rlvr.analysis.narrative import _CONTROLS
-from rlvr.analysis.rundir import ROLES, Run
-from rlvr.analysis.study import DISPLAY_ORDER
-from rlvr.demo import ABLATIONS
-from rlvr.rewards import REWARD_MODES
+from rlvr.core.ablations import CONDITIONS, condition, condition_of
+from rlvr.grading.rewards import REWARD_MODES
 from rlvr.rl.config import OVERLAYS, resolve
+from rlvr.rundir.read import ROLES, Run
+from rlvr.study.demo import ABLATIONS
 
 
 def test_every_condition_is_a_reward_mode_with_a_known_overlay():

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from rlvr.grading import FORMATS, Grade, grade
-from rlvr.rewards import RewardSpec, score
+from rlvr.grading.rewards import RewardSpec, score
 
 DEADLINE_S = 1.0
 SLACK_S = float(os.environ.get("RLVR_TEST_SLACK_S", "1.0"))

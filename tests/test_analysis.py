@@ -182,7 +182,7 @@ def test_wrong_label_without_kind_is_left_out_with_a_note(tmp_path):
 
 
 def test_outcome_letters_cover_every_format():
-    from rlvr.analysis.rundir import FORMATS
+    from rlvr.rundir.read import FORMATS
     assert {fmt for fmt, *_ in OUTCOMES.values()} == set(FORMATS)
 
 

@@ -11,7 +11,7 @@ from rundirs import make_run
 from rlvr.analysis import analyze, load_run
 from rlvr.analysis.claims import check_claims, claims_json, verdict
 from rlvr.analysis.labels import first_label_step
-from rlvr.analysis.stats import Estimate
+from rlvr.core.stats import Estimate
 
 
 def _est(low: float, high: float) -> Estimate:
@@ -100,7 +100,7 @@ def test_first_label_step_reads_the_trainers_label_hits(tmp_path):
 def test_registry_claims_are_measured_when_their_conditions_ran(tmp_path):
     """The ablation registry says which claims each condition tests; with those conditions'
     runs present the checklist measures exactly those claims (C8/C9 need other runs)."""
-    from rlvr.ablations import CONDITIONS
+    from rlvr.core.ablations import CONDITIONS
 
     analysis = analyze(_runs(tmp_path), window=2)
     present = {c.role for c in analysis.comparisons}

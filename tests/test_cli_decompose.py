@@ -8,8 +8,8 @@ import json
 import pytest
 from rundirs import make_run
 
-from rlvr.analysis.decomposition import TERMS
 from rlvr.cli import main
+from rlvr.decomposition.gain import TERMS
 
 BASE = {"math": ["CW", "WW", "UC", "RW"], "amc": ["WW", "CC"]}
 TRAINED = {"math": ["CC", "CW", "CC", "WW"], "amc": ["CW", "CC"]}

@@ -13,7 +13,7 @@ from rundirs import make_run
 
 from rlvr.cli import main
 from rlvr.rl.config import DataConfig
-from rlvr.rl.examples import training_problems
+from rlvr.rl.problem_sets import training_problems
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_train_accepts_the_pools_select_accepts(tmp_path, pool):
     else:
         spec, wanted = "organism-add:3", None
     if wanted is None:
-        from rlvr.selection import load_pool
+        from rlvr.data.pools import load_pool
 
         wanted = load_pool(spec)[1].id
     problems = training_problems(DataConfig(pool=str(spec), examples=(wanted,)))
@@ -62,7 +62,7 @@ def test_train_accepts_the_pools_select_accepts(tmp_path, pool):
 def test_export_verl_accepts_the_pools_train_accepts(tmp_path, kind, capsys):
     import pyarrow.parquet as pq
 
-    from rlvr.selection import load_pool
+    from rlvr.data.pools import load_pool
 
     if kind == "jsonl":
         spec = tmp_path / "pool.jsonl"
@@ -84,7 +84,7 @@ def test_export_verl_follows_the_umask(tmp_path, capsys):
     import os
     import stat
 
-    from rlvr.selection import load_pool
+    from rlvr.data.pools import load_pool
 
     example = load_pool("organism-add:3")[0].id
     old = os.umask(0o027)

@@ -15,7 +15,7 @@ from rlvr.rl.config import (
     parse_set,
     resolve,
 )
-from rlvr.runs import write_config_toml
+from rlvr.rundir.write import write_config_toml
 
 
 def test_paper_preset_has_published_hyper_parameters():

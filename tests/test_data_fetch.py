@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from rlvr import fetch as fetch_mod
 from rlvr.cli import main
+from rlvr.data import fetch as fetch_mod
 from rlvr.errors import UserError
 
 
@@ -29,8 +29,8 @@ def _math_rows(n: int) -> list[dict]:
 
 
 def _pool_bytes(tmp: Path, n: int) -> bytes:
+    from rlvr.data.verl_parquet import write_verl_parquet
     from rlvr.problem import Problem
-    from rlvr.verl.data import write_verl_parquet
 
     path = tmp / "pool.parquet"
     write_verl_parquet([Problem(id=str(i), problem=f"{i}+1=", answer=str(i + 1), suite="dsr",
@@ -56,8 +56,8 @@ def fake_sources(tmp_path, monkeypatch):
 def test_fetch_writes_every_set_the_readers_load(tmp_path, fake_sources, capsys):
     out = tmp_path / "data"
     assert main(["data", "fetch", "--out", str(out)]) == 0
-    from rlvr.suites import load_suites
-    from rlvr.verl.data import read_verl_parquet
+    from rlvr.data.suites import load_suites
+    from rlvr.data.verl_parquet import read_verl_parquet
 
     suites = load_suites(["math500", "aime24", "aime25", "amc23", "olympiadbench"],
                          data_dir=out)
@@ -91,7 +91,7 @@ def test_offline_fetch_is_one_line(tmp_path, monkeypatch, capsys):
     assert main(["data", "fetch", "math500", "--out", str(tmp_path / "d")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err and "HF_HUB_OFFLINE" in err
-    monkeypatch.setattr("rlvr.net.reachable", lambda url, timeout_s=3.0: False)
+    monkeypatch.setattr("rlvr.core.net.reachable", lambda url, timeout_s=3.0: False)
     assert main(["data", "fetch", "dsr_sub", "--out", str(tmp_path / "d")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "raw.githubusercontent.com" in err

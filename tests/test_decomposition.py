@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from rlvr.analysis.decomposition import TERMS, decompose
-from rlvr.analysis.rundir import EvalRecord, EvalStep
-from rlvr.analysis.shapley import factors, shapley_terms
+from rlvr.decomposition.gain import TERMS, decompose
+from rlvr.decomposition.shapley import factors, shapley_terms
+from rlvr.rundir.read import EvalRecord, EvalStep
 
 # One response text per organism style (the organism classifier reads the marker).
 TEXT = {"work": "Solve: 1+1=2 so \\boxed{2}", "guess": "\\boxed{0002}",
@@ -216,10 +216,10 @@ def test_c_generic_terms_agree_with_the_organism_classifier_on_the_organism(tmp_
     """Two real evaluations of the shipped organism that differ in their mode shares (sampling
     at T = 1.0 and at T = 0.7 sharpens the opening-mode distribution), decomposed with both
     classifiers: each generic term lies inside the organism term's interval."""
-    from rlvr.analysis.rundir import load_run
-    from rlvr.evaluation import EvalSettings, evaluate
+    from rlvr.evaluation.evaluate import EvalSettings, evaluate
+    from rlvr.model.rollout import load_model
     from rlvr.organism import default_path, organism_suites
-    from rlvr.rollout import load_model
+    from rlvr.rundir.read import load_run
 
     if not (default_path() / "config.json").is_file():
         pytest.skip("the shipped organism is not built in this checkout")

@@ -16,9 +16,9 @@ import pytest
 from test_report import images
 
 from rlvr.cli import main
-from rlvr.demo import ABLATIONS, plan
 from rlvr.organism.tasks import FAMILIES, is_heldout, operands
-from rlvr.rl.examples import organism_problem
+from rlvr.rl.problem_sets import organism_problem
+from rlvr.study.demo import ABLATIONS, plan
 
 pytestmark = pytest.mark.slow
 

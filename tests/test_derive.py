@@ -20,7 +20,7 @@ def test_derive_writes_a_loadable_organism_with_its_record(tmp_path):
     assert record["work_acc"] == 0.5 and record["from"] == str(default_path())
     config = load_config(out / "build_config.toml")  # still a valid build config
     assert config.corpus.work_acc == 0.5
-    from rlvr.rollout import load_model
+    from rlvr.model.rollout import load_model
 
     load_model(out)
     with pytest.raises(UserError, match="already exists"):

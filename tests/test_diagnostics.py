@@ -8,9 +8,9 @@ import pytest
 import torch
 from _tiny_lm import make_tiny_lm
 
-from rlvr.diagnostics import input_dependence, logprob_matrix, mi_from_matrix
 from rlvr.errors import UserError
-from rlvr.rollout import SamplingParams, encode_prompts, generate, load_model
+from rlvr.evaluation.diagnostics import input_dependence, logprob_matrix, mi_from_matrix
+from rlvr.model.rollout import SamplingParams, encode_prompts, generate, load_model
 
 
 def test_mi_of_hand_matrices():

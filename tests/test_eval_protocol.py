@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from rlvr.cli import app, main
 from rlvr.errors import UserError
-from rlvr.protocols import PAPER_SUITES, protocol_settings
+from rlvr.evaluation.protocols import PAPER_SUITES, protocol_settings
 from rlvr.rl.config import resolve
 
 CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
@@ -60,8 +60,14 @@ def test_paper_settings_per_suite():
 
 
 def test_generation_stops_at_the_end_of_turn_marker(chat_lm):
-    from rlvr.prompts import render
-    from rlvr.rollout import SamplingParams, end_of_turn_id, eos_token_ids, generate, load_model
+    from rlvr.data.prompts import render
+    from rlvr.model.rollout import (
+        SamplingParams,
+        end_of_turn_id,
+        eos_token_ids,
+        generate,
+        load_model,
+    )
 
     model, tokenizer = load_model(chat_lm, device="cpu")
     end = tokenizer.convert_tokens_to_ids("<|im_end|>")
@@ -76,7 +82,7 @@ def test_generation_stops_at_the_end_of_turn_marker(chat_lm):
 
 
 def test_no_chat_template_no_marker(tmp_path):
-    from rlvr.rollout import end_of_turn_id, load_model
+    from rlvr.model.rollout import end_of_turn_id, load_model
 
     _, tokenizer = load_model(make_tiny_lm(tmp_path / "lm"), device="cpu")
     assert end_of_turn_id(tokenizer) is None

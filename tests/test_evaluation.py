@@ -13,11 +13,11 @@ import torch
 from _tiny_lm import make_tiny_lm
 
 from rlvr.errors import UserError
-from rlvr.evaluation import EvalSettings, evaluate
-from rlvr.metrics import pass_at_k, pass_at_k_table, report_ks
+from rlvr.evaluation.evaluate import EvalSettings, evaluate
+from rlvr.evaluation.metrics import pass_at_k, pass_at_k_table, report_ks
+from rlvr.model.rollout import load_model
 from rlvr.problem import Problem
-from rlvr.rollout import load_model
-from rlvr.runs import read_jsonl
+from rlvr.rundir.write import read_jsonl
 
 RECORD_FIELDS = {"suite", "id", "sample", "gold", "response", "finish_reason", "n_tokens",
                  "extracted", "extracted_lenient", "format", "correct_strict", "correct_lenient",
@@ -80,8 +80,8 @@ def test_records_and_summary_follow_the_run_format(tiny, tmp_path):
 
 def test_correct_answers_are_counted(tiny, monkeypatch):
     """Feed the harness a fake generator that answers item i correctly iff i is even."""
-    import rlvr.rollout as rollout
-    from rlvr.rollout import Completion
+    import rlvr.model.rollout as rollout
+    from rlvr.model.rollout import Completion
 
     def fake_generate(model, tokenizer, prompts, params, **kwargs):
         offset = kwargs.get("key_offset", 0)
@@ -136,7 +136,7 @@ def test_model_that_emits_nothing_gives_no_answer_records(tiny_path, tmp_path):
 
 
 def test_partial_results_are_flushed(tiny, tmp_path, monkeypatch):
-    import rlvr.evaluation as evaluation
+    import rlvr.evaluation.evaluate as evaluation
 
     real, calls = evaluation._record, []
 
@@ -189,7 +189,7 @@ def _organism_or_tiny(tiny_path: Path) -> tuple[Path, str]:
 
 def test_cli_model_evaluation_equals_direct_call(tiny_path, tmp_path):
     from rlvr.cli import main
-    from rlvr.suites import load_suites
+    from rlvr.data.suites import load_suites
 
     path, suite = _organism_or_tiny(tiny_path)
     out = tmp_path / "run"
@@ -212,9 +212,9 @@ def test_run_evaluation_matches_the_trainer_hook(tiny_path, tmp_path):
     what the trainer's evaluation hook wrote for the same steps."""
     from rlvr.cli import main
     from rlvr.rl.config import config_from_dict, config_to_dict
-    from rlvr.rl.examples import eval_suites
+    from rlvr.rl.problem_sets import eval_suites
     from rlvr.rl.trainer import Trainer
-    from rlvr.runs import write_config_toml
+    from rlvr.rundir.write import write_config_toml
 
     path, suite = _organism_or_tiny(tiny_path)
     config = config_from_dict({

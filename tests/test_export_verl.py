@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from rlvr.cli import main
+from rlvr.data.verl_parquet import TRAIN_SUFFIX, read_verl_parquet, write_verl_parquet
 from rlvr.errors import UserError
+from rlvr.grading.rewards import RewardSpec
 from rlvr.problem import Problem
-from rlvr.rewards import RewardSpec
-from rlvr.verl.data import TRAIN_SUFFIX, read_verl_parquet, write_verl_parquet
 from rlvr.verl.export import PAPER_KEYS, VerlExport, export_verl
 
 

@@ -1,11 +1,11 @@
-"""rlvr.fast_lm reproduces the Hugging Face forward: logits, gradients, incremental decoding."""
+"""rlvr.model.fast_forward reproduces the Hugging Face forward: logits, gradients, incremental decoding."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from rlvr import fast_lm
+from rlvr.model import fast_forward as fast_lm
 
 VOCAB = 40
 
@@ -176,7 +176,7 @@ def test_unsupported_models_fall_back(tmp_path):
     from _tiny_lm import make_char_tokenizer
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from rlvr.rollout import SamplingParams, generate
+    from rlvr.model.rollout import SamplingParams, generate
 
     gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=VOCAB, n_embd=16, n_layer=1, n_head=2,
                                       bos_token_id=0, eos_token_id=1)).eval()
@@ -207,7 +207,7 @@ def test_env_var_disables_the_fast_path(monkeypatch):
 def test_rollout_is_the_same_with_and_without_the_fast_path(monkeypatch, tmp_path):
     from _tiny_lm import make_tiny_lm
 
-    from rlvr.rollout import SamplingParams, generate, load_model
+    from rlvr.model.rollout import SamplingParams, generate, load_model
 
     model, tokenizer = load_model(make_tiny_lm(tmp_path / "lm", eos_scale=1.5), device="cpu")
     prompts = ["1+1=", "what is 12*3?", "x"]

@@ -1,5 +1,5 @@
 """The native trainer's memory savings change nothing but memory: gradient checkpointing (inside
-rlvr.fast_lm and through Hugging Face's for other models), chunked log-probs over real tokens
+rlvr.model.fast_forward and through Hugging Face's for other models), chunked log-probs over real tokens
 only, and a bf16 K/V cache under bf16 autocast."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 import torch
 from _tiny_lm import make_tiny_lm
 
-from rlvr import fast_lm
+from rlvr.model import fast_forward as fast_lm
 from rlvr.rl.config import resolve
 from rlvr.rl.core_algos import entropy_from_logits, token_logprobs, token_stats
 from rlvr.rl.trainer import Trainer
@@ -69,7 +69,7 @@ def test_checkpointing_gives_the_same_update_and_recomputes(tiny, tmp_path, monk
 
 
 def test_fast_lm_checkpointed_gradients_equal(tiny):
-    from rlvr.rollout import load_model
+    from rlvr.model.rollout import load_model
 
     model, _ = load_model(tiny, device="cpu")
     gen = torch.Generator().manual_seed(3)
@@ -139,7 +139,7 @@ def test_trainer_logprobs_zero_at_padding_and_match_the_full_forward(tiny, tmp_p
 
 
 def test_kv_cache_is_bf16_under_bf16_autocast(tiny):
-    from rlvr.rollout import load_model
+    from rlvr.model.rollout import load_model
 
     model, _ = load_model(tiny, device="cpu")
     ids = torch.randint(3, 50, (2, 5))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rlvr.cli import main
-from rlvr.configs import field_hint
+from rlvr.core.loader import field_hint
 from rlvr.errors import UserError
 from rlvr.rl.config import TrainConfig, parse_set, resolve
 from rlvr.rl.keymap import KEYS, engine_name_hint, mapping_markdown, trl_kwargs, verl_keys

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from _tiny_lm import make_char_tokenizer
 
+from rlvr.data.prompts import COT_SYSTEM, TRAIN_SUFFIX, render, render_many
 from rlvr.errors import UserError
-from rlvr.prompts import COT_SYSTEM, TRAIN_SUFFIX, render, render_many
 
 PROBLEM = "Find $x$ if $\\frac{x}{2} = \\{3\\}$."
 CHAT = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"

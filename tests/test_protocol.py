@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from rlvr.organism.modes import longest_working, render_completion
 from rlvr.organism.tasks import FAMILIES, is_heldout, operands, training_pool
-from rlvr.protocol import (
+from rlvr.rl.problem_sets import organism_problem
+from rlvr.study.design import (
     anchor_pool,
     calibration_examples,
     choose_anchor,
     token_budget,
     wrong_labels,
 )
-from rlvr.rl.examples import organism_problem
 
 
 def test_anchor_pool_and_calibration_come_from_the_training_split():

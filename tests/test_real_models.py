@@ -59,8 +59,8 @@ def _cache_model(cache: Path, repo: str) -> Path:
 
 
 def test_a_cached_hub_id_resolves_offline(tmp_path):
-    from rlvr.models import resolve_model
-    from rlvr.rollout import load_model
+    from rlvr.model.locate import resolve_model
+    from rlvr.model.rollout import load_model
 
     snapshot = _cache_model(tmp_path / "hub-cache", "someone/tiny-llama")
     assert resolve_model("someone/tiny-llama") == snapshot
@@ -72,7 +72,7 @@ def test_online_a_hub_id_downloads_into_the_cache_and_falls_back_to_it(tmp_path,
     import huggingface_hub
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    from rlvr import models
+    from rlvr.model import locate as models
 
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setattr(models, "reachable", lambda url: True)
@@ -112,7 +112,7 @@ def test_an_uncached_hub_id_offline_is_one_line_with_the_download_command(
 @pytest.mark.parametrize("spec", ["./no-such-model", "/no/such/model", "runs/no-such-run"])
 def test_a_path_that_does_not_exist_is_a_missing_folder_not_a_hub_lookup(
         spec, tmp_path, monkeypatch):
-    from rlvr import models
+    from rlvr.model import locate as models
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs").mkdir()
@@ -139,7 +139,7 @@ def test_export_refuses_a_missing_folder_but_passes_a_hub_id_to_verl(tmp_path, c
     code, _, err = _run(["export", "verl", "--examples", "0", "--pool", tmp_path / "p.parquet",
                          "--model", "./no-such-model", "--out", tmp_path / "x"], capsys)
     assert code == 2 and "model folder ./no-such-model does not exist" in _one_error_line(err)
-    from rlvr.models import local_folder
+    from rlvr.model.locate import local_folder
 
     assert local_folder("Qwen/Qwen2.5-Math-1.5B") is None  # verl downloads it on its machine
 
@@ -271,6 +271,6 @@ def test_group_by_a_column_no_suite_has_is_one_line(tmp_path, capsys):
 
 # --- layout -----------------------------------------------------------------------------------
 def test_the_vllm_backend_does_not_import_rollout():
-    code = ("import sys, rlvr.backends.vllm; "
-            "sys.exit(1 if 'rlvr.rollout' in sys.modules else 0)")
+    code = ("import sys, rlvr.model.vllm_backend; "
+            "sys.exit(1 if 'rlvr.model.rollout' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

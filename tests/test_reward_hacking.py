@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from rlvr.rewards import RewardSpec, score
+from rlvr.grading.rewards import RewardSpec, score
 
 GOLD = "12.8"
 HONEST = [

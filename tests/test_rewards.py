@@ -1,4 +1,4 @@
-"""Reward modes, the spec, random draws and wrong labels (rlvr.rewards)."""
+"""Reward modes, the spec, random draws and wrong labels (rlvr.grading.rewards)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from rlvr.errors import UserError
 from rlvr.grading import FORMATS, Grade
-from rlvr.rewards import (
+from rlvr.grading.rewards import (
     REWARD_MODES,
     RewardSpec,
     bernoulli_draw,

@@ -7,7 +7,7 @@ import torch
 from _tiny_lm import make_tiny_lm
 
 from rlvr.errors import UserError
-from rlvr.rollout import SamplingParams, _choose, _row_keys, generate, load_model
+from rlvr.model.rollout import SamplingParams, _choose, _row_keys, generate, load_model
 
 PROMPTS = ["What is 2+3?", "x", "Compute the sum of 17 and 25, then divide by 6.", "abc def"]
 
@@ -154,7 +154,7 @@ def test_vllm_backend_maps_outputs_with_a_stub(monkeypatch, tmp_path, never_stop
     import sys
     import types
 
-    import rlvr.backends.vllm as vllm_backend
+    import rlvr.model.vllm_backend as vllm_backend
 
     made = []
 

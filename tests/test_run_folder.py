@@ -65,7 +65,7 @@ def test_run_files_follow_the_umask(tmp_path, monkeypatch, umask_022):
 
 @pytest.mark.parametrize("mask", [0o022, 0o027, 0o077])
 def test_atomic_writes_follow_the_umask(tmp_path, mask):
-    from rlvr.runs import atomic_dir, atomic_write_text
+    from rlvr.rundir.write import atomic_dir, atomic_write_text
 
     old = os.umask(mask)
     try:
@@ -99,7 +99,7 @@ def test_train_without_evaluation_says_how_to_evaluate(tmp_path, monkeypatch, ca
 
 
 def test_nested_bars_share_one_display(monkeypatch, capsys):
-    from rlvr.progress import bar
+    from rlvr.core.progress import bar
 
     monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich renders as on a terminal
     with bar("GRPO", 2, keep=True) as outer:
@@ -114,8 +114,8 @@ def test_nested_bars_share_one_display(monkeypatch, capsys):
 def test_no_third_party_bars_after_loading_a_model():
     from transformers.utils import logging
 
+    from rlvr.model.rollout import load_model
     from rlvr.organism import default_path
-    from rlvr.rollout import load_model
 
     logging.enable_progress_bar()
     load_model(default_path(), device="cpu")
@@ -125,13 +125,13 @@ def test_no_third_party_bars_after_loading_a_model():
 def test_training_shows_every_evaluation_and_each_step_phase(tmp_path, monkeypatch):
     import contextlib
 
-    import rlvr.evaluation
+    import rlvr.evaluation.evaluate
     from rlvr.rl.config import resolve
     from rlvr.rl.runlog import RunLog
     from rlvr.rl.trainer import train
 
     shown, phases = [], []
-    real_bar, real_phase = rlvr.evaluation.bar, RunLog.phase
+    real_bar, real_phase = rlvr.evaluation.evaluate.bar, RunLog.phase
 
     @contextlib.contextmanager
     def spy_bar(description, total, *, enabled=True, **kwargs):
@@ -144,7 +144,7 @@ def test_training_shows_every_evaluation_and_each_step_phase(tmp_path, monkeypat
         phases.append(text)
         real_phase(self, text)
 
-    monkeypatch.setattr(rlvr.evaluation, "bar", spy_bar)
+    monkeypatch.setattr(rlvr.evaluation.evaluate, "bar", spy_bar)
     monkeypatch.setattr(RunLog, "phase", spy_phase)
     config = resolve("organism", overrides={
         "steps": 1, "data": {"examples": ["organism-add:3"]},
@@ -156,7 +156,7 @@ def test_training_shows_every_evaluation_and_each_step_phase(tmp_path, monkeypat
 
 
 def test_a_failed_command_removes_only_what_it_created(tmp_path):
-    from rlvr.runs import fresh_run_dir
+    from rlvr.rundir.write import fresh_run_dir
 
     with pytest.raises(KeyboardInterrupt), fresh_run_dir(tmp_path / "a" / "b" / "run") as run:
         (run / "config.toml").write_text("seed = 0\n")

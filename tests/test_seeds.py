@@ -1,4 +1,4 @@
-"""Several seeds through one forward (rlvr.stacked_lm, rlvr.rl.seeds) = the seeds one by one."""
+"""Several seeds through one forward (rlvr.model.stacked, rlvr.rl.lockstep) = the seeds one by one."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ import pytest
 import torch
 from _tiny_lm import make_tiny_lm
 
-from rlvr import fast_lm, stacked_lm
 from rlvr.errors import UserError
+from rlvr.model import fast_forward as fast_lm
+from rlvr.model import stacked as stacked_lm
+from rlvr.model.rollout import load_model
 from rlvr.rl.config import resolve
-from rlvr.rl.seeds import SeedGroup, train_seeds
+from rlvr.rl.lockstep import SeedGroup, train_seeds
 from rlvr.rl.trainer import Trainer
-from rlvr.rollout import load_model
 
 torch.set_num_threads(1)
 

@@ -10,10 +10,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from rlvr import selection
+from rlvr.data import pools
+from rlvr.data.verl_parquet import read_verl_parquet
 from rlvr.errors import UserError
+from rlvr.evaluation import selection
 from rlvr.problem import Problem
-from rlvr.verl.data import read_verl_parquet
 
 PAPER_LIKE = {"0": [0.125, 0.5, 0.875], "1": [0.5, 0.5], "2": [0.0, 1.0], "3": [1.0],
               "4": [0.0, 1.0]}
@@ -131,7 +132,7 @@ def _jsonl_pool(tmp_path: Path, rows: list[dict]) -> Path:
 def test_jsonl_pool_pick_and_errors(tmp_path):
     rows = [{"id": str(i), "problem": f"{i}+1=", "answer": str(i + 1), "suite": "toy"}
             for i in range(5)]
-    pool = selection.load_pool(_jsonl_pool(tmp_path, rows))
+    pool = pools.load_pool(_jsonl_pool(tmp_path, rows))
     ranked = selection.rank(PAPER_LIKE)
     chosen = selection.pick(selection.choose(ranked, top=2), pool, history_keys=PAPER_LIKE)
     assert [p.id for p in chosen] == ["2", "4"]
@@ -139,26 +140,26 @@ def test_jsonl_pool_pick_and_errors(tmp_path):
         selection.pick(ranked[:1], pool, history_keys=["9", "0"])
     del rows[3]["answer"]
     with pytest.raises(UserError, match="pool.jsonl:4 has no 'answer'"):
-        selection.load_pool(_jsonl_pool(tmp_path, rows))
+        pools.load_pool(_jsonl_pool(tmp_path, rows))
     with pytest.raises(UserError, match="cannot read pool"):
-        selection.load_pool(tmp_path / "pool.csv")
+        pools.load_pool(tmp_path / "pool.csv")
 
 
 def test_organism_pool_spec():
-    pool = selection.load_pool("organism-add:6")
+    pool = pools.load_pool("organism-add:6")
     assert len(pool) == 6 and all(p.answer for p in pool)
     with pytest.raises(UserError, match="unknown organism suite"):
-        selection.load_pool("organism-nope")
+        pools.load_pool("organism-nope")
 
 
 def test_training_set_jsonl_and_verl(tmp_path):
     problems = [Problem("124", "wind?", "12.8", "pool", {"index": 124}),
                 Problem("682", "circle?", "\\frac{4}{3}", "pool", {"index": 682})]
-    out = selection.write_training_set(problems, tmp_path / "t.jsonl", copies=64)
+    out = pools.write_training_set(problems, tmp_path / "t.jsonl", copies=64)
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(lines) == 128 and [x["id"] for x in lines[63:65]] == ["124", "682"]
     assert set(lines[0]) == {"id", "problem", "answer", "suite", "meta"}
-    parquet = selection.write_training_set(problems, tmp_path / "t.parquet", copies=64,
+    parquet = pools.write_training_set(problems, tmp_path / "t.parquet", copies=64,
                                            fmt="verl")
     rows = pq.read_table(parquet).to_pylist()
     assert len(rows) == 128 and rows[64]["extra_info"]["index"] == 682
@@ -166,7 +167,7 @@ def test_training_set_jsonl_and_verl(tmp_path):
 
 
 def test_paper_pool_selection_end_to_end(train_pool_path, tmp_path):
-    pool = selection.load_pool(train_pool_path)
+    pool = pools.load_pool(train_pool_path)
     assert len(pool) == 1209  # index 265 kept for ranking, flagged unanswered
     history = {str(i): [0.5] for i in range(1209)}
     history["682"] = [0.0, 1.0, 0.5]
@@ -181,7 +182,7 @@ def test_paper_pool_selection_end_to_end(train_pool_path, tmp_path):
 def test_snr_scores_are_reward_variances(tmp_path):
     from _tiny_lm import make_tiny_lm
 
-    from rlvr.rewards import bernoulli_draw
+    from rlvr.grading.rewards import bernoulli_draw
 
     model = make_tiny_lm(tmp_path / "lm")
     pool = [Problem(f"p{i}", f"{i}+{i}=", str(2 * i), "toy") for i in range(3)]

@@ -1,11 +1,11 @@
-"""Intervals over items and seeds (rlvr.analysis.stats), against hand-computed values."""
+"""Intervals over items and seeds (rlvr.core.stats), against hand-computed values."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from rlvr.analysis.stats import (
+from rlvr.core.stats import (
     across_seeds,
     item_accuracy,
     paired_gain,

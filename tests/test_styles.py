@@ -1,11 +1,11 @@
-"""Reasoning-style classifiers (rlvr.analysis.styles): the organism's markers and the generic
+"""Reasoning-style classifiers (rlvr.decomposition.styles): the organism's markers and the generic
 text proxy, and the rule that looped or truncated responses are `degenerate`."""
 
 from __future__ import annotations
 
 import pytest
 
-from rlvr.analysis.styles import (
+from rlvr.decomposition.styles import (
     CLASSIFIERS,
     STYLES,
     default_classifier,

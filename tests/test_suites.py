@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from rlvr.data.suites import BENCHMARKS, default_suite_specs, load_suite, load_suites, parse_fields
 from rlvr.errors import UserError
 from rlvr.problem import Problem
-from rlvr.suites import BENCHMARKS, default_suite_specs, load_suite, load_suites, parse_fields
 
 SIZES = {"math500": 500, "aime24": 30, "aime25": 30, "amc23": 40, "minerva_math": 272,
          "olympiadbench": 675}
@@ -95,7 +95,7 @@ def test_user_parquet_and_verl_parquet(tmp_path):
     plain = load_suite(str(tmp_path / "plain.parquet"),
                        fields={"problem": "question", "answer": "gold"})["plain"]
     assert [p.answer for p in plain] == ["3", "7"]
-    from rlvr.verl.data import write_verl_parquet
+    from rlvr.data.verl_parquet import write_verl_parquet
 
     items = [Problem(id="5", problem="Compute 6*7.", answer="42", suite="x")]
     write_verl_parquet(items, tmp_path / "pool.parquet")

@@ -98,7 +98,7 @@ def test_kl_reference_only_when_used(tiny, tmp_path):
 
 def test_wrong_label_run_logs_true_accuracy(tiny, tmp_path, monkeypatch):
     """Rollouts that box the true gold: a wrong-label reward of 0, a train_acc of 1."""
-    import rlvr.rollout as rollout
+    import rlvr.model.rollout as rollout
 
     def fake_generate(model, tokenizer, prompts, params, **_):
         ids = tuple(tokenizer("\\boxed{742}", add_special_tokens=False)["input_ids"])
@@ -246,7 +246,7 @@ def test_acceptance_entropy_only_and_random_runs_complete(tmp_path, mode):
 
 def test_reward_seed_is_read_and_defaults_to_the_run_seed(tiny, tmp_path):
     """`reward.seed` used to be recorded and ignored; unset, it is the run's seed (old draws)."""
-    from rlvr.rewards import score
+    from rlvr.grading.rewards import score
 
     unset = Trainer(cfg(tiny, "seed=3"), tmp_path / "a")
     assert unset.spec.seed == 3 and unset.config.reward.seed is None

@@ -20,9 +20,9 @@ verl = pytest.importorskip("verl")
 
 from omegaconf import OmegaConf  # noqa: E402  (verl's dependency)
 
+from rlvr.data.verl_parquet import TRAIN_SUFFIX, write_verl_parquet  # noqa: E402
+from rlvr.grading.rewards import RewardSpec  # noqa: E402
 from rlvr.problem import Problem  # noqa: E402
-from rlvr.rewards import RewardSpec  # noqa: E402
-from rlvr.verl.data import TRAIN_SUFFIX, write_verl_parquet  # noqa: E402
 from rlvr.verl.export import VerlExport, export_verl  # noqa: E402
 
 CHAT = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"

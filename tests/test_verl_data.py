@@ -6,9 +6,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from rlvr.data.verl_parquet import TRAIN_SUFFIX, read_verl_parquet, verl_rows, write_verl_parquet
 from rlvr.errors import UserError
 from rlvr.problem import Problem
-from rlvr.verl.data import TRAIN_SUFFIX, read_verl_parquet, verl_rows, write_verl_parquet
 
 
 def _problems():

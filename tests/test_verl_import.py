@@ -78,7 +78,7 @@ def test_eval_and_the_analysis_read_the_imported_run(tmp_path, verl_run):
                  "--device", "cpu", "--quiet"]) == 0
     for step in (0, 20, 40):
         assert (out / "eval" / f"step-{step}" / "summary.json").is_file()
-    rundir = pytest.importorskip("rlvr.analysis.rundir")
+    rundir = pytest.importorskip("rlvr.rundir.read")
     run = rundir.load_run(out)
     assert run.kind == "import" and run.examples == ("124",) and run.role == "entropy-only"
     assert [m.train_acc for m in run.metrics][:2] == [{"124": 0.5}, {"124": 0.75}]
@@ -148,9 +148,9 @@ def test_reward_log_of_the_exported_module_becomes_train_acc(tmp_path, verl_run,
     import shutil
     from concurrent.futures import ThreadPoolExecutor
 
+    from rlvr.data.verl_parquet import write_verl_parquet
+    from rlvr.grading.rewards import RewardSpec
     from rlvr.problem import Problem
-    from rlvr.rewards import RewardSpec
-    from rlvr.verl.data import write_verl_parquet
     from rlvr.verl.export import VerlExport, export_verl
 
     pool = write_verl_parquet([Problem(id="7", problem="p", answer="5", suite="s",

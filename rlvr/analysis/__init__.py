@@ -4,13 +4,13 @@ post-saturation, label study, plots, report.
 Reads only run directories (docs/run-format.md).
 """
 
-from rlvr.analysis.decomposition import Decomposition, GainDecomposition, decompose
+from rlvr.analysis.compute import Analysis, RunComparison, analyze
 from rlvr.analysis.labels import LabelRow, label_study
-from rlvr.analysis.rundir import EvalRecord, EvalStep, Run, load_eval_step, load_run
 from rlvr.analysis.saturation import Saturation, analyze_saturation, saturation_step
-from rlvr.analysis.stats import Estimate, across_seeds, item_accuracy, paired_gain
-from rlvr.analysis.study import Analysis, RunComparison, analyze
-from rlvr.analysis.styles import CLASSIFIERS, STYLES, default_classifier, style_of
+from rlvr.core.stats import Estimate, across_seeds, item_accuracy, paired_gain
+from rlvr.decomposition.gain import Decomposition, GainDecomposition, decompose
+from rlvr.decomposition.styles import CLASSIFIERS, STYLES, default_classifier, style_of
+from rlvr.rundir.read import EvalRecord, EvalStep, Run, load_eval_step, load_run
 
 __all__ = [
     "CLASSIFIERS",

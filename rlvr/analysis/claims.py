@@ -17,11 +17,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rlvr.ablations import condition
+from rlvr.analysis.compute import Analysis, RunComparison
 from rlvr.analysis.conditions import Member, contrast, paired_items, seed_or_items
-from rlvr.analysis.rundir import training_problems
-from rlvr.analysis.stats import Estimate, paired_gain
-from rlvr.analysis.study import Analysis, RunComparison
+from rlvr.core.ablations import condition
+from rlvr.core.stats import Estimate, paired_gain
+from rlvr.rundir.read import training_problems
 
 __all__ = ["BAND", "Claim", "check_claims", "claims_json", "verdict"]
 
@@ -88,7 +88,7 @@ def _both(first: str, second: str) -> str:
 # --- the measured quantities -------------------------------------------------------------------
 
 def _role(analysis: Analysis, name: str) -> list[RunComparison]:
-    """The evaluated steps of the runs of registry condition `name` (rlvr.ablations)."""
+    """The evaluated steps of the runs of registry condition `name` (rlvr.core.ablations)."""
     role = condition(name).role
     return [c for c in analysis.comparisons if c.role == role and c.step > 0]
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rlvr.analysis.rundir import EvalStep
-from rlvr.analysis.stats import Estimate, across_seeds, paired_gain
+from rlvr.core.stats import Estimate, across_seeds, paired_gain
+from rlvr.rundir.read import EvalStep
 
 __all__ = ["ConditionResult", "Contrast", "condition_rows", "contrast", "contrasts", "paired_items",
            "seed_or_items"]
@@ -33,7 +33,7 @@ class Member:
 
 @dataclass(frozen=True)
 class ConditionResult:
-    """What one condition (a row of rlvr.ablations) measured, over its seeds."""
+    """What one condition (a row of rlvr.core.ablations) measured, over its seeds."""
 
     role: str
     runs: tuple[str, ...]

@@ -14,12 +14,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from rlvr.ablations import label_study_rows
 from rlvr.analysis.conditions import seed_or_items
-from rlvr.analysis.decomposition import Decomposition
-from rlvr.analysis.rundir import Run
 from rlvr.analysis.saturation import Saturation
-from rlvr.analysis.stats import Estimate, item_accuracy
+from rlvr.core.ablations import label_study_rows
+from rlvr.core.stats import Estimate, item_accuracy
+from rlvr.decomposition.gain import Decomposition
+from rlvr.rundir.read import Run
 
 __all__ = ["CONDITIONS", "LabelRow", "first_label_step", "label_study"]
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rlvr.ablations import CONDITIONS
 from rlvr.analysis.claims import Claim
-from rlvr.analysis.rundir import Run, training_problems
-from rlvr.analysis.stats import Estimate
-from rlvr.analysis.study import Analysis
-from rlvr.analysis.styles import get_classifier, style_shares
+from rlvr.analysis.compute import Analysis
+from rlvr.core.ablations import CONDITIONS
+from rlvr.core.stats import Estimate
+from rlvr.decomposition.styles import get_classifier, style_shares
+from rlvr.rundir.read import Run, training_problems
 
 __all__ = ["Example", "examples", "opening", "setup", "style_series"]
 
-_CONTROLS = tuple(c.role for c in CONDITIONS if c.control)  # rlvr.ablations
+_CONTROLS = tuple(c.role for c in CONDITIONS if c.control)  # rlvr.core.ablations
 _EXAMPLE_CHARS = 160
 
 

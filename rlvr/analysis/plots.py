@@ -12,12 +12,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
+from rlvr.analysis.compute import RunComparison
 from rlvr.analysis.conditions import ConditionResult
-from rlvr.analysis.rundir import Run
 from rlvr.analysis.saturation import Saturation
-from rlvr.analysis.shapley import TERMS
-from rlvr.analysis.stats import Estimate
-from rlvr.analysis.study import RunComparison
+from rlvr.core.stats import Estimate
+from rlvr.decomposition.shapley import TERMS
+from rlvr.rundir.read import Run
 
 __all__ = [
     "ROLE_COLORS",

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from rlvr.analysis import plots
 from rlvr.analysis.claims import Claim, check_claims, claims_json
+from rlvr.analysis.compute import Analysis
 from rlvr.analysis.narrative import examples, opening, setup, style_series
-from rlvr.analysis.study import Analysis
-from rlvr.analysis.tables import Table, ci, tables, who
+from rlvr.analysis.report_tables import Table, ci, tables, who
 
 __all__ = ["headline", "render_html", "render_markdown", "write_claims", "write_report"]
 
@@ -193,7 +193,7 @@ def render_html(analysis: Analysis, title: str = "1-shot RLVR: where did the gai
 def write_claims(analysis: Analysis, folder: str | Path,
                  claims: list[Claim] | None = None) -> Path:
     """`folder/claims.json`: the checklist as the list of #13's schema."""
-    from rlvr.runs import atomic_write_text
+    from rlvr.rundir.write import atomic_write_text
 
     claims = check_claims(analysis) if claims is None else claims
     out = Path(folder) / "claims.json"
@@ -203,7 +203,7 @@ def write_claims(analysis: Analysis, folder: str | Path,
 
 def write_report(analysis: Analysis, out: str | Path, title: str | None = None) -> Path:
     """The page at `out` and claims.json beside it (one checklist for both)."""
-    from rlvr.runs import atomic_write_text
+    from rlvr.rundir.write import atomic_write_text
 
     out = Path(out)
     claims = check_claims(analysis)

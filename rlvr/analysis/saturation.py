@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rlvr.analysis.rundir import Run
+from rlvr.rundir.read import Run
 
 __all__ = ["HeldOut", "Saturation", "analyze_saturation", "saturation_step"]
 

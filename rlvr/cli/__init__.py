@@ -40,7 +40,7 @@ def _root() -> None:
 
 def version_command() -> None:
     """Print the versions of rlvr and the packages a run records."""
-    from rlvr.runs import versions
+    from rlvr.rundir.write import versions
 
     for name, value in versions().items():
         typer.echo(f"{name}: {value}")

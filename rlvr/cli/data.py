@@ -31,7 +31,7 @@ def fetch_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace files already there."),
 ) -> None:
     """Download data sets from their public sources, check their row counts, write them."""
-    from rlvr.fetch import DATASETS, fetch
+    from rlvr.data.fetch import DATASETS, fetch
 
     for path in fetch(list(names or []), out, overwrite=overwrite):
         name = next(d.name for d in DATASETS.values() if d.file == path.name)
@@ -50,8 +50,8 @@ def list_command(
     from rich.markup import escape
     from rich.table import Table
 
-    from rlvr.fetch import status
-    from rlvr.suites import resolve_data_dir
+    from rlvr.data.fetch import status
+    from rlvr.data.suites import resolve_data_dir
 
     folder = resolve_data_dir(folder)
     title = f"data sets in {folder}" if folder is not None else (

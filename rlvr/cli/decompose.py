@@ -73,7 +73,7 @@ def _folder(path: Path, step: int | None, is_base: bool) -> Path:
 
 def _load_pair(base: Path, trained: Path):
     """Both sides in one decoding: sampled when both have samples, else greedy."""
-    from rlvr.analysis.rundir import EvalStep, load_eval_step
+    from rlvr.rundir.read import EvalStep, load_eval_step
 
     sampled = [load_eval_step(p, "auto") for p in (base, trained)]
     if all(s.decoding == "sampled" for s in sampled):
@@ -94,7 +94,7 @@ def _pts(estimate) -> str:
 
 
 def _print(result, notes: list[str]) -> None:
-    from rlvr.analysis.decomposition import TERMS
+    from rlvr.decomposition.gain import TERMS
 
     typer.echo(f"classifier {result.classifier}, {result.decoding} records, "
                f"{result.n_items} items, k = {result.k}; points, 95% paired item bootstrap")
@@ -126,8 +126,8 @@ def decompose_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resamples."),
 ) -> None:
     """Selection, format correction and skill change between two evaluations, with intervals."""
-    from rlvr.analysis.decomposition import decompose
-    from rlvr.analysis.styles import CLASSIFIERS, default_classifier
+    from rlvr.decomposition.gain import decompose
+    from rlvr.decomposition.styles import CLASSIFIERS, default_classifier
 
     if classifier is not None and classifier not in CLASSIFIERS:
         raise UserError(f"unknown --classifier {classifier!r}",

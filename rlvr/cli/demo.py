@@ -1,10 +1,10 @@
 """`rlvr demo`: the README's main job — 1-shot RLVR and its controls on the organism, dissected.
 
     rlvr demo [--out runs/demo] [--quick] [--seed 0] [--workers 2] [--model ORGANISM]
-    rlvr demo --claim C8|C9 --out runs/demo   # extend a finished demo (rlvr/studies.py)
+    rlvr demo --claim C8|C9 --out runs/demo   # extend a finished demo (rlvr/study/claim_commands.py)
 
 History run → anchor selection → six ablations (two at a time) → evaluation → report.html and
-the decomposition table on the terminal. See rlvr/demo.py for the sizes.
+the decomposition table on the terminal. See rlvr/study/demo.py for the sizes.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def demo_command(
                                      "latent skill) or C9 (gain by anchor type)."),
 ) -> None:
     """Select an anchor, run the ablations on the organism, and show where the gain came from."""
-    from rlvr.demo import run_demo
+    from rlvr.study.demo import run_demo
 
     if claim is not None:
         _claim(claim, out, workers)
@@ -56,7 +56,7 @@ def _claim(claim: str, out: Path, workers: int) -> None:
     import json
     import time
 
-    from rlvr.studies import CLAIM_COMMANDS, run_c8, run_c9
+    from rlvr.study.claim_commands import CLAIM_COMMANDS, run_c8, run_c9
 
     claim = claim.upper()
     if claim not in CLAIM_COMMANDS:

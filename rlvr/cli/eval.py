@@ -81,7 +81,7 @@ def eval_command(
              "group_by": _group_by(group_by)}
     fields = _parse_fields(field)
     if protocol is not None:
-        from rlvr.protocols import PROTOCOLS
+        from rlvr.evaluation.protocols import PROTOCOLS
 
         if protocol not in PROTOCOLS:
             raise UserError(f"unknown evaluation protocol {protocol!r}",
@@ -97,21 +97,21 @@ def eval_command(
 
 
 def _parse_fields(pairs):
-    from rlvr.suites import parse_fields
+    from rlvr.data.suites import parse_fields
 
     return parse_fields(pairs)
 
 
 def _settings(flags: dict, base: dict):
     """Flags given on the command line win over `base` (a run's [eval] table or defaults)."""
-    from rlvr.evaluation import EvalSettings
+    from rlvr.evaluation.evaluate import EvalSettings
 
     values = {**base, **{k: v for k, v in flags.items() if v is not None}}
     return EvalSettings.from_dict(values)
 
 
 def _protocol_suites(protocol: str | None) -> list[str]:
-    from rlvr.protocols import PROTOCOLS
+    from rlvr.evaluation.protocols import PROTOCOLS
 
     return list(PROTOCOLS[protocol]["suites"]) if protocol else []
 
@@ -121,8 +121,8 @@ def _per_suite(protocol: str | None, model, tokenizer, problems, flags: dict):
     without a protocol."""
     if protocol is None:
         return None
-    from rlvr.evaluation import fit_settings
-    from rlvr.protocols import protocol_settings
+    from rlvr.evaluation.evaluate import fit_settings
+    from rlvr.evaluation.protocols import protocol_settings
 
     per_suite = protocol_settings(protocol, list(problems), flags)
     return {suite: fit_settings(model, tokenizer, {suite: problems[suite]}, s)
@@ -139,12 +139,12 @@ def _protocol_record(protocol: str | None, per_suite) -> dict:
 
 def _eval_model(model_spec, flags, suite_specs, limit, data_dir, fields, out, device, progress,
                 protocol=None):
-    from rlvr.evaluation import evaluate, fit_settings, print_summary
-    from rlvr.models import resolve_model
-    from rlvr.prompts import choose_template
-    from rlvr.rollout import load_model, resolve_backend
-    from rlvr.runs import fresh_run_dir, write_config_toml
-    from rlvr.suites import default_suite_specs, load_suites
+    from rlvr.data.prompts import choose_template
+    from rlvr.data.suites import default_suite_specs, load_suites
+    from rlvr.evaluation.evaluate import evaluate, fit_settings, print_summary
+    from rlvr.model.locate import resolve_model
+    from rlvr.model.rollout import load_model, resolve_backend
+    from rlvr.rundir.write import fresh_run_dir, write_config_toml
 
     asked = dict(flags)  # a protocol takes what was asked, not the template chosen below
     # The model first: a missing model is the error to report, not the default suite's data.
@@ -184,11 +184,11 @@ def _eval_model(model_spec, flags, suite_specs, limit, data_dir, fields, out, de
 def _eval_run(run, flags, suite_specs, limit, data_dir, fields, overwrite, device, progress,
               protocol=None):
     from rlvr.backends import vllm as vllm_backend
-    from rlvr.eval_tables import print_over_steps
-    from rlvr.evaluation import evaluate, fit_settings, print_summary
-    from rlvr.preflight import check_device
-    from rlvr.rollout import load_model, resolve_backend
-    from rlvr.suites import default_suite_specs, load_suites
+    from rlvr.data.suites import default_suite_specs, load_suites
+    from rlvr.evaluation.evaluate import evaluate, fit_settings, print_summary
+    from rlvr.evaluation.tables import print_over_steps
+    from rlvr.model.preflight import check_device
+    from rlvr.model.rollout import load_model, resolve_backend
 
     config = _read_run_config(Path(run))
     table = dict(config.get("eval") or {})

@@ -58,8 +58,8 @@ def export_verl_command(
     out: Path = typer.Option(..., "--out", help="The folder to create (must not exist)."),
 ) -> None:
     """Write train/validation parquet, a reward module and launch scripts for verl 0.9."""
-    from rlvr.models import local_folder
-    from rlvr.rewards import RewardSpec
+    from rlvr.grading.rewards import RewardSpec
+    from rlvr.model.locate import local_folder
     from rlvr.verl.export import VerlExport, export_verl
 
     local_folder(model)  # a local path must be a folder; verl resolves a Hub id on its machine

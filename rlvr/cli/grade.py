@@ -93,7 +93,7 @@ def _grade_file(path: Path, *, out: Path | None, force: bool, timeout_s: float,
     grades = _grade_rows(records, timeout_s=timeout_s, workers=workers)
     lines = [json.dumps({**row, **g.to_dict()}, ensure_ascii=False) for row, g in
              zip(records, grades, strict=True)]
-    from rlvr.runs import atomic_write_text
+    from rlvr.rundir.write import atomic_write_text
 
     atomic_write_text(out, "\n".join(lines) + "\n")
     summary = summarize(grades)
@@ -110,7 +110,7 @@ def _default_out_name(path: Path) -> str:
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
     """Parse and check every line first, so a bad line costs no grading and writes nothing."""
-    from rlvr.suites import read_rows
+    from rlvr.data.suites import read_rows
 
     return [_check_row(row, f"{path}:{number}") for number, row in read_rows(path, what="jsonl file")]
 

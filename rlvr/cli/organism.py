@@ -67,9 +67,9 @@ def card_command(
 
 
 def _remeasure(folder: Path, card: dict) -> dict:
+    from rlvr.model.rollout import load_model
     from rlvr.organism.card import measure_card, write_card
     from rlvr.organism.config import load_config
-    from rlvr.rollout import load_model
 
     model, tokenizer = load_model(folder)
     config = load_config(Path(folder) / "build_config.toml")

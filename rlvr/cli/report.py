@@ -52,9 +52,9 @@ def report_command(
         raise UserError(f"--out {out}: the folder {out.parent} does not exist",
                         "create it first, or write the report elsewhere")
     runs = _run_dirs(runs, out)
+    from rlvr.analysis.compute import analyze
     from rlvr.analysis.report import render_markdown, write_report
-    from rlvr.analysis.study import analyze
-    from rlvr.analysis.styles import CLASSIFIERS
+    from rlvr.decomposition.styles import CLASSIFIERS
 
     if classifier is not None and classifier not in CLASSIFIERS:
         raise UserError(f"unknown --classifier {classifier!r}",

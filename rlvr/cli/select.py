@@ -63,14 +63,15 @@ def variance_command(
     force: bool = _FORCE,
 ) -> None:
     """Rank a training history's examples by the std of their accuracy (or LIMR's score)."""
-    from rlvr import selection
+    from rlvr.data import pools
+    from rlvr.evaluation import selection
 
     _check_outputs(save, write_train, fmt, force, pool)
     hist = selection.load_history(history)
     chosen = selection.choose(selection.rank(hist, score, epochs), top=top, keep=keep)
     problems = None
     if pool is not None:
-        problems = selection.pick(chosen, selection.load_pool(pool), history_keys=hist)
+        problems = selection.pick(chosen, pools.load_pool(pool), history_keys=hist)
     record = {"method": score, "history": str(history), "pool": pool}
     _finish(chosen, problems, record, as_json=as_json, save=save, write_train=write_train,
             copies=copies, fmt=fmt)
@@ -86,7 +87,7 @@ def snr_command(
     top: int | None = _TOP,
     keep: float | None = _KEEP,
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
-    template: str = typer.Option("raw", "--template", help="Prompt template (rlvr.prompts)."),
+    template: str = typer.Option("raw", "--template", help="Prompt template (rlvr.data.prompts)."),
     temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature."),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="Response length cap."),
     reward: str = typer.Option("outcome", "--reward", help="Reward mode scored."),
@@ -98,14 +99,15 @@ def snr_command(
     force: bool = _FORCE,
 ) -> None:
     """Sample G rollouts per candidate; keep those whose rewards vary most (GRPO signal)."""
-    from rlvr import selection
+    from rlvr.data import pools
+    from rlvr.evaluation import selection
 
     _check_outputs(save, write_train, fmt, force, pool)
-    from rlvr.models import resolve_model
+    from rlvr.model.locate import resolve_model
 
-    candidates = selection.load_pool(pool)
+    candidates = pools.load_pool(pool)
     selection.choose([], top=top, keep=keep)  # reject bad --top/--keep before sampling
-    folder = resolve_model(model)  # a folder, or a Hub id through the cache (rlvr.models)
+    folder = resolve_model(model)  # a folder, or a Hub id through the cache (rlvr.model.locate)
     model = model or str(folder)
     ranked = selection.snr_rank(folder, candidates, samples=samples, seed=seed,
                                 template=template, temperature=temperature,
@@ -131,14 +133,14 @@ def show_command(
     as_json: bool = _JSON,
 ) -> None:
     """Show a saved selection, a training set's examples, or a pool's examples."""
-    from rlvr import selection
+    from rlvr.data import pools
 
     if target is None:
         if pool is None:
             raise UserError("nothing to show", "give a selection/training file or --pool POOL")
         if show_all and index:
             raise UserError("--all lists every example", "drop --index, or drop --all")
-        _show_pool(selection.load_pool(pool), index, show_all, as_json)
+        _show_pool(pools.load_pool(pool), index, show_all, as_json)
     elif target.suffix == ".json":
         _show_selection(target, pool, as_json)
     elif target.suffix in (".jsonl", ".parquet"):
@@ -162,13 +164,13 @@ def _check_outputs(save: Path | None, write_train: Path | None, fmt: str, force:
 
 def _finish(chosen, problems, record: dict[str, Any], *, as_json: bool, save: Path | None,
             write_train: Path | None, copies: int | None, fmt: str) -> None:
-    from rlvr import selection
-    from rlvr.runs import atomic_write_json
+    from rlvr.data import pools
+    from rlvr.rundir.write import atomic_write_json
 
     rows = [r.to_dict() for r in chosen]
     if write_train is not None:
         n = copies if copies is not None else max(1, _BATCH // len(problems))
-        selection.write_training_set(problems, write_train, copies=n, fmt=fmt)
+        pools.write_training_set(problems, write_train, copies=n, fmt=fmt)
         _note(f"wrote {len(problems)} example(s) × {n} copies to {write_train} ({fmt})", as_json)
     if save is not None:
         atomic_write_json(save, {**record, "rows": rows})
@@ -212,7 +214,8 @@ def _one_line(text: str, limit: int) -> str:
 
 
 def _show_selection(path: Path, pool: str | None, as_json: bool) -> None:
-    from rlvr import selection
+    from rlvr.data import pools
+    from rlvr.evaluation import selection
 
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -229,7 +232,7 @@ def _show_selection(path: Path, pool: str | None, as_json: bool) -> None:
     if pool is not None:
         chosen = [selection.Ranked(r["rank"], str(r["index"]), r["score"], r["mean_accuracy"],
                                    r["n"]) for r in rows]
-        problems = selection.pick(chosen, selection.load_pool(pool))
+        problems = selection.pick(chosen, pools.load_pool(pool))
     if as_json:
         typer.echo(json.dumps(rows))
         return
@@ -240,23 +243,23 @@ def _show_selection(path: Path, pool: str | None, as_json: bool) -> None:
 def _show_training_set(path: Path, as_json: bool) -> None:
     from collections import Counter
 
-    from rlvr import selection
+    from rlvr.data import pools
 
     counts = Counter(p.id for p in _read_all(path))
-    examples = selection.load_pool(path)
+    examples = pools.load_pool(path)
     _examples_table(f"{path.name}: {sum(counts.values())} rows",
                     [(None, p, counts[p.id]) for p in examples], as_json)
 
 
 def _read_all(path: Path):
-    from rlvr.selection import read_problems
+    from rlvr.data.pools import read_problems
 
     return read_problems(path, what="training set")
 
 
 def _show_pool(pool, index: list[str] | None, show_all: bool, as_json: bool) -> None:
     by_id = {p.id: p for p in pool}
-    from rlvr.selection import PAPER_ANCHORS
+    from rlvr.evaluation.selection import PAPER_ANCHORS
 
     paper = all(i in by_id for i in PAPER_ANCHORS.values())
     if show_all or (not index and not paper):

@@ -117,7 +117,7 @@ def train_command(
         if (out / "metrics.jsonl").is_file():
             raise Interrupted(f"resume with `rlvr train --out {out} --resume`") from None
         raise
-    from rlvr.eval_tables import print_run_accuracy
+    from rlvr.evaluation.tables import print_run_accuracy
 
     print_run_accuracy(run_dir)
     typer.echo(f"run written to {run_dir}")
@@ -133,7 +133,7 @@ def _overrides(*, model, example, train_file, pool, template, reward, label, wro
         (out.setdefault(section, {}) if section else out)[key] = value
 
     if model is not None:
-        from rlvr.models import resolve_model
+        from rlvr.model.locate import resolve_model
 
         resolve_model(model)  # a missing folder or an unreachable Hub id fails before any work
     put("model", "path", model)

@@ -15,9 +15,9 @@ import os
 import threading
 from collections.abc import Sequence
 
+from rlvr.core.progress import bar
 from rlvr.grading.deadline import DeadlineExceeded, WorkerFailed, WorkerPool
 from rlvr.grading.grader import Grade
-from rlvr.progress import bar
 
 # Slack for the round trip on a busy machine; the grader's own bound is timeout_s.
 ROUND_TRIP_SLACK_S = 0.5

@@ -29,7 +29,7 @@ from typing import Any
 
 from rlvr.errors import UserError
 from rlvr.grading import FORMATS, last_boxed
-from rlvr.rewards import RewardSpec, score
+from rlvr.grading.rewards import RewardSpec, score
 
 __all__ = ["GOLD_COLUMNS", "completion_text", "reward_function"]
 
@@ -47,7 +47,7 @@ def reward_function(
     timeout_s: float = 1.0,
     log_metrics: bool = True,
 ) -> Callable[..., list[float]]:
-    """A TRL reward function for one rlvr reward mode (see `rlvr.rewards.RewardSpec`).
+    """A TRL reward function for one rlvr reward mode (see `rlvr.grading.rewards.RewardSpec`).
 
     With `log_metrics`, each call also logs, through TRL's `log_metric`, the rate of each format
     class, the timeout rate and the accuracy against the true gold, as `<name>/format_boxed`,

@@ -18,7 +18,7 @@ from rlvr.errors import UserError
 from rlvr.organism.config import BuildConfig, CardConfig
 from rlvr.organism.modes import MARKERS, MODES, classify_mode
 from rlvr.organism.tasks import HELDOUT_BUCKETS, heldout_suite, shortcut_share
-from rlvr.runs import atomic_write_json, atomic_write_text
+from rlvr.rundir.write import atomic_write_json, atomic_write_text
 
 __all__ = ["complete", "family_stats", "load_card", "measure_card", "mode_probs", "render_card",
            "write_card"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlvr.configs import build, load_toml
+from rlvr.core.loader import build, load_toml
 from rlvr.errors import UserError
 from rlvr.organism.modes import GUESS_RULES, MODES
 from rlvr.organism.tasks import FAMILIES

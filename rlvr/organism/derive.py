@@ -29,7 +29,7 @@ def derive(base: str | Path, out: str | Path, *, work_acc: float, steps: int = 4
     from rlvr.organism.config import load_config
     from rlvr.organism.pretrain import pretrain
     from rlvr.organism.tokenizer import build_tokenizer
-    from rlvr.runs import atomic_dir, atomic_write_text, versions
+    from rlvr.rundir.write import atomic_dir, atomic_write_text, versions
 
     base, out = Path(base), Path(out)
     if not (base / "build_config.toml").is_file():

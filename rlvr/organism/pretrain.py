@@ -18,13 +18,13 @@ import tomli_w
 import torch
 import torch.nn.functional as F
 
+from rlvr.core.progress import bar
 from rlvr.errors import UserError
 from rlvr.organism.config import BuildConfig, PretrainConfig
 from rlvr.organism.corpus import Corpus, build_corpus
 from rlvr.organism.model import make_model
 from rlvr.organism.tokenizer import build_tokenizer
-from rlvr.progress import bar
-from rlvr.runs import atomic_dir, atomic_write_text, versions
+from rlvr.rundir.write import atomic_dir, atomic_write_text, versions
 
 __all__ = ["build", "pretrain"]
 

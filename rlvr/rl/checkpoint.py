@@ -3,7 +3,7 @@
 `checkpoints/step-N/` holds config.json, model.safetensors and the tokenizer files (any HF
 code loads it) and `trainer_state.pt`: the optimizer state, the RNG states (torch, CUDA, python
 `random`, numpy) and the step. The folder is built beside its final name and renamed into place
-(`rlvr.runs.atomic_dir`), so a run killed mid-save leaves the previous checkpoint, never a
+(`rlvr.rundir.write.atomic_dir`), so a run killed mid-save leaves the previous checkpoint, never a
 half-written one. `trainer_state.pt` holds numpy RNG arrays, so it is read with
 `weights_only=False`: load only checkpoints you wrote.
 """
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlvr.runs import atomic_dir, is_scratch
+from rlvr.rundir.write import atomic_dir, is_scratch
 
 __all__ = ["STATE_FILE", "clean_scratch", "latest_checkpoint", "load_state", "prune", "save_checkpoint"]
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from rlvr.configs import build as _build
-from rlvr.configs import check_literals as _check
-from rlvr.configs import config_key as _key
-from rlvr.configs import load_toml, parse_assignments
-from rlvr.configs import merge as _merge
+from rlvr.core.loader import build as _build
+from rlvr.core.loader import check_literals as _check
+from rlvr.core.loader import config_key as _key
+from rlvr.core.loader import load_toml, parse_assignments
+from rlvr.core.loader import merge as _merge
 from rlvr.errors import UserError
 
 __all__ = [
@@ -62,9 +62,9 @@ class ModelConfig:
 class DataConfig:
     examples: tuple[str, ...] = ()  # training example ids (organism ids or pool indices)
     train_file: str | None = None  # jsonl of problems or a verl parquet: all rows train
-    pool: str | None = None  # a pool `examples` index into (rlvr.selection.load_pool)
+    pool: str | None = None  # a pool `examples` index into (rlvr.data.pools.load_pool)
     copies: int = 1  # copies of each example per step; each copy is one group of rollout.n
-    template: str = "raw"  # prompt template (rlvr.prompts)
+    template: str = "raw"  # prompt template (rlvr.data.prompts)
 
     def __post_init__(self):
         _positive(self, "copies")
@@ -97,11 +97,11 @@ class RewardConfig:
 
     def __post_init__(self):
         _check(self)
-        self.spec(0)  # rlvr.rewards owns the rules (label needed, kinds, p); fail at config time
+        self.spec(0)  # rlvr.grading.rewards owns the rules (label needed, kinds, p); fail at config time
 
     def spec(self, run_seed: int):
-        """The `rlvr.rewards.RewardSpec` of this table; `run_seed` stands in for an unset seed."""
-        from rlvr.rewards import RewardSpec
+        """The `rlvr.grading.rewards.RewardSpec` of this table; `run_seed` stands in for an unset seed."""
+        from rlvr.grading.rewards import RewardSpec
 
         return RewardSpec(mode=self.mode, label=self.label, wrong_label_kind=self.wrong_label_kind,
                           p=self.p, seed=run_seed if self.seed is None else self.seed)
@@ -166,7 +166,7 @@ class LogConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    suites: tuple[str, ...] = ()  # rlvr.suites specs: organism, organism-add, math500, a file
+    suites: tuple[str, ...] = ()  # rlvr.data.suites specs: organism, organism-add, math500, a file
     data_dir: str | None = None  # where benchmark jsonl files live (else $RLVR_DATA_DIR)
     n_per_suite: int = 0  # 0 = the whole suite
     greedy: bool = True
@@ -176,7 +176,7 @@ class EvalConfig:
     template: str = ""  # "" = data.template
     batch_size: int = 64
     seed: int = 0
-    # "paper": each suite's settings from rlvr.protocols (the keys above except suites,
+    # "paper": each suite's settings from rlvr.evaluation.protocols (the keys above except suites,
     # data_dir, n_per_suite, batch_size and seed are then the protocol's)
     protocol: str = ""
 
@@ -185,7 +185,7 @@ class EvalConfig:
 
     def __post_init__(self):
         if self.protocol:
-            from rlvr.protocols import PROTOCOLS
+            from rlvr.evaluation.protocols import PROTOCOLS
 
             if self.protocol not in PROTOCOLS:
                 raise UserError(f"eval.protocol = {self.protocol!r} is not one of: "
@@ -253,7 +253,7 @@ _PAPER: dict[str, Any] = {
     "optim": {"name": "adamw", "lr": 1e-6, "weight_decay": 0.01, "grad_clip": 1.0,
               "micro_batch_size": 8},
     "log": {"save_every": 20, "eval_every": 20},
-    # The paper validated on MATH500 every 20 steps, greedy, 3,072 tokens (rlvr.protocols);
+    # The paper validated on MATH500 every 20 steps, greedy, 3,072 tokens (rlvr.evaluation.protocols);
     # `rlvr eval --run RUN --protocol paper` measures all six suites on the checkpoints.
     "eval": {"suites": ["math500"], "protocol": "paper", "template": "qwen25-math-cot",
              "max_new_tokens": 3072},
@@ -262,7 +262,7 @@ _PAPER: dict[str, Any] = {
 # The organism on a 2-core CPU: the paper's recipe in form (one on-policy PPO epoch per step,
 # low_var_kl 0.001 to the reference, entropy bonus 0.001, clip 0.2, token-mean, AdamW with
 # weight decay 0.01, grad clip 1) at the organism's scale: 16 rollouts at temperature 1 of at
-# most the longest working chain (rlvr.protocol.token_budget), and a learning rate chosen on
+# most the longest working chain (rlvr.study.design.token_budget), and a learning rate chosen on
 # training signals alone by benchmarks/recipe_sweep.py (docs/training.md, "The organism
 # recipe"). The update guard skips steps without any reward signal.
 _ORGANISM: dict[str, Any] = {
@@ -283,7 +283,7 @@ _ORGANISM: dict[str, Any] = {
 PRESETS: dict[str, dict[str, Any]] = {"paper": _PAPER, "organism": _ORGANISM}
 
 # Named overlays, laid on a preset before the user's file, --set and flags (so those win);
-# "*" applies to every preset. A condition of the ablation registry (rlvr.ablations) names the
+# "*" applies to every preset. A condition of the ablation registry (rlvr.core.ablations) names the
 # overlay its reward mode brings; others are asked for with --overlay. The names applied are
 # recorded in the run's config as `overlays`.
 OVERLAYS: dict[str, dict[str, dict[str, Any]]] = {
@@ -305,8 +305,8 @@ OVERLAYS: dict[str, dict[str, dict[str, Any]]] = {
 
 def preset_dict(name: str, reward_mode: str | None = None,
                 overlays: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
-    """The preset's keys with the reward mode's overlay (rlvr.ablations) and `overlays` on."""
-    from rlvr.ablations import overlay_of
+    """The preset's keys with the reward mode's overlay (rlvr.core.ablations) and `overlays` on."""
+    from rlvr.core.ablations import overlay_of
 
     if name not in PRESETS:
         raise UserError(f"unknown preset {name!r}", f"valid: {', '.join(PRESETS)}")
@@ -342,7 +342,7 @@ def config_to_dict(config: TrainConfig) -> dict[str, Any]:
 
 def parse_set(items: list[str]) -> dict[str, Any]:
     """`["algo.kl_coef=0.01", "data.examples=a,b"]` → a nested dict, values read as the flags
-    read theirs (rlvr.configs); a TRL or verl key name is answered with the rlvr key."""
+    read theirs (rlvr.core.loader); a TRL or verl key name is answered with the rlvr key."""
     from rlvr.rl.keymap import engine_name_hint
 
     return parse_assignments(items, TrainConfig, unknown=engine_name_hint)
@@ -371,7 +371,7 @@ def resolve(
         data = _merge(data, layer)
     if not any("suites" in layer.get("eval", {}) for layer in (file_layer, *layers)):
         # The preset's evaluation suites follow the model; suites the user names are kept.
-        from rlvr.rl.examples import default_eval_suites
+        from rlvr.rl.problem_sets import default_eval_suites
 
         data = _merge(data, {"eval": {"suites": default_eval_suites(
             data.get("eval", {}).get("suites", []), data.get("model", {}).get("path", ""),

@@ -17,9 +17,9 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-# Per-token math on a forward's logits lives with the forward (rlvr.policy); re-exported here
+# Per-token math on a forward's logits lives with the forward (rlvr.model.policy); re-exported here
 # because the loss is written in terms of it.
-from rlvr.policy import entropy_from_logits, token_logprobs, token_stats
+from rlvr.model.policy import entropy_from_logits, token_logprobs, token_stats
 
 __all__ = [
     "AGG_MODES",

@@ -12,15 +12,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rlvr.analysis.styles import Classifier
+from rlvr.decomposition.styles import Classifier
 
 __all__ = ["classifier_for", "label_hits"]
 
 
 def classifier_for(model_path: str) -> Classifier:
     """The style classifier of a run's model (`""` is the shipped organism): the organism's
-    mode markers for an organism, the generic text proxy otherwise (rlvr.analysis.styles)."""
-    from rlvr.analysis.styles import default_classifier, get_classifier
+    mode markers for an organism, the generic text proxy otherwise (rlvr.decomposition.styles)."""
+    from rlvr.decomposition.styles import default_classifier, get_classifier
 
     return get_classifier(default_classifier(model_path))
 

@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rlvr.progress import bar
-from rlvr.runs import append_jsonl, atomic_write_text
+from rlvr.core.progress import bar
+from rlvr.rundir.write import append_jsonl, atomic_write_text
 
 __all__ = ["RunLog", "truncate_jsonl"]
 
@@ -82,7 +82,7 @@ class RunLog:
             for fmt, rate in (numbers.get("format_rates") or {}).items():
                 self.tb.add_scalar(f"eval/{suite}/format_{fmt}", rate, step)
             for column, values in (numbers.get("groups") or {}).items():
-                for value, group in values.items():  # rlvr.groups: e.g. MATH500 by subject
+                for value, group in values.items():  # rlvr.evaluation.groups: e.g. MATH500 by subject
                     self.tb.add_scalar(f"eval/{suite}/{column}={value}/acc_strict",
                                        group["acc_strict"], step)
         if self.wandb is not None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:
-    from rlvr.policy import Batch
+    from rlvr.model.policy import Batch
 
 __all__ = ["StepPlan", "Tally", "update_totals"]
 

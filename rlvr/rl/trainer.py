@@ -18,7 +18,7 @@ Memory of the update (docs/gpu.md): only real response tokens are projected onto
 vocabulary, `_LOGIT_CHUNK` tokens at a time and recomputed in the backward pass
 (`policy.token_stats`), so no (responses × window × vocabulary) tensor exists; with
 `model.gradient_checkpointing` each decoder layer keeps only its input (inside
-`rlvr.fast_lm`'s forward, or Hugging Face's checkpointing with the model in train mode and
+`rlvr.model.fast_forward`'s forward, or Hugging Face's checkpointing with the model in train mode and
 dropout off for other architectures).
 """
 
@@ -33,22 +33,17 @@ from pathlib import Path
 
 import torch
 
-from rlvr import fast_lm
 from rlvr.errors import UserError
-from rlvr.policy import Batch, response_stats, to_batch
+from rlvr.model import fast_forward as fast_lm
+from rlvr.model.policy import Batch, response_stats, to_batch
 from rlvr.rl import checkpoint as ckpt
 from rlvr.rl.config import TrainConfig, check_mini_batches, config_to_dict
 from rlvr.rl.core_algos import group_advantages, grpo_loss, keep_groups
-from rlvr.rl.examples import (
-    SNAPSHOT,
-    eval_suites,
-    read_snapshot,
-    training_problems,
-    write_snapshot,
-)
 from rlvr.rl.labelhits import classifier_for, label_hits
+from rlvr.rl.problem_sets import eval_suites, training_problems
 from rlvr.rl.steps import StepPlan, Tally, update_totals
-from rlvr.runs import fresh_run_dir, new_run_dir, write_config_toml
+from rlvr.rundir.snapshot import SNAPSHOT, read_snapshot, write_snapshot
+from rlvr.rundir.write import fresh_run_dir, new_run_dir, write_config_toml
 
 __all__ = ["StepPlan", "Trainer", "eval_due", "eval_settings", "protocol_settings", "train"]
 
@@ -61,9 +56,9 @@ class Trainer:
     """Holds the policy, optimizer and training examples; `step()` runs one GRPO step."""
 
     def __init__(self, config: TrainConfig, run_dir: str | Path, *, resume: bool = False):
-        from rlvr.context import fit_new_tokens
-        from rlvr.prompts import render_checked
-        from rlvr.rollout import encode_prompts, load_model
+        from rlvr.data.prompts import render_checked
+        from rlvr.model.context import fit_new_tokens
+        from rlvr.model.rollout import encode_prompts, load_model
 
         self.config, self.run_dir = config, Path(run_dir)
         cfg = config
@@ -171,7 +166,7 @@ class Trainer:
         return metrics
 
     def _rollout(self, step: int) -> Batch:
-        from rlvr.rollout import SamplingParams, generate
+        from rlvr.model.rollout import SamplingParams, generate
 
         r = self.config.rollout
         prompts = [p for p in self.prompts for _ in range(self.config.data.copies)]
@@ -187,7 +182,7 @@ class Trainer:
         return to_batch(completions, prompt_ids, self.tokenizer.pad_token_id, self.device)
 
     def _rewards(self, step: int, completions: list) -> tuple[torch.Tensor, list[dict]]:
-        from rlvr.rewards import score
+        from rlvr.grading.rewards import score
 
         copies = self.config.data.copies
         rewards, infos = [], []
@@ -287,7 +282,7 @@ class Trainer:
     def fit_evaluation(self, suites: dict) -> None:
         """Check the evaluation prompts against this model before the run folder exists:
         encodable, and eval.max_new_tokens capped to the context (recorded in the config)."""
-        from rlvr.evaluation import fit_settings
+        from rlvr.evaluation.evaluate import fit_settings
 
         if not suites:
             return
@@ -301,7 +296,7 @@ class Trainer:
         self.per_suite = protocol_settings(self.config, suites, self.model, self.tokenizer)
 
     def evaluate(self, suites: dict, *, progress: bool = False) -> dict:
-        from rlvr.evaluation import evaluate
+        from rlvr.evaluation.evaluate import evaluate
 
         with self.autocast:
             return evaluate(self.model, self.tokenizer, suites, self.eval_settings(),
@@ -317,7 +312,7 @@ class Trainer:
 
 def eval_settings(config: TrainConfig):
     """The [eval] table as the EvalSettings of the periodic evaluation (both engines)."""
-    from rlvr.evaluation import EvalSettings
+    from rlvr.evaluation.evaluate import EvalSettings
 
     e, r = config.eval, config.rollout
     return EvalSettings(
@@ -328,13 +323,13 @@ def eval_settings(config: TrainConfig):
 
 
 def protocol_settings(config: TrainConfig, suites: dict, model, tokenizer) -> dict | None:
-    """Per-suite evaluation settings under `eval.protocol` (rlvr.protocols), fitted to the
+    """Per-suite evaluation settings under `eval.protocol` (rlvr.evaluation.protocols), fitted to the
     model's context; None without a protocol."""
     e = config.eval
     if not e.protocol or not suites:
         return None
-    from rlvr.evaluation import fit_settings
-    from rlvr.protocols import protocol_settings as settings_of
+    from rlvr.evaluation.evaluate import fit_settings
+    from rlvr.evaluation.protocols import protocol_settings as settings_of
 
     per_suite = settings_of(e.protocol, list(suites), {"batch_size": e.batch_size,
                                                        "seed": e.seed})
@@ -363,7 +358,7 @@ def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False,
     trainer.progress = progress
     suites = eval_suites(config.eval)
     trainer.fit_evaluation(suites)
-    config = trainer.config  # with any cap to the model's context (rlvr.context)
+    config = trainer.config  # with any cap to the model's context (rlvr.model.context)
     if resume:
         folder = contextlib.nullcontext(new_run_dir(run_dir, resume=True))
         ckpt.clean_scratch(run_dir)  # what a kill mid-write left: never loaded, never kept

@@ -6,7 +6,7 @@ GPU are present, and with `model.generate` otherwise (CPU, tests). What it write
 docs/run-format.md, so `rlvr eval --run`, `report` and `decompose` read it unchanged:
 config.toml (the rlvr config, `engine = "trl"` and the `[trl]` GRPOConfig it resolved to),
 metrics.jsonl (one line per optimizer step, from our reward bookkeeping and TRL's logs),
-samples.jsonl, checkpoints/step-N/ (Hugging Face folders) and eval/step-N/ (rlvr.evaluation
+samples.jsonl, checkpoints/step-N/ (Hugging Face folders) and eval/step-N/ (rlvr.evaluation.evaluate
 on the in-memory policy, at step 0, every `log.eval_every` steps and at the end).
 
 One step is the paper's: `data.copies` × examples prompts × `rollout.n` completions, one
@@ -89,11 +89,11 @@ def build_trainer(cfg: TrainConfig, run_dir: str | Path, scratch: str | Path):
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    from rlvr.prompts import render_many
-    from rlvr.rl.examples import training_problems
+    from rlvr.data.prompts import render_many
+    from rlvr.model.rollout import encode_prompts, eos_token_ids, load_model
+    from rlvr.rl.problem_sets import training_problems
     from rlvr.rl.trainer import _model_path
     from rlvr.rl.trl_record import Recorder
-    from rlvr.rollout import encode_prompts, eos_token_ids, load_model
 
     problems = training_problems(cfg.data)
     gpu, vllm = _devices(cfg)
@@ -154,8 +154,8 @@ def train_trl(cfg: TrainConfig, *, run_dir: str | Path, progress: bool = True) -
     """Train `cfg` with TRL into `run_dir` (a new run directory); returns it."""
     import tempfile
 
-    from rlvr.rl.examples import eval_suites
-    from rlvr.runs import new_run_dir, write_config_toml
+    from rlvr.rl.problem_sets import eval_suites
+    from rlvr.rundir.write import new_run_dir, write_config_toml
 
     run_dir = Path(run_dir)
     if run_dir.exists() and any(run_dir.iterdir()):

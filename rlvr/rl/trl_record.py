@@ -1,7 +1,7 @@
 """The run directory of a TRL run (rlvr.rl.trl_engine): rewards, metrics, samples, checkpoints.
 
 `Recorder.reward` is the run's TRL reward function: it scores each completion with
-rlvr.rewards (the native trainer's reward, keyed by (step, example, copy, sample) as the native
+rlvr.grading.rewards (the native trainer's reward, keyed by (step, example, copy, sample) as the native
 trainer keys it, so a `random` run draws the same rewards at the same step) and remembers the
 grades. A step's grades and TRL's logs of its optimizer updates become one metrics.jsonl line
 with the native trainer's fields (docs/run-format.md); then samples, evaluation and checkpoint
@@ -29,7 +29,7 @@ _TRL_EPS = 1e-4  # TRL's fixed ε in (r − mean) / (std + ε)
 class Recorder:
     def __init__(self, cfg: TrainConfig, problems: list, run_dir: str | Path, tokenizer,
                  stops: frozenset[int]):
-        from rlvr.rewards import RewardSpec
+        from rlvr.grading.rewards import RewardSpec
 
         self.cfg, self.problems, self.run_dir = cfg, problems, Path(run_dir)
         self.tokenizer, self.stops = tokenizer, stops
@@ -49,8 +49,8 @@ class Recorder:
     # --- TRL's side -----------------------------------------------------------------------------
     def reward(self, prompts=None, completions=None, completion_ids=None, trainer_state=None,
                answer=None, example=None, **_columns) -> list[float]:
+        from rlvr.grading.rewards import score
         from rlvr.integrations.trl import completion_text
-        from rlvr.rewards import score
 
         step = self._step(trainer_state) + 1
         n, copies = self.cfg.rollout.n, self.cfg.data.copies
@@ -126,7 +126,7 @@ class Recorder:
                                f"after {seconds:.0f} s of training")
 
     def _evaluate(self, model, step: int) -> None:
-        from rlvr.evaluation import evaluate, fit_settings
+        from rlvr.evaluation.evaluate import evaluate, fit_settings
         from rlvr.rl.trainer import eval_settings, protocol_settings
 
         if self.eval_settings is None:  # checked against the model once, as the native run
@@ -145,7 +145,7 @@ class Recorder:
         """checkpoints/step-N/: the Hugging Face folder `rlvr eval --run` reads (no optimizer
         state: a TRL run does not resume through rlvr)."""
         from rlvr.rl.checkpoint import prune
-        from rlvr.runs import atomic_dir
+        from rlvr.rundir.write import atomic_dir
 
         final = self.run_dir / "checkpoints" / f"step-{step}"
         with atomic_dir(final) as tmp:

@@ -1,7 +1,7 @@
 """Everything rlvr does with verl 0.9, in one package (verl itself is never imported).
 
-- `rlvr.verl.data`: verl's training parquet ⇄ `Problem`s (the paper's pool round-trips exactly).
-- `rlvr.verl.reward`: `compute_score`, verl's `custom_reward_function` entry point.
+- `rlvr.verl.reward`: `compute_score`, verl's `custom_reward_function` entry point (a public
+  path; the adaptor lives in `rlvr.integrations.verl`). verl's parquet is `rlvr.data.verl_parquet`.
 - `rlvr.verl.export`: `rlvr export verl`, the same 1-shot experiment as a ready-to-launch folder;
   its `rlvr_reward.py` is a stub that bakes the settings into `rlvr.verl.exported`.
 - `rlvr.verl.exported`: the exported reward functions (training, entropy-only, accuracy log).

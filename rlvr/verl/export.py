@@ -38,9 +38,9 @@ from typing import Any
 
 from rlvr import __version__
 from rlvr.errors import UserError
+from rlvr.grading.rewards import REWARD_MODES, RewardSpec
 from rlvr.problem import Problem
-from rlvr.rewards import REWARD_MODES, RewardSpec
-from rlvr.runs import atomic_dir
+from rlvr.rundir.write import atomic_dir
 
 __all__ = ["PAPER_KEYS", "VERL_REWARD_MODES", "VerlExport", "export_verl"]
 
@@ -105,7 +105,7 @@ def export_verl(spec: VerlExport, out: str | Path, *, command: str | None = None
     problems = _pick_examples(spec)
     validation = _load_validation(spec.val_suites, spec.data_dir)
     labels = {p.id: spec.reward.label_for(p.answer) for p in problems}  # fails early on bad labels
-    from rlvr.verl.data import write_verl_parquet
+    from rlvr.data.verl_parquet import write_verl_parquet
 
     with atomic_dir(out) as tmp:
         write_verl_parquet(problems, tmp / "train.parquet", copies=spec.batch // len(problems),
@@ -149,7 +149,7 @@ def _executable(folder: Path) -> None:
 
 
 def _pick_examples(spec: VerlExport) -> list[Problem]:
-    from rlvr.selection import load_pool
+    from rlvr.data.pools import load_pool
 
     pool = {p.id: p for p in load_pool(spec.pool)}  # whatever `rlvr train --pool` accepts
     chosen = []
@@ -172,9 +172,9 @@ def _pick_examples(spec: VerlExport) -> list[Problem]:
 def _load_validation(specs: tuple[str, ...], data_dir: Path | None) -> dict[str, list[Problem]]:
     if not specs:
         return {}
-    from rlvr.suites import load_suites
+    from rlvr.data.suites import load_suites
 
-    # data_dir None: rlvr.suites falls back to $RLVR_DATA_DIR and names the fix if absent.
+    # data_dir None: rlvr.data.suites falls back to $RLVR_DATA_DIR and names the fix if absent.
     return load_suites(list(specs), data_dir=data_dir)
 
 

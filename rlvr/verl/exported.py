@@ -21,8 +21,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from rlvr.verl.reward import ENV_VARS
-from rlvr.verl.reward import compute_score as _rlvr_compute_score
+from rlvr.integrations.verl import ENV_VARS
+from rlvr.integrations.verl import compute_score as _rlvr_compute_score
 
 __all__ = ["reward_functions"]
 

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from rlvr.errors import UserError
-from rlvr.runs import atomic_dir, write_config_toml
+from rlvr.rundir.write import atomic_dir, write_config_toml
 
 __all__ = ["VerlImport", "find_checkpoints", "import_verl", "read_accuracy_json",
            "read_reward_log"]

@@ -1,1 +1,0 @@
-"""Optional generation backends beside rollout's own `hf` loop (each detected at run time)."""
