@@ -160,6 +160,21 @@ def test_no_import_cycle():
     assert not cycles, cycles
 
 
+def test_every_rlvr_import_names_a_module_that_exists():
+    """A moved module leaves no import behind, even one inside a function no test reaches."""
+    modules = _modules()
+    dangling = []
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rlvr"):
+                if node.module not in modules:
+                    dangling.append(f"{name}: from {node.module} import ...")
+            elif isinstance(node, ast.Import):
+                dangling += [f"{name}: import {a.name}" for a in node.names
+                             if a.name.startswith("rlvr") and a.name not in modules]
+    assert not dangling, "\n".join(sorted(dangling))
+
+
 def test_no_module_uses_another_modules_private_names():
     _, private = _imports(_modules())
     assert not private, "\n".join(sorted(private))

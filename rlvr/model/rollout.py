@@ -119,7 +119,7 @@ def resolve_backend(backend: str) -> str:
         raise UserError(f"unknown backend {backend!r}", f"choose one of {', '.join(BACKENDS)}")
     if backend == "hf":
         return "hf"
-    from rlvr.backends import vllm as vllm_backend
+    from rlvr.model import vllm_backend
 
     if vllm_backend.available():
         return "vllm"
@@ -142,7 +142,7 @@ def generate(model, tokenizer, prompts: Sequence[str], params: SamplingParams, *
     if not prompts:
         return []
     if resolve_backend(backend) == "vllm":
-        from rlvr.backends import vllm as vllm_backend
+        from rlvr.model import vllm_backend
 
         return vllm_backend.generate(model, tokenizer, prompts, params, key_offset=key_offset)
     prepare_tokenizer(tokenizer)
