@@ -12,7 +12,7 @@ same rollouts on both sides (tests/test_seeds.py checks the equality). The sides
 keeps its best round's median seconds per step. The figure to quote is the ratio, measured in
 one invocation (docs/benchmarks.md records it with the load average).
 
-`--decode-rows` instead times one decode step of the organism (`rlvr.model.fast_forward.DecodeCache`,
+`--decode-rows` instead times one decode step of the organism (`rlvr.model.kv_cache.DecodeCache`,
 best of 40) at each batch size: how the per-step cost grows with rows is what bounds the gain
 of stacking seeds.
 """
@@ -66,7 +66,7 @@ def grouped(args, seeds, scratch: Path) -> list[float]:
 def decode_rows(rows: list[int]) -> dict[str, float]:
     import torch
 
-    from rlvr.model import fast_forward as fast_lm
+    from rlvr.model.kv_cache import DecodeCache
     from rlvr.model.rollout import load_model
     from rlvr.organism import default_path
 
@@ -75,7 +75,7 @@ def decode_rows(rows: list[int]) -> dict[str, float]:
     with torch.no_grad():
         for batch in rows:
             prompt = torch.randint(5, 90, (batch, 12))
-            cache = fast_lm.DecodeCache(model, batch, 90)
+            cache = DecodeCache(model, batch, 90)
             cache.prefill(prompt, torch.ones_like(prompt), torch.arange(12).expand(batch, 12))
             token, position = torch.randint(5, 90, (batch,)), torch.full((batch,), 12)
             best = float("inf")

@@ -1,4 +1,5 @@
-"""rlvr.model.fast_forward reproduces the Hugging Face forward: logits, gradients, incremental decoding."""
+"""rlvr.model.fast_forward and rlvr.model.kv_cache reproduce the Hugging Face forward: logits,
+gradients, incremental decoding."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import pytest
 import torch
 
 from rlvr.model import fast_forward as fast_lm
+from rlvr.model.kv_cache import DecodeCache
 
 VOCAB = 40
 
@@ -140,7 +142,7 @@ def test_decode_equals_full_forward(name):
     ids, mask, positions = _batch(seed=4, pads=((0, 0), (3, 0), (8, 0), (5, 0), (3, 0)), width=9)
     ids[4] = ids[1]  # a second sample of the same prompt: prefilled once, decoded apart
     steps = 5
-    cache = fast_lm.DecodeCache(model, ids.shape[0], ids.shape[1] + steps)
+    cache = DecodeCache(model, ids.shape[0], ids.shape[1] + steps)
     with torch.inference_mode():
         logits = cache.prefill(ids, mask, positions)
         position = positions[:, -1]

@@ -1,5 +1,5 @@
 """The native trainer's memory savings change nothing but memory: gradient checkpointing (inside
-rlvr.model.fast_forward and through Hugging Face's for other models), chunked log-probs over real tokens
+rlvr.model.weights' layer loop and through Hugging Face's for other models), chunked log-probs over real tokens
 only, and a bf16 K/V cache under bf16 autocast."""
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ import torch
 from _tiny_lm import make_tiny_lm
 
 from rlvr.model import fast_forward as fast_lm
+from rlvr.model import weights
+from rlvr.model.kv_cache import DecodeCache
 from rlvr.rl.config import resolve
 from rlvr.rl.core_algos import entropy_from_logits, token_logprobs, token_stats
 from rlvr.rl.trainer import Trainer
@@ -41,12 +43,12 @@ def test_checkpointing_gives_the_same_update_and_recomputes(tiny, tmp_path, monk
     plain, _ = _step_weights(tiny, tmp_path / "a", False)
     calls = {"n": 0}
     if fast:
-        real = fast_lm._checkpoint
+        real = weights.recompute_in_backward
 
         def counting(*args, **kw):
             calls["n"] += 1
             return real(*args, **kw)
-        monkeypatch.setattr(fast_lm, "_checkpoint", counting)
+        monkeypatch.setattr(weights, "recompute_in_backward", counting)
         checked, trainer = _step_weights(tiny, tmp_path / "b", True)
     else:
         from transformers.models.llama import modeling_llama
@@ -143,9 +145,9 @@ def test_kv_cache_is_bf16_under_bf16_autocast(tiny):
 
     model, _ = load_model(tiny, device="cpu")
     ids = torch.randint(3, 50, (2, 5))
-    assert fast_lm.DecodeCache(model, 2, 9).kv[0].dtype == torch.float32
+    assert DecodeCache(model, 2, 9).kv[0].dtype == torch.float32
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        cache = fast_lm.DecodeCache(model, 2, 9)
+        cache = DecodeCache(model, 2, 9)
         assert all(kv.dtype == torch.bfloat16 for kv in cache.kv)
         first = cache.prefill(ids, None, None)
         nxt = cache.step(first.argmax(-1), torch.full((2,), 5))

@@ -7,7 +7,8 @@ import torch
 from _tiny_lm import make_tiny_lm
 
 from rlvr.errors import UserError
-from rlvr.model.rollout import SamplingParams, _choose, _row_keys, generate, load_model
+from rlvr.model.decode import choose, row_keys
+from rlvr.model.rollout import SamplingParams, generate, load_model
 
 PROMPTS = ["What is 2+3?", "x", "Compute the sum of 17 and 25, then divide by 6.", "abc def"]
 
@@ -93,14 +94,14 @@ def test_greedy_samples_are_copies_and_tiny_top_p_is_greedy(never_stops):
 
 def test_gumbel_sampling_matches_softmax():
     logits = torch.tensor([[2.0, 1.0, 0.0, -1.0]]).repeat(20000, 1)
-    keys = _row_keys(0, [(i, 0) for i in range(20000)], "cpu")
+    keys = row_keys(0, [(i, 0) for i in range(20000)], "cpu")
     for temperature in (1.0, 0.5):
         params = SamplingParams(temperature=temperature)
-        picks = _choose(logits, params, keys, step=0)
+        picks = choose(logits, params, keys, step=0)
         freq = torch.bincount(picks, minlength=4).double() / len(picks)
         expected = (logits[0] / temperature).softmax(-1).double()
         assert torch.allclose(freq, expected, atol=0.015), (freq, expected)
-    picks = _choose(logits, SamplingParams(temperature=1.0, top_p=0.8), keys, step=3)
+    picks = choose(logits, SamplingParams(temperature=1.0, top_p=0.8), keys, step=3)
     freq = torch.bincount(picks, minlength=4).double() / len(picks)
     top2 = logits[0, :2].softmax(-1).double()
     assert freq[2:].sum() == 0 and torch.allclose(freq[:2], top2, atol=0.015)

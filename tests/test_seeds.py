@@ -10,8 +10,8 @@ import torch
 from _tiny_lm import make_tiny_lm
 
 from rlvr.errors import UserError
-from rlvr.model import fast_forward as fast_lm
 from rlvr.model import stacked as stacked_lm
+from rlvr.model import weights
 from rlvr.model.rollout import load_model
 from rlvr.rl.config import resolve
 from rlvr.rl.lockstep import SeedGroup, train_seeds
@@ -46,7 +46,7 @@ def test_stacked_logits_equal_each_models_own(tiny):
     attn = torch.ones_like(ids)
     attn[:, 1, :3] = 0  # a left-padded row
     pos = (attn.cumsum(-1) - 1).clamp(min=0)
-    rope = fast_lm._rope_tables(models[0], 16, torch.float32, "cpu")
+    rope = weights.rope_tables(models[0], 16, torch.float32, "cpu")
     out = stacked_lm.logits(stacked_lm.stack(models), rope, ids, attn, pos, 5)
     for k, model in enumerate(models):
         own = model(input_ids=ids[k], attention_mask=attn[k], position_ids=pos[k]).logits
@@ -67,6 +67,23 @@ def test_seed_group_equals_the_seeds_one_by_one(tiny, tmp_path):
     for a, b in zip(singles, group.trainers, strict=True):
         for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
             assert torch.allclose(p, q, atol=1e-5)
+
+
+def test_lockstep_rollouts_are_the_single_runs_token_for_token(tiny, tmp_path):
+    """One decode loop (rlvr.model.decode.decode) behind both: a seed group's stacked rollouts
+    (every row to the end) are each single run's (length-sorted batches, finished rows dropped)."""
+    seeds = (0, 1, 2)
+    group = SeedGroup([cfg(tiny, s) for s in seeds], [tmp_path / f"g{s}" for s in seeds])
+    singles = [Trainer(cfg(tiny, s), tmp_path / f"s{s}") for s in seeds]
+    seen, reasons = [], set()
+    for step in (1, 2):
+        for single, batch in zip(singles, group._rollouts(step), strict=True):
+            alone = single._rollout(step).completions
+            assert batch.completions == alone  # indices, tokens, text, finish reason
+            seen.append(tuple(c.token_ids for c in alone))
+            reasons |= {c.finish_reason for c in alone}
+    assert reasons == {"stop", "length"}  # rows end both ways
+    assert len(set(seen)) == len(seen)  # each seed and step samples its own tokens
 
 
 def test_train_seeds_writes_one_ordinary_run_per_seed(tiny, tmp_path):

@@ -10,11 +10,11 @@ response rows, the forward that scores them and the per-token log-probs.
   functional forward (`rlvr.model.fast_forward`) when it reproduces the model, else the Hugging Face
   forward: the one choice between them for scoring. Only real tokens are projected onto the
   vocabulary, in chunks recomputed in the backward pass (`token_stats`).
-- `make_decoder`: the same choice for token-by-token generation (a static-cache fast decoder
-  or the model's own KV cache), used by `rlvr.model.rollout`.
+- `make_decoder`: the same choice for token-by-token generation (the fast static K/V cache of
+  `rlvr.model.kv_cache` or the model's own KV cache), driven by `rlvr.model.decode.decode`.
 - `token_stats`, `token_logprobs`, `entropy_from_logits`: the per-token math on the logits.
 
-It sits at the rollout layer (it imports `fast_lm` and torch, never `rlvr.rl`), so the rollout
+It sits in the model package (it imports the fast forward and torch, never `rlvr.rl`), so the rollout
 and the diagnostics use it without importing the trainer.
 """
 
@@ -29,6 +29,7 @@ from torch import Tensor
 from torch.utils.checkpoint import checkpoint as recompute_in_backward
 
 from rlvr.model import fast_forward as fast_lm
+from rlvr.model.kv_cache import DecodeCache
 
 __all__ = ["Batch", "entropy_from_logits", "forward_extra", "make_decoder", "response_stats",
            "to_batch", "token_logprobs", "token_stats"]
@@ -163,7 +164,8 @@ def _chunk_stats(inputs, tokens, weight, bias, temperature: float, entropy: bool
 
 
 def make_decoder(model, batch: int, max_length: int):
-    """rlvr.model.fast_forward's static-cache decoder when it reproduces this model, else HF's forward."""
+    """rlvr.model.kv_cache's static-cache decoder when fast_forward reproduces this model, else
+    the model's own forward and cache."""
     if fast_lm.supports(model):
         return _FastDecoder(model, batch, max_length)
     return _HFDecoder(model)
@@ -171,7 +173,7 @@ def make_decoder(model, batch: int, max_length: int):
 
 class _FastDecoder:
     def __init__(self, model, batch: int, max_length: int):
-        self.cache = fast_lm.DecodeCache(model, batch, max_length)
+        self.cache = DecodeCache(model, batch, max_length)
         self.prefill, self.step = self.cache.prefill, self.cache.step
         self.select_rows = self.cache.select_rows
 

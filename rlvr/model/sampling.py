@@ -2,7 +2,7 @@
 where a response ends (`end_of_turn_id`: the chat template's end-of-turn token).
 
 Its own module so that `rlvr.model.rollout` (the `hf` loop, which dispatches to other backends) and
-`rlvr.model.vllm_backend` (which build `Completion`s) both import it and never each other.
+`rlvr.model.vllm_backend` (which builds `Completion`s) both import it and never each other.
 """
 
 from __future__ import annotations

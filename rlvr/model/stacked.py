@@ -7,9 +7,9 @@ trained from one base) therefore run together here: every weight gets a leading 
 normalisation, rotary embedding and attention run on the S × B rows at once. The ops per token
 are those of one model; the arithmetic is S models'.
 
-The math is `rlvr.model.fast_forward`'s (same fused projections, rotary tables from the model's own
-module); `tests/test_stacked_lm.py` checks logits against each model's own forward. Only
-models `fast_lm.supports` are accepted. `stack` is differentiable: gradients of the stacked
+The math is `rlvr.model.weights`' (same fused projections, rotary tables from the model's own
+module); `tests/test_seeds.py` checks logits against each model's own forward. Only models
+`rlvr.model.fast_forward.supports` are accepted. `stack` is differentiable: gradients of the stacked
 tensors flow back into each model's own parameters, so each run keeps its own optimizer.
 """
 
@@ -18,7 +18,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from rlvr.model import fast_forward as fast_lm
+from rlvr.model.fast_forward import supports
+from rlvr.model.weights import Layer, Weights, full_mask, fused_weights, rope_tables, rotate
 
 __all__ = ["StackedDecode", "logits", "stack"]
 
@@ -29,21 +30,21 @@ def _stack(parts: list) -> torch.Tensor | None:
     return torch.stack(parts)
 
 
-def stack(models: list) -> fast_lm._Weights:
-    """fast_lm's fused weights of every model, each tensor stacked along a new dim 0 (S)."""
-    if not models or not all(fast_lm.supports(m) for m in models):
-        raise ValueError("stacked_lm needs models that rlvr.model.fast_forward supports")
-    ws = [fast_lm._weights(m) for m in models]
+def stack(models: list) -> Weights:
+    """The fused weights of every model, each tensor stacked along a new dim 0 (S)."""
+    if not models or not all(supports(m) for m in models):
+        raise ValueError("rlvr.model.stacked needs models that rlvr.model.fast_forward supports")
+    ws = [fused_weights(m) for m in models]
     layers = []
     for i, first in enumerate(ws[0].layers):
         fields = [first.eps] + [_stack([w.layers[i][j] for w in ws])
                                 for j in range(1, len(first))]
-        layers.append(fast_lm._Layer(*fields))
+        layers.append(Layer(*fields))
     w0 = ws[0]
-    return fast_lm._Weights(torch.stack([w.embed for w in ws]), layers,
-                            torch.stack([w.norm for w in ws]), w0.norm_eps,
-                            torch.stack([w.head_w for w in ws]), _stack([w.head_b for w in ws]),
-                            w0.heads, w0.kv_heads, w0.head_dim)
+    return Weights(torch.stack([w.embed for w in ws]), layers,
+                   torch.stack([w.norm for w in ws]), w0.norm_eps,
+                   torch.stack([w.head_w for w in ws]), _stack([w.head_b for w in ws]),
+                   w0.heads, w0.kv_heads, w0.head_dim)
 
 
 def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -62,36 +63,36 @@ def _norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     return F.rms_norm(x, (x.shape[-1],), None, eps) * weight[:, None, :]
 
 
-def _embed(w: fast_lm._Weights, ids: torch.Tensor) -> torch.Tensor:
+def _embed(w: Weights, ids: torch.Tensor) -> torch.Tensor:
     """ids (S, N) → (S, N, E), each model with its own table."""
     return torch.gather(w.embed, 1, ids[..., None].expand(-1, -1, w.embed.shape[-1]))
 
 
-def _head(w: fast_lm._Weights, h: torch.Tensor) -> torch.Tensor:
+def _head(w: Weights, h: torch.Tensor) -> torch.Tensor:
     return _linear(_norm(h, w.norm, w.norm_eps), w.head_w, w.head_b)
 
 
-def _mlp(h: torch.Tensor, layer: fast_lm._Layer) -> torch.Tensor:
+def _mlp(h: torch.Tensor, layer: Layer) -> torch.Tensor:
     x = _norm(h, layer.norm2, layer.eps)
     gate, up = _linear(x, layer.gate_up_w, layer.gate_up_b).chunk(2, dim=-1)
     return _residual(h, F.silu(gate) * up, layer.down_w, layer.down_b)
 
 
-def logits(w: fast_lm._Weights, rope, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+def logits(w: Weights, rope, input_ids: torch.Tensor, attention_mask: torch.Tensor,
            position_ids: torch.Tensor, keep: int, on_kv=None) -> torch.Tensor:
     """Logits of the last `keep` positions of (S, B, L) rows, model s on rows [s] → (S, B,
-    keep, V). `rope` = fast_lm._rope_tables(...) of the shared architecture; `on_kv(i, k, v)`
+    keep, V). `rope` = `rlvr.model.weights.rope_tables(...)` of the shared architecture; `on_kv(i, k, v)`
     sees each layer's keys and values (the decoder's prefill fills its cache with it)."""
     S, B, L = input_ids.shape
     heads, kv_heads, dim = w.heads, w.kv_heads, w.head_dim
     flat = position_ids.reshape(S * B, L)
     cos, sin = rope[0][flat].unsqueeze(2), rope[1][flat].unsqueeze(2)  # (S·B, L, 1, D)
-    mask = fast_lm._full_mask(attention_mask.reshape(S * B, L), L, input_ids.device)
+    mask = full_mask(attention_mask.reshape(S * B, L), L, input_ids.device)
     h = _embed(w, input_ids.reshape(S, B * L))  # (S, B·L, E)
     for i, layer in enumerate(w.layers):
         x = _norm(h, layer.norm1, layer.eps)
         qkv = _linear(x, layer.qkv_w, layer.qkv_b).view(S * B, L, heads + 2 * kv_heads, dim)
-        qk = fast_lm._rotate(qkv[:, :, :heads + kv_heads], cos, sin)
+        qk = rotate(qkv[:, :, :heads + kv_heads], cos, sin)
         q, k = qk[:, :, :heads].transpose(1, 2), qk[:, :, heads:].transpose(1, 2)
         v = qkv[:, :, heads + kv_heads:].transpose(1, 2)
         if on_kv is not None:
@@ -106,10 +107,12 @@ def logits(w: fast_lm._Weights, rope, input_ids: torch.Tensor, attention_mask: t
 
 
 class StackedDecode:
-    """Incremental decoding of S models × B rows with a preallocated K/V cache (no row is
-    dropped: the batch runs until every row has stopped or the budget is spent)."""
+    """Incremental decoding of S models × B rows with a preallocated K/V cache, a decoder
+    `rlvr.model.decode.decode` drives: its S·B rows are model-major (model s decodes rows
+    s·B … s·B + B − 1). No row is dropped: the batch runs until every row has stopped or the
+    budget is spent."""
 
-    def __init__(self, model, w: fast_lm._Weights, rows: int, max_length: int):
+    def __init__(self, model, w: Weights, rows: int, max_length: int):
         self.model, self.w = model, w
         S = w.embed.shape[0]
         self.S, self.B, self.max_length, self.length = S, rows, max_length, 0
@@ -121,11 +124,13 @@ class StackedDecode:
 
     @torch.no_grad()
     def prefill(self, input_ids, attention_mask, position_ids) -> torch.Tensor:
-        """(S, B, P) left-padded prompts → last-position logits (S, B, V)."""
-        S, B, P = input_ids.shape
+        """(S·B, P) left-padded prompts → last-position logits (S·B, V)."""
+        S, P = self.S, input_ids.shape[1]
+        B = input_ids.shape[0] // S
+        input_ids, attention_mask, position_ids = (
+            x.reshape(S, B, P) for x in (input_ids, attention_mask, position_ids))
         needed = int(position_ids.max()) + 1 + self.max_length
-        self.rope = fast_lm._rope_tables(self.model, needed, self.w.embed.dtype,
-                                         input_ids.device)
+        self.rope = rope_tables(self.model, needed, self.w.embed.dtype, input_ids.device)
         pad = (attention_mask.reshape(S * B, P) == 0)[:, None, None, :]
         self.bias[..., :P].masked_fill_(pad, float("-inf"))
 
@@ -134,14 +139,15 @@ class StackedDecode:
             self.kv[i][1, :, :, :P] = v
         out = logits(self.w, self.rope, input_ids, attention_mask, position_ids, 1, keep_kv)
         self.length = P
-        return out[:, :, -1]
+        return out[:, :, -1].reshape(S * B, -1)
 
     @torch.no_grad()
     def step(self, token: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
-        """token, position (S, B) → logits (S, B, V)."""
+        """token, position (S·B,) → logits (S·B, V)."""
         t, w = self.length, self.w
         if t >= self.max_length:
             raise ValueError(f"the cache holds {self.max_length} positions; all are used")
+        token = token.reshape(self.S, -1)
         S, B = token.shape
         heads, kv_heads, dim = w.heads, w.kv_heads, w.head_dim
         flat = position.reshape(-1)
@@ -164,4 +170,10 @@ class StackedDecode:
             h = _residual(h, out.view(S, B, heads * dim), layer.o_w, layer.o_b)
             h = _mlp(h, layer)
         self.length = t + 1
-        return _head(w, h)
+        return _head(w, h).reshape(S * B, -1)
+
+    def can_select(self) -> bool:
+        return False  # the S models' rows share one cache tensor: none is dropped
+
+    def select_rows(self, index: torch.Tensor) -> None:
+        raise NotImplementedError("a stacked decode keeps every row (can_select() is False)")

@@ -2,9 +2,9 @@
 
 A study trains each condition with several seeds from the same base and anchor. On a tiny CPU
 model each step is bound by per-op dispatch, so S runs cost little more than one when their
-forwards are one (`rlvr.model.stacked`): the S × n rollouts are decoded together (each seed's
-model on its own rows, each row's sampling noise keyed exactly as `Trainer._rollout` keys it),
-and the S losses are one backward. Everything else is each run's own `Trainer`: rewards,
+forwards are one (`rlvr.model.stacked`): the S × n rollouts are decoded together by the one
+decode loop, `rlvr.model.decode.decode` (each seed's model on its own rows, each row's sampling
+noise keyed exactly as `Trainer._rollout` keys it), and the S losses are one backward. Everything else is each run's own `Trainer`: rewards,
 advantages, the update guard, clipping and its optimizer, metrics, samples, evaluation and
 checkpoints, into an ordinary run directory per seed.
 
@@ -23,7 +23,9 @@ import torch
 from rlvr.errors import UserError
 from rlvr.model import fast_forward as fast_lm
 from rlvr.model import stacked as stacked_lm
+from rlvr.model.decode import decode, left_pad, row_keys
 from rlvr.model.policy import to_batch
+from rlvr.model.weights import rope_tables
 from rlvr.rl.config import TrainConfig, config_to_dict
 from rlvr.rl.core_algos import entropy_from_logits, token_logprobs
 from rlvr.rl.problem_sets import eval_suites
@@ -73,58 +75,31 @@ class SeedGroup:
     # --- rollouts ---------------------------------------------------------------------------
     @torch.no_grad()
     def _rollouts(self, step: int) -> list:
-        from rlvr.model.rollout import Completion, SamplingParams, _choose, _row_keys, eos_token_ids
+        from rlvr.model.rollout import Completion, SamplingParams, eos_token_ids
 
         t0 = self.trainers[0]
         r, copies = t0.config.rollout, t0.config.data.copies
         jobs = [(i, s) for i in range(len(t0.prompt_ids) * copies) for s in range(r.n)]
-        prompts = [t0.prompt_ids[i // copies] for i, _ in jobs]
         pad = t0.tokenizer.pad_token_id
-        width, S, B = max(map(len, prompts)), len(self.trainers), len(jobs)
-        ids = torch.full((B, width), pad, dtype=torch.long)
-        mask = torch.zeros((B, width), dtype=torch.long)
-        for row, p in enumerate(prompts):
-            ids[row, width - len(p):] = torch.tensor(p)
-            mask[row, width - len(p):] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        # Each seed's noise, keyed as Trainer._rollout keys it.
-        keys = torch.cat([_row_keys(t.config.seed * 1_000_003 + step, jobs, "cpu")
+        S, B = len(self.trainers), len(jobs)
+        ids, mask, positions = left_pad([t0.prompt_ids[i // copies] for i, _ in jobs], pad)
+        # Seed k decodes rows k·B … k·B + B − 1, its noise keyed as Trainer._rollout keys it.
+        keys = torch.cat([row_keys(t.config.seed * 1_000_003 + step, jobs, t0.device)
                           for t in self.trainers])
         params = SamplingParams(temperature=r.temperature, top_p=r.top_p, n=r.n,
                                 max_new_tokens=r.max_new_tokens)
         weights = stacked_lm.stack([t.model for t in self.trainers])
-        decoder = stacked_lm.StackedDecode(t0.model, weights, B, width + r.max_new_tokens)
-        expand = lambda x: x.expand(S, -1, -1).to(t0.device)  # noqa: E731
-        logits = decoder.prefill(expand(ids), expand(mask), expand(positions))
-        eos = torch.tensor(sorted(eos_token_ids(t0.model, t0.tokenizer)), device=t0.device)
-        tokens = torch.full((S * B, r.max_new_tokens), pad, dtype=torch.long, device=t0.device)
-        lengths = torch.full((S * B,), r.max_new_tokens, dtype=torch.long, device=t0.device)
-        alive = torch.ones(S * B, dtype=torch.bool, device=t0.device)
-        stopped = torch.zeros(S * B, dtype=torch.bool, device=t0.device)
-        position = positions[:, -1].repeat(S).to(t0.device)
-        for i in range(r.max_new_tokens):
-            token = _choose(logits.reshape(S * B, -1), params, keys, i)
-            token = torch.where(alive, token, torch.full_like(token, pad))
-            tokens[alive, i] = token[alive]
-            ended = torch.isin(token, eos) & alive
-            lengths[ended] = i + 1
-            stopped |= ended
-            alive &= ~ended
-            if not bool(alive.any()) or i + 1 == r.max_new_tokens:
-                break
-            position = position + 1
-            logits = decoder.step(token.view(S, B), position.view(S, B))
-        rows, lengths, stopped = tokens.cpu().tolist(), lengths.tolist(), stopped.tolist()
+        decoder = stacked_lm.StackedDecode(t0.model, weights, B, ids.shape[1] + r.max_new_tokens)
+        rows = decode(decoder, *(x.repeat(S, 1).to(t0.device) for x in (ids, mask, positions)),
+                      keys, params, eos_token_ids(t0.model, t0.tokenizer), pad)
         batches = []
         for k, t in enumerate(self.trainers):
             completions = []
             for j, (i, s) in enumerate(jobs):
-                row = k * B + j
-                seq = tuple(rows[row][:lengths[row]])
-                body = seq[:-1] if stopped[row] else seq
+                seq, reason = rows[k * B + j]
+                body = seq[:-1] if reason == "stop" else seq
                 text = t.tokenizer.decode(list(body), skip_special_tokens=True)
-                completions.append(Completion(i, s, text, seq,
-                                              "stop" if stopped[row] else "length"))
+                completions.append(Completion(i, s, text, seq, reason))
             ids_of = [t.prompt_ids[c.prompt_index // copies] for c in completions]
             batches.append(to_batch(completions, ids_of, pad, t.device))
         return batches
@@ -143,8 +118,7 @@ class SeedGroup:
                             for p in plans])
         positions = (attn.cumsum(-1) - 1).clamp(min=0)
         tokens = ids[:, :, -T:]
-        rope = fast_lm._rope_tables(t0.model, int(positions.max()) + 1,
-                                    t0.model.dtype, ids.device)
+        rope = rope_tables(t0.model, int(positions.max()) + 1, t0.model.dtype, ids.device)
         weights = stacked_lm.stack([t.model for t in self.trainers])
         logits = stacked_lm.logits(weights, rope, ids, attn, positions, T + 1)[:, :, :-1]
         logits = logits.float() / t0.config.rollout.temperature
