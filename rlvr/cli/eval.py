@@ -183,10 +183,10 @@ def _eval_model(model_spec, flags, suite_specs, limit, data_dir, fields, out, de
 
 def _eval_run(run, flags, suite_specs, limit, data_dir, fields, overwrite, device, progress,
               protocol=None):
-    from rlvr.model import vllm_backend
     from rlvr.data.suites import default_suite_specs, load_suites
     from rlvr.evaluation.evaluate import evaluate, fit_settings, print_summary
     from rlvr.evaluation.tables import print_over_steps
+    from rlvr.model import vllm_backend
     from rlvr.model.preflight import check_device
     from rlvr.model.rollout import load_model, resolve_backend
 
