@@ -49,7 +49,7 @@ def _config(model: str, overrides: dict):
 
 
 def _train(model: str, overrides: dict, run_dir: str) -> str:
-    from rlvr.rl.trainer import train
+    from rlvr.rl.loop import train
 
     start = time.time()
     train(_config(model, overrides), run_dir=run_dir, progress=False)

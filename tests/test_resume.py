@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 from _tiny_lm import make_tiny_lm
+
+ROOT = Path(__file__).resolve().parents[1]  # the checkout under test, not an installed copy
 from safetensors.torch import load_file
 
 from rlvr.rl.checkpoint import latest_checkpoint
@@ -26,6 +28,7 @@ SCRIPT = textwrap.dedent("""
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     from rlvr.rl.config import resolve
+    from rlvr.rl import loop
     from rlvr.rl import trainer as tr
     model, out, resume, kill_at, kill_in_save = sys.argv[1:6]
     config = resolve("organism", overrides={
@@ -47,7 +50,7 @@ SCRIPT = textwrap.dedent("""
                 os.kill(os.getpid(), signal.SIGKILL)
             return save(obj, f, *a, **k)
         torch.save = killing_save
-    tr.train(config, run_dir=out, resume=resume == "1", progress=False)
+    loop.train(config, run_dir=out, resume=resume == "1", progress=False)
 """)
 
 
@@ -59,7 +62,7 @@ def _run(tmp: Path, model: Path, out: Path, *, resume: bool, kill_at: int = 0,
             str(int(kill_in_save))]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=300,
                           env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin",
-                               "PYTHONHASHSEED": "0"})
+                               "PYTHONHASHSEED": "0", "PYTHONPATH": str(ROOT)})
     if proc.returncode not in (0, -signal.SIGKILL):
         raise AssertionError(proc.stderr[-3000:])
     return proc.returncode

@@ -127,8 +127,8 @@ def test_training_shows_every_evaluation_and_each_step_phase(tmp_path, monkeypat
 
     import rlvr.evaluation.evaluate
     from rlvr.rl.config import resolve
+    from rlvr.rl.loop import train
     from rlvr.rl.runlog import RunLog
-    from rlvr.rl.trainer import train
 
     shown, phases = [], []
     real_bar, real_phase = rlvr.evaluation.evaluate.bar, RunLog.phase

@@ -9,7 +9,8 @@
 
 A model evaluation writes a run directory (`--out`, default runs/eval-<model>-<time>) with
 config.toml and eval/step-0/. With --run, the suites and settings come from the flags or else
-from the run's config.toml `[eval]` table, exactly as the trainer's evaluation hook uses them.
+from the run's config.toml `[eval]` table, exactly as the trainer's evaluation hook
+(rlvr.rl.eval_hook) uses them.
 """
 
 from __future__ import annotations
@@ -116,19 +117,6 @@ def _protocol_suites(protocol: str | None) -> list[str]:
     return list(PROTOCOLS[protocol]["suites"]) if protocol else []
 
 
-def _per_suite(protocol: str | None, model, tokenizer, problems, flags: dict):
-    """A protocol's settings per suite (flags win), each fitted to the model's context; None
-    without a protocol."""
-    if protocol is None:
-        return None
-    from rlvr.evaluation.evaluate import fit_settings
-    from rlvr.evaluation.protocols import protocol_settings
-
-    per_suite = protocol_settings(protocol, list(problems), flags)
-    return {suite: fit_settings(model, tokenizer, {suite: problems[suite]}, s)
-            for suite, s in per_suite.items()}
-
-
 def _protocol_record(protocol: str | None, per_suite) -> dict:
     """What config.toml records of a protocol: its name and the settings each suite got."""
     if protocol is None:
@@ -144,6 +132,7 @@ def _eval_model(model_spec, flags, suite_specs, limit, data_dir, fields, out, de
     from rlvr.evaluation.evaluate import evaluate, fit_settings, print_summary
     from rlvr.model.locate import resolve_model
     from rlvr.model.rollout import load_model, resolve_backend
+    from rlvr.rl.eval_hook import fit_protocol
     from rlvr.rundir.write import fresh_run_dir, write_config_toml
 
     asked = dict(flags)  # a protocol takes what was asked, not the template chosen below
@@ -162,7 +151,7 @@ def _eval_model(model_spec, flags, suite_specs, limit, data_dir, fields, out, de
         every = [p for items in problems.values() for p in items]
         flags = {**flags, "template": choose_template(preferred, every, tokenizer)}
     settings = fit_settings(model, tokenizer, problems, _settings(flags, {}))
-    per_suite = _per_suite(protocol, model, tokenizer, problems, asked)
+    per_suite = fit_protocol(protocol, problems, model, tokenizer, asked)
     resolve_backend(settings.backend)  # a backend that is not installed fails before any write
     out = Path(out) if out is not None else Path("runs") / (
         f"eval-{_slug(Path(str(model_spec or path)).name)}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -189,12 +178,13 @@ def _eval_run(run, flags, suite_specs, limit, data_dir, fields, overwrite, devic
     from rlvr.model import vllm_backend
     from rlvr.model.preflight import check_device
     from rlvr.model.rollout import load_model, resolve_backend
+    from rlvr.rl.eval_hook import fit_protocol, settings_from_run
 
     config = _read_run_config(Path(run))
     table = dict(config.get("eval") or {})
     # --protocol names its own suites; a protocol read from the run keeps the run's suites.
     asked, protocol = protocol, protocol or table.get("protocol") or None
-    base = _settings_from_run(config)
+    base = settings_from_run(config)
     settings = _settings(flags, base)
     check_device(device)
     resolve_backend(settings.backend)
@@ -217,7 +207,7 @@ def _eval_run(run, flags, suite_specs, limit, data_dir, fields, overwrite, devic
         model, tokenizer = load_model(folder, device=device)
         if not fitted:  # the checkpoints of one run share their tokenizer and context
             settings, fitted = fit_settings(model, tokenizer, problems, settings), True
-            per_suite = _per_suite(protocol, model, tokenizer, problems, flags)
+            per_suite = fit_protocol(protocol, problems, model, tokenizer, flags)
         summary = evaluate(model, tokenizer, problems, settings, run_dir=Path(run), step=step,
                            progress=progress, model_name=str(folder), per_suite=per_suite)
         print_summary(summary)
@@ -225,21 +215,6 @@ def _eval_run(run, flags, suite_specs, limit, data_dir, fields, overwrite, devic
         del model, tokenizer
         vllm_backend.release()
     print_over_steps(Path(run), list(problems))
-
-
-def _settings_from_run(config: dict) -> dict:
-    """The trainer's [eval] table → EvalSettings values (the hook's own mapping)."""
-    table = dict(config.get("eval") or {})
-    base = {key: table[key] for key in ("greedy", "samples", "temperature", "top_p", "seed",
-                                        "batch_size", "backend", "input_dependence", "group_by")
-            if key in table}
-    if not base.get("temperature"):  # 0 = the training temperature, as in the trainer
-        base["temperature"] = (config.get("rollout") or {}).get("temperature", 0.6)
-    base["template"] = table.get("template") or (config.get("data") or {}).get("template") or "raw"
-    max_new = table.get("max_new_tokens") or (config.get("rollout") or {}).get("max_new_tokens")
-    if max_new:
-        base["max_new_tokens"] = max_new
-    return base
 
 
 def _read_run_config(run: Path) -> dict:

@@ -109,7 +109,7 @@ def train_command(
         run_dir = train_trl(cfg, run_dir=out, progress=progress)
         typer.echo(f"run written to {run_dir}")
         return
-    from rlvr.rl.trainer import train
+    from rlvr.rl.loop import train
 
     try:
         run_dir = train(cfg, run_dir=out, resume=resume, progress=progress)

@@ -21,7 +21,7 @@ from pathlib import Path
 from rlvr.core.net import hub_endpoint, hub_offline, reachable
 from rlvr.errors import UserError
 
-__all__ = ["local_folder", "looks_like_path", "resolve_model"]
+__all__ = ["local_folder", "looks_like_path", "model_path", "resolve_model"]
 
 # A Hub repo id: `name` or `namespace/name` (letters, digits, `-`, `_`, `.`).
 _HUB_ID = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9_.-]*/)?[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -38,6 +38,16 @@ def resolve_model(spec: str | os.PathLike | None, *, flag: str = "--model") -> P
 
         return Path(default_path())
     return local_folder(text, flag=flag) or _from_hub(text, flag)
+
+
+def model_path(path: str) -> Path:
+    """A config's `model.path` as a folder, without looking it up: "" is the shipped organism
+    (a spec that may be a Hub id goes through `resolve_model`, as `load_model` does)."""
+    if path:
+        return Path(path)
+    from rlvr.organism import default_path
+
+    return Path(default_path())
 
 
 def local_folder(spec: str, *, flag: str = "--model") -> Path | None:

@@ -28,9 +28,10 @@ from rlvr.model.policy import to_batch
 from rlvr.model.weights import rope_tables
 from rlvr.rl.config import TrainConfig, config_to_dict
 from rlvr.rl.core_algos import entropy_from_logits, token_logprobs
+from rlvr.rl.eval_hook import eval_due
 from rlvr.rl.problem_sets import eval_suites
 from rlvr.rl.steps import Tally, update_totals
-from rlvr.rl.trainer import Trainer, eval_due
+from rlvr.rl.trainer import Trainer
 
 __all__ = ["SeedGroup", "train_seeds"]
 
@@ -159,7 +160,7 @@ def _pad_right(x: torch.Tensor, extra: int, value: int) -> torch.Tensor:
 
 
 def train_seeds(configs: list[TrainConfig], run_dirs: list[str | Path]) -> list[Path]:
-    """`rlvr.rl.trainer.train` for runs that differ only in their seed, stepped together (no
+    """`rlvr.rl.loop.train` for runs that differ only in their seed, stepped together (no
     resume: a seed group's runs start and finish together)."""
     from rlvr.rl.runlog import RunLog
     from rlvr.rundir.snapshot import write_snapshot

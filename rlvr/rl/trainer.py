@@ -6,8 +6,9 @@ One step (`Trainer.step`, all on one screen):
   ─► group_advantages (GRPO / Dr. GRPO), optional variance filter
   ─► log-probs recomputed by a forward pass on logits / temperature
   ─► ppo_epochs × mini_batches optimizer updates, each accumulated over micro-batches
-`train()` adds the run directory: config.toml, metrics.jsonl, samples.jsonl, TensorBoard,
-checkpoints, evaluation at step 0 and every `log.eval_every` steps, and `--resume`.
+`rlvr.rl.loop.train` adds the run directory around it (config.toml, metrics.jsonl,
+samples.jsonl, TensorBoard, checkpoints, `--resume`); `rlvr.rl.eval_hook` says when and how the
+run evaluates.
 
 Precision: on a GPU with `model.dtype = "auto"` the weights and Adam state stay float32 and the
 forward passes run under bf16 autocast (an lr of 1e-6 is below bf16's resolution for a weight,
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib.util
 import math
 import time
 from pathlib import Path
@@ -35,19 +35,19 @@ import torch
 
 from rlvr.errors import UserError
 from rlvr.model import fast_forward as fast_lm
+from rlvr.model.locate import model_path
 from rlvr.model.policy import Batch, response_stats, to_batch
 from rlvr.rl import checkpoint as ckpt
-from rlvr.rl.config import TrainConfig, check_mini_batches, config_to_dict
+from rlvr.rl import eval_hook
+from rlvr.rl.config import TrainConfig, check_mini_batches
 from rlvr.rl.core_algos import group_advantages, grpo_loss, keep_groups
 from rlvr.rl.labelhits import classifier_for, label_hits
-from rlvr.rl.problem_sets import eval_suites, training_problems
+from rlvr.rl.problem_sets import training_problems
 from rlvr.rl.steps import StepPlan, Tally, update_totals
-from rlvr.rundir.snapshot import SNAPSHOT, read_snapshot, write_snapshot
-from rlvr.rundir.write import fresh_run_dir, new_run_dir, write_config_toml
+from rlvr.rundir.snapshot import read_snapshot
 
-__all__ = ["StepPlan", "Trainer", "eval_due", "eval_settings", "protocol_settings", "train"]
+__all__ = ["StepPlan", "Trainer"]
 
-_TIMING = ("step_time_s", "tokens_per_s")
 # Response tokens projected onto the vocabulary at once: 4,096 × 152k fp32 logits ≈ 2.5 GB.
 _LOGIT_CHUNK = 4096
 
@@ -68,7 +68,7 @@ class Trainer:
         self.on_phase = _silent  # told "sampling", "grading", "updating": a long step shows it
         check_mini_batches(len(self.problems) * cfg.data.copies, cfg.algo.mini_batches)
         self.spec = cfg.reward_spec
-        base = _model_path(cfg.model.path)
+        base = model_path(cfg.model.path)
         self.device = "cuda" if cfg.model.device == "auto" and torch.cuda.is_available() else (
             "cpu" if cfg.model.device == "auto" else cfg.model.device)
         dtype = {"auto": torch.float32, "float32": torch.float32, "bfloat16": torch.bfloat16,
@@ -275,142 +275,24 @@ class Trainer:
                             "format", "extracted", "label", "true_correct_strict")}})
         return out
 
-    # --- evaluation and checkpoints -----------------------------------------------------------
-    def eval_settings(self):
-        return eval_settings(self.config)
-
+    # --- evaluation and checkpoints (rlvr.rl.eval_hook) ---------------------------------------
     def fit_evaluation(self, suites: dict) -> None:
         """Check the evaluation prompts against this model before the run folder exists:
         encodable, and eval.max_new_tokens capped to the context (recorded in the config)."""
-        from rlvr.evaluation.evaluate import fit_settings
-
-        if not suites:
-            return
-        asked = self.eval_settings()
-        fitted = fit_settings(self.model, self.tokenizer, suites, asked,
-                              template_fix="--set eval.template=raw",
-                              tokens_flag="eval.max_new_tokens")
-        if fitted.max_new_tokens != asked.max_new_tokens:
-            self.config = dataclasses.replace(self.config, eval=dataclasses.replace(
-                self.config.eval, max_new_tokens=fitted.max_new_tokens))
-        self.per_suite = protocol_settings(self.config, suites, self.model, self.tokenizer)
+        self.config, self.per_suite = eval_hook.fit_evaluation(self.config, suites, self.model,
+                                                               self.tokenizer)
 
     def evaluate(self, suites: dict, *, progress: bool = False) -> dict:
-        from rlvr.evaluation.evaluate import evaluate
-
-        with self.autocast:
-            return evaluate(self.model, self.tokenizer, suites, self.eval_settings(),
-                            run_dir=self.run_dir, step=self.step_count, progress=progress,
-                            per_suite=self.per_suite)
+        return eval_hook.run_evaluation(self.model, self.tokenizer, suites, self.config,
+                                        self.per_suite, run_dir=self.run_dir,
+                                        step=self.step_count, progress=progress,
+                                        autocast=self.autocast)
 
     def save(self) -> Path:
         path = ckpt.save_checkpoint(self.run_dir, self.step_count, self.model, self.tokenizer,
                                     self.optimizer)
         ckpt.prune(self.run_dir, self.config.log.keep_last)
         return path
-
-
-def eval_settings(config: TrainConfig):
-    """The [eval] table as the EvalSettings of the periodic evaluation (both engines)."""
-    from rlvr.evaluation.evaluate import EvalSettings
-
-    e, r = config.eval, config.rollout
-    return EvalSettings(
-        template=e.template or config.data.template, greedy=e.greedy,
-        samples=e.samples, temperature=e.temperature or r.temperature,  # 0: training temp.
-        max_new_tokens=e.max_new_tokens or r.max_new_tokens, batch_size=e.batch_size,
-        seed=e.seed)
-
-
-def protocol_settings(config: TrainConfig, suites: dict, model, tokenizer) -> dict | None:
-    """Per-suite evaluation settings under `eval.protocol` (rlvr.evaluation.protocols), fitted to the
-    model's context; None without a protocol."""
-    e = config.eval
-    if not e.protocol or not suites:
-        return None
-    from rlvr.evaluation.evaluate import fit_settings
-    from rlvr.evaluation.protocols import protocol_settings as settings_of
-
-    per_suite = settings_of(e.protocol, list(suites), {"batch_size": e.batch_size,
-                                                       "seed": e.seed})
-    return {suite: fit_settings(model, tokenizer, {suite: suites[suite]}, s,
-                                template_fix="--set eval.protocol=''",
-                                tokens_flag="eval.max_new_tokens")
-            for suite, s in per_suite.items()}
-
-
-def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False,
-          progress: bool = True) -> Path:
-    """Run (or resume) a training run into `run_dir`; returns the run directory.
-
-    Everything is validated (model, device, examples, suites) before the folder is created; a
-    new run that stops before its first logged step leaves no folder behind.
-    """
-    run_dir = Path(run_dir)
-    if not resume and run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-        new_run_dir(run_dir, resumable=True)  # raises the "already exists" error before any work
-    if resume and not (run_dir / "config.toml").is_file():
-        raise UserError(f"cannot resume: {run_dir} has no config.toml", "drop --resume")
-    if config.log.wandb and importlib.util.find_spec("wandb") is None:
-        raise UserError("log.wandb = true but the wandb package is not installed",
-                        "pip install wandb, or drop log.wandb")
-    trainer = Trainer(config, run_dir, resume=resume)  # validates every input first
-    trainer.progress = progress
-    suites = eval_suites(config.eval)
-    trainer.fit_evaluation(suites)
-    config = trainer.config  # with any cap to the model's context (rlvr.model.context)
-    if resume:
-        folder = contextlib.nullcontext(new_run_dir(run_dir, resume=True))
-        ckpt.clean_scratch(run_dir)  # what a kill mid-write left: never loaded, never kept
-    else:
-        folder = fresh_run_dir(run_dir, resumable=True,
-                               keep=lambda: (run_dir / "metrics.jsonl").is_file())
-    with folder:
-        # On resume this re-records the config (e.g. a --steps extension) with today's versions.
-        write_config_toml(run_dir / "config.toml", config_to_dict(config), seed=config.seed)
-        if not resume or not (run_dir / SNAPSHOT).is_file():
-            write_snapshot(run_dir, trainer.problems)
-        _loop(trainer, suites, progress)
-    return run_dir
-
-
-def _loop(trainer: Trainer, suites: dict, progress: bool) -> None:
-    from rlvr.rl.runlog import RunLog
-
-    config, run_dir, lg = trainer.config, trainer.run_dir, trainer.config.log
-
-    def due(step: int) -> bool:
-        return bool(suites) and eval_due(config, step)
-
-    log = RunLog(run_dir, config_dict=config_to_dict(config), start_step=trainer.step_count,
-                 total_steps=config.steps, progress=progress, wandb=config.log.wandb,
-                 wandb_project=config.log.wandb_project, samples_max=config.log.samples_max)
-    trainer.on_phase = log.phase
-    try:
-        start = trainer.step_count
-        if due(start) and not (run_dir / "eval" / f"step-{start}" / "summary.json").is_file():
-            log.evaluation(start, trainer.evaluate(suites, progress=progress))
-        while trainer.step_count < config.steps:
-            metrics = trainer.step()
-            log.step(metrics)
-            log.samples(trainer.samples)
-            step, last = trainer.step_count, trainer.step_count == config.steps
-            if due(step):
-                log.evaluation(step, trainer.evaluate(suites, progress=progress))
-            if last or (lg.save_every and step % lg.save_every == 0):
-                trainer.save()
-    finally:
-        log.close()
-
-
-def eval_due(config: TrainConfig, step: int) -> bool:
-    """The evaluation schedule of an uninterrupted run: step 0 (unless `eval.at_start` is off),
-    the last step, every `log.eval_every` steps and the `log.eval_steps`."""
-    lg = config.log
-    if step == 0:
-        return config.eval.at_start
-    return (step == config.steps or bool(lg.eval_every and step % lg.eval_every == 0)
-            or step in lg.eval_steps)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -450,14 +332,6 @@ def _disable_dropout(model) -> None:
 
 def _silent(_text: str) -> None:
     return None
-
-
-def _model_path(path: str) -> Path:
-    if path:
-        return Path(path)
-    from rlvr.organism import default_path
-
-    return Path(default_path())
 
 
 def _optimizer(cfg: TrainConfig, params: list) -> torch.optim.Optimizer:

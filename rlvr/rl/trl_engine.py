@@ -1,6 +1,6 @@
 """`rlvr train --engine trl`: the same config through TRL 1.16's `GRPOTrainer`, the same run dir.
 
-The native trainer (rlvr.rl.trainer) is the CPU/organism engine and the reference; this one is
+The native trainer (rlvr.rl.trainer, rlvr.rl.loop) is the CPU/organism engine and the reference; this one is
 the one-GPU path: TRL generates with vLLM in colocate mode (sleep mode, bf16) when vLLM and a
 GPU are present, and with `model.generate` otherwise (CPU, tests). What it writes follows
 docs/run-format.md, so `rlvr eval --run`, `report` and `decompose` read it unchanged:
@@ -90,9 +90,9 @@ def build_trainer(cfg: TrainConfig, run_dir: str | Path, scratch: str | Path):
     from trl import GRPOConfig, GRPOTrainer
 
     from rlvr.data.prompts import render_many
+    from rlvr.model.locate import model_path
     from rlvr.model.rollout import encode_prompts, eos_token_ids, load_model
     from rlvr.rl.problem_sets import training_problems
-    from rlvr.rl.trainer import _model_path
     from rlvr.rl.trl_record import Recorder
 
     problems = training_problems(cfg.data)
@@ -104,7 +104,7 @@ def build_trainer(cfg: TrainConfig, run_dir: str | Path, scratch: str | Path):
         warn(f"vLLM is not installed: TRL generates each step's {responses} responses in one "
              "model.generate call, slowly and with a cache the paper's shapes may not fit "
              "(pip install vllm; docs/gpu.md)")
-    model, tokenizer = load_model(_model_path(cfg.model.path), device="cuda" if gpu else "cpu",
+    model, tokenizer = load_model(model_path(cfg.model.path), device="cuda" if gpu else "cpu",
                                   dtype=_dtype(cfg.model.dtype))
     prompts = render_many(cfg.data.template, [p.problem for p in problems], tokenizer)
     longest = max(len(ids) for ids in encode_prompts(tokenizer, prompts))

@@ -5,7 +5,7 @@ rlvr.grading.rewards (the native trainer's reward, keyed by (step, example, copy
 trainer keys it, so a `random` run draws the same rewards at the same step) and remembers the
 grades. A step's grades and TRL's logs of its optimizer updates become one metrics.jsonl line
 with the native trainer's fields (docs/run-format.md); then samples, evaluation and checkpoint
-follow the same schedule as in `rlvr.rl.trainer.train`.
+follow the native run's schedule and settings (rlvr.rl.eval_hook).
 
 TRL counts optimizer updates; rlvr counts generations. One rlvr step is
 `algo.ppo_epochs × algo.mini_batches` TRL updates (the engine sets `max_steps` so).
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rlvr.rl.config import TrainConfig, config_to_dict
+from rlvr.rl.eval_hook import eval_due, fit_evaluation, run_evaluation
 
 __all__ = ["Recorder"]
 
@@ -42,7 +43,8 @@ class Recorder:
         self.grpo_config: dict[str, Any] = {}
         self.log = None
         self.suites: dict = {}
-        self.eval_settings = self.per_suite = None
+        self.eval_config: TrainConfig | None = None  # cfg fitted to the model (eval_hook)
+        self.per_suite = None
         self.autocast: Any = contextlib.nullcontext()
         self.started = time.perf_counter()
 
@@ -100,7 +102,7 @@ class Recorder:
             import torch
 
             self.autocast = torch.autocast("cuda", dtype=torch.bfloat16)
-        if suites:
+        if suites and eval_due(self.cfg, 0):
             self._evaluate(model, 0)
 
     def end_step(self, step: int, model) -> None:
@@ -109,7 +111,7 @@ class Recorder:
         self.log.samples(self.samples(step))
         self.pending, self.logs = [], []
         lg, last = self.cfg.log, step == self.cfg.steps
-        if self.suites and (last or (lg.eval_every and step % lg.eval_every == 0)):
+        if self.suites and eval_due(self.cfg, step):
             self._evaluate(model, step)
         if last or (lg.save_every and step % lg.save_every == 0):
             self.save(model, step)
@@ -126,20 +128,12 @@ class Recorder:
                                f"after {seconds:.0f} s of training")
 
     def _evaluate(self, model, step: int) -> None:
-        from rlvr.evaluation.evaluate import evaluate, fit_settings
-        from rlvr.rl.trainer import eval_settings, protocol_settings
-
-        if self.eval_settings is None:  # checked against the model once, as the native run
-            self.eval_settings = fit_settings(model, self.tokenizer, self.suites,
-                                              eval_settings(self.cfg),
-                                              template_fix="--set eval.template=raw",
-                                              tokens_flag="eval.max_new_tokens")
-            self.per_suite = protocol_settings(self.cfg, self.suites, model, self.tokenizer)
-        with self.autocast:
-            summary = evaluate(model, self.tokenizer, self.suites, self.eval_settings,
-                               run_dir=self.run_dir, step=step, progress=False,
-                               per_suite=self.per_suite)
-        self.log.evaluation(step, summary)
+        if self.eval_config is None:  # checked against the model once, as the native run
+            self.eval_config, self.per_suite = fit_evaluation(self.cfg, self.suites, model,
+                                                              self.tokenizer)
+        self.log.evaluation(step, run_evaluation(
+            model, self.tokenizer, self.suites, self.eval_config, self.per_suite,
+            run_dir=self.run_dir, step=step, progress=False, autocast=self.autocast))
 
     def save(self, model, step: int) -> Path:
         """checkpoints/step-N/: the Hugging Face folder `rlvr eval --run` reads (no optimizer

@@ -118,7 +118,7 @@ def run_c9(demo: str | Path, *, workers: int = 2, console=None) -> dict[str, Any
     from rich.console import Console
 
     from rlvr.rundir.write import atomic_write_json, new_run_dir
-    from rlvr.study.demo import ABLATIONS, _config, _run_parallel, plan
+    from rlvr.study.demo import ABLATIONS, condition_config, plan, run_parallel
 
     console = console or Console(stderr=True)
     demo = Path(demo)
@@ -135,13 +135,13 @@ def run_c9(demo: str | Path, *, workers: int = 2, console=None) -> dict[str, Any
         if kind == "top-variance":
             continue
         runs[kind] = [out / f"{kind}-s{s}" for s in protocol["seeds"]]
-        groups.append(([_config(p, examples=[anchor], mode="outcome", steps=p.steps, seed=s,
-                                budget=budget, model=model, eval_steps=())
+        groups.append(([condition_config(p, examples=[anchor], mode="outcome", steps=p.steps,
+                                         seed=s, budget=budget, model=model, eval_steps=())
                         for s in protocol["seeds"]],
                        runs[kind]))
     console.print(f"C9: {len(groups)} anchor types × {len(protocol['seeds'])} seeds "
                   f"({', '.join(f'{k} {v}' for k, v in types.items())})")
-    _run_parallel(groups, workers, console, "anchors", p.group_rows)
+    run_parallel(groups, workers, console, "anchors", p.group_rows)
     base, items = sampled_accuracy(demo / "base", 0)
     gains = {kind: [100 * (sampled_accuracy(r, p.steps)[0] - base) for r in dirs]
              for kind, dirs in runs.items()}
@@ -175,10 +175,10 @@ def run_c8(demo: str | Path, *, workers: int = 2, console=None,
     """Derive weaker organisms, train them from the demo's anchor, write the C8 entry."""
     from rich.console import Console
 
+    from rlvr.model.locate import model_path
     from rlvr.organism.derive import derive
-    from rlvr.rl.trainer import _model_path
     from rlvr.rundir.write import atomic_write_json, new_run_dir
-    from rlvr.study.demo import ABLATIONS, _base_eval, _config, _run_parallel, plan
+    from rlvr.study.demo import ABLATIONS, base_eval, condition_config, plan, run_parallel
 
     console = console or Console(stderr=True)
     demo = Path(demo)
@@ -193,16 +193,17 @@ def run_c8(demo: str | Path, *, workers: int = 2, console=None,
     for acc in work_acc:
         name = f"work_acc-{acc:g}"
         console.print(f"C8: deriving {name} from {model or 'the shipped organism'}")
-        weak = derive(_model_path(model), out / name, work_acc=acc,
+        weak = derive(model_path(model), out / name, work_acc=acc,
                       steps=5 if protocol["quick"] else 400)
-        configs = [_config(p, examples=[protocol["anchor"]], mode="outcome", steps=p.steps,
-                           seed=s, budget=protocol["token_budget"], model=str(weak),
-                           eval_steps=()) for s in protocol["seeds"]]
-        _base_eval(configs[0], str(weak), out / f"{name}-base")
+        configs = [condition_config(p, examples=[protocol["anchor"]], mode="outcome",
+                                    steps=p.steps, seed=s, budget=protocol["token_budget"],
+                                    model=str(weak), eval_steps=())
+                   for s in protocol["seeds"]]
+        base_eval(configs[0], str(weak), out / f"{name}-base")
         runs = [out / f"{name}-s{s}" for s in protocol["seeds"]]
         levels[name] = {"base": out / f"{name}-base", "model": str(weak), "runs": runs}
         groups.append((configs, runs))
-    _run_parallel(groups, workers, console, "weaker organisms", p.group_rows)
+    run_parallel(groups, workers, console, "weaker organisms", p.group_rows)
     rows = {}
     for name, level in levels.items():
         base, items = sampled_accuracy(level["base"], 0)

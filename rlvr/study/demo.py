@@ -26,7 +26,8 @@ from typing import Any
 from rlvr.core.ablations import CONDITIONS
 from rlvr.errors import UserError
 
-__all__ = ["ABLATIONS", "CLAIM_COMMANDS", "DemoPlan", "DemoResult", "plan", "run_demo"]
+__all__ = ["ABLATIONS", "CLAIM_COMMANDS", "DemoPlan", "DemoResult", "base_eval", "condition_config",
+           "plan", "run_demo", "run_parallel"]
 
 # Claims the demo does not run by itself, and the command that does (rlvr/study/claim_commands.py).
 CLAIM_COMMANDS = {"C8": "rlvr demo --claim C8 --out DEMO_DIR",
@@ -91,10 +92,11 @@ class DemoResult:
     seconds: float
 
 
-def _config(p: DemoPlan, *, examples: list[str], mode: str, steps: int, seed: int,
-            budget: int, model: str = "", label: str | None = None, kind: str | None = None,
-            evaluate: bool = True, n: int | None = None,
-            eval_steps: tuple[int, ...] | None = None):
+def condition_config(p: DemoPlan, *, examples: list[str], mode: str, steps: int, seed: int,
+                     budget: int, model: str = "", label: str | None = None,
+                     kind: str | None = None, evaluate: bool = True, n: int | None = None,
+                     eval_steps: tuple[int, ...] | None = None):
+    """The organism preset for one run of the study: a condition's reward on `examples`."""
     from rlvr.rl.config import resolve
 
     overrides: dict[str, Any] = {
@@ -147,8 +149,8 @@ def _split(configs: list, dirs: list[Path], size: int) -> list[tuple[list, list[
     return [(configs[i:i + size], dirs[i:i + size]) for i in range(0, len(configs), size)]
 
 
-def _run_parallel(groups: list[tuple[list, list[Path]]], workers: int, console,
-                  what: str, group_size: int = 0) -> None:
+def run_parallel(groups: list[tuple[list, list[Path]]], workers: int, console,
+                 what: str, group_size: int = 0) -> None:
     """Train every (configs, run_dirs) seed group with `workers` processes (split into groups
     of at most `group_size` rollouts per step when > 0); the first failure is raised."""
     from rlvr.core.progress import bar
@@ -189,26 +191,26 @@ def _lines(path: Path) -> int:
         return 0
 
 
-def _base_eval(config, model_path: str, out: Path) -> None:
-    """Evaluate the base once into `out` (an evaluation-only run: the report's base)."""
-    from rlvr.evaluation.evaluate import EvalSettings, evaluate
+def base_eval(config, model: str, out: Path) -> None:
+    """Evaluate the base `model` once into `out` (an evaluation-only run: the report's base),
+    with the settings the condition runs of `config` evaluate with (rlvr.rl.eval_hook)."""
+    from rlvr.evaluation.evaluate import evaluate
+    from rlvr.model.locate import model_path
     from rlvr.model.rollout import load_model
+    from rlvr.rl.eval_hook import eval_settings
     from rlvr.rl.problem_sets import eval_suites
-    from rlvr.rl.trainer import _model_path
     from rlvr.rundir.write import new_run_dir, write_config_toml
 
     e = config.eval
-    settings = EvalSettings(template=config.data.template, greedy=e.greedy, samples=e.samples,
-                            temperature=e.temperature, batch_size=e.batch_size, seed=e.seed,
-                            max_new_tokens=e.max_new_tokens or config.rollout.max_new_tokens)
-    path = _model_path(model_path)
-    model, tokenizer = load_model(path, device="cpu")
+    settings = eval_settings(config)
+    path = model_path(model)
+    net, tokenizer = load_model(path, device="cpu")
     run_dir = new_run_dir(out)
     write_config_toml(run_dir / "config.toml", {
-        "kind": "eval", "model": {"path": model_path},
+        "kind": "eval", "model": {"path": model},
         "eval": {**settings.to_dict(), "suites": list(e.suites),
                  "limit": e.n_per_suite}}, seed=settings.seed)
-    evaluate(model, tokenizer, eval_suites(e), settings, run_dir=run_dir, step=0,
+    evaluate(net, tokenizer, eval_suites(e), settings, run_dir=run_dir, step=0,
              progress=False, model_name=str(path))
 
 
@@ -218,21 +220,22 @@ def _pick_anchor(p: DemoPlan, out: Path, model: str, budget: int, workers: int, 
 
     pool = [q.id for q in anchor_pool(p.pool_per_family)]
     dirs = [out / "history" / f"seed-{s}" for s in p.selection_seeds]
-    configs = [_config(p, examples=pool, mode="outcome", steps=p.history_steps, seed=s,
-                       budget=budget, model=model, evaluate=False, n=p.history_n)
+    configs = [condition_config(p, examples=pool, mode="outcome", steps=p.history_steps,
+                                seed=s, budget=budget, model=model, evaluate=False,
+                                n=p.history_n)
                for s in p.selection_seeds]
-    _run_parallel([(configs, dirs)], workers, console, "history", p.group_rows)
+    run_parallel([(configs, dirs)], workers, console, "history", p.group_rows)
     return choose_anchor([load_history(d) for d in dirs], p.selection_seeds)
 
 
 def _labels(p: DemoPlan, anchor: str, model: str, budget: int, temperature: float):
+    from rlvr.model.locate import model_path
     from rlvr.model.rollout import load_model
     from rlvr.rl.problem_sets import organism_problem
-    from rlvr.rl.trainer import _model_path
     from rlvr.study.design import sample_answers, wrong_labels
 
     problem = organism_problem(anchor)
-    net, tokenizer = load_model(_model_path(model), device="cpu")
+    net, tokenizer = load_model(model_path(model), device="cpu")
     answers = sample_answers(net, tokenizer, problem, samples=p.label_samples, seed=0,
                              temperature=temperature, max_new_tokens=budget)
     return wrong_labels(answers, problem.answer)
@@ -275,13 +278,13 @@ def _run_demo(out: Path, *, quick: bool, seed: int, workers: int, model, console
     console.print(f"      anchor {choice.anchor}: variance score {top.score:.3f}"
                   f"{interval}{ties}")
 
-    probe = _config(p, examples=[choice.anchor], mode="outcome", steps=1, seed=0,
-                    budget=budget, model=model)
+    probe = condition_config(p, examples=[choice.anchor], mode="outcome", steps=1, seed=0,
+                             budget=budget, model=model)
     labels = _labels(p, choice.anchor, model, budget, probe.rollout.temperature)
     console.print(f"[bold]2/4[/] wrong labels for gold {labels.gold}: guessable "
                   f"{labels.guessable} ({labels.guessable_count}/{labels.samples} base samples, "
                   f"{labels.guessable_styles}), unguessable {labels.unguessable}; base evaluation")
-    _base_eval(probe, model, out / "base")
+    base_eval(probe, model, out / "base")
 
     if labels.guessable is None:
         console.print("      no base sample gave a wrong boxed answer: the guessable label "
@@ -291,9 +294,10 @@ def _run_demo(out: Path, *, quick: bool, seed: int, workers: int, model, console
         # The kind stays in the config (the report's role); the label, when the base's samples
         # define one, replaces make_wrong_label's.
         label = None if kind is None else getattr(labels, kind)
-        groups.append(([_config(p, examples=[choice.anchor], mode=mode, steps=p.steps,
-                                seed=seed + s, budget=budget, model=model, label=label,
-                                kind=kind) for s in p.seeds],
+        groups.append(([condition_config(p, examples=[choice.anchor], mode=mode,
+                                         steps=p.steps, seed=seed + s, budget=budget,
+                                         model=model, label=label, kind=kind)
+                        for s in p.seeds],
                        [out / f"{name}-s{seed + s}" for s in p.seeds]))
     atomic_write_json(out / "protocol.json", {
         "plan": asdict(p), "quick": quick, "token_budget": budget, "model": model or "shipped organism",
@@ -302,7 +306,7 @@ def _run_demo(out: Path, *, quick: bool, seed: int, workers: int, model, console
         "seeds": [seed + s for s in p.seeds]})
     console.print(f"[bold]3/4[/] {len(ABLATIONS)} conditions × {len(p.seeds)} seeds × "
                   f"{p.steps} steps")
-    _run_parallel(groups, workers, console, "conditions", p.group_rows)
+    run_parallel(groups, workers, console, "conditions", p.group_rows)
 
     console.print("[bold]4/4[/] report")
     runs = tuple(run for _, dirs in groups for run in dirs)
