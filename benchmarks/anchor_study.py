@@ -43,7 +43,7 @@ def _init_worker() -> None:
 
 
 def _config(model: str, overrides: dict):
-    from rlvr.rl.config import resolve
+    from rlvr.rl.presets import resolve
 
     return resolve("organism", overrides={**overrides, "model": {"path": model}})
 

@@ -72,7 +72,7 @@ def make_model(folder: Path, shape: dict, device: str) -> Path:
 
 def paper_config(model: Path, responses: int, args, *, micro: int = 8):
     """The paper preset on the random model, `responses` per step (copies × 8)."""
-    from rlvr.rl.config import resolve
+    from rlvr.rl.presets import resolve
 
     device = "cpu" if args.cpu_smoke else "cuda"
     return resolve("paper", overrides={

@@ -46,8 +46,8 @@ def _init_worker() -> None:
 def _train(lr: float, seeds: list[int], example: str, steps: int, budget: int,
            run_dirs: list[str]) -> list[list[dict]]:
     """All seeds of one (lr, example) as one seed group (rlvr.rl.lockstep)."""
-    from rlvr.rl.config import resolve
     from rlvr.rl.lockstep import train_seeds
+    from rlvr.rl.presets import resolve
     from rlvr.rundir.write import read_jsonl
 
     configs = [resolve("organism", overrides={

@@ -29,7 +29,7 @@ from pathlib import Path
 
 
 def _configs(args, seeds):
-    from rlvr.rl.config import resolve
+    from rlvr.rl.presets import resolve
     from rlvr.study.design import token_budget
 
     return [resolve("organism", overrides={

@@ -70,7 +70,7 @@ def _model(arg: str | None, scratch: Path, eos_scale: float | None) -> tuple[str
 
 
 def time_rlvr(model: str, args, scratch: Path) -> tuple[list[float], list[int]]:
-    from rlvr.rl.config import resolve
+    from rlvr.rl.presets import resolve
     from rlvr.rl.trainer import Trainer
 
     config = resolve("organism", reward_mode="outcome", overrides={

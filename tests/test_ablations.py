@@ -9,7 +9,7 @@ from rlvr.analysis.labels import CONDITIONS as LABEL_ROWS
 from rlvr.analysis.narrative import _CONTROLS
 from rlvr.core.ablations import CONDITIONS, condition, condition_of
 from rlvr.grading.rewards import REWARD_MODES
-from rlvr.rl.config import OVERLAYS, resolve
+from rlvr.rl.presets import OVERLAYS, resolve
 from rlvr.rundir.read import ROLES, Run
 from rlvr.study.demo import ABLATIONS
 

@@ -7,14 +7,8 @@ import tomllib
 import pytest
 
 from rlvr.errors import UserError
-from rlvr.rl.config import (
-    AlgoConfig,
-    TrainConfig,
-    config_from_dict,
-    config_to_dict,
-    parse_set,
-    resolve,
-)
+from rlvr.rl.config import AlgoConfig, TrainConfig, config_from_dict, config_to_dict
+from rlvr.rl.presets import parse_set, resolve
 from rlvr.rundir.write import write_config_toml
 
 
@@ -37,6 +31,18 @@ def test_entropy_only_preset_zeroes_pg_kl_and_decay():
     assert cfg.algo.entropy_coeff == 0.001
     org = resolve("organism", sets=["reward.mode=none"])
     assert org.algo.pg_coef == 0.0 and org.optim.update_norm > 0
+
+
+def test_reward_mode_argument_sets_the_mode_its_overlay_is_for():
+    """resolve(reward_mode=...) trains on that mode, not only with its overlay; a mode set in a
+    later layer wins over it, overlay and all."""
+    org = resolve("organism", reward_mode="none")
+    assert org.reward.mode == "none" and org.overlays == ("entropy_only",)
+    assert org.algo.pg_coef == 0.0
+    assert resolve("paper", reward_mode="format").reward.mode == "format"
+    later = resolve("organism", reward_mode="none", sets=["reward.mode=outcome"])
+    assert later.reward.mode == "outcome" and later.overlays == () and later.algo.pg_coef == 1.0
+    assert resolve("organism").reward.mode == "outcome"
 
 
 def test_override_order_preset_file_set_flags(tmp_path):

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from rlvr.cli import app, main
 from rlvr.errors import UserError
 from rlvr.evaluation.protocols import PAPER_SUITES, protocol_settings
-from rlvr.rl.config import resolve
+from rlvr.rl.presets import resolve
 
 CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
           "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")

@@ -11,8 +11,8 @@ from _tiny_lm import make_tiny_lm
 from rlvr.model import fast_forward as fast_lm
 from rlvr.model import weights
 from rlvr.model.kv_cache import DecodeCache
-from rlvr.rl.config import resolve
 from rlvr.rl.core_algos import entropy_from_logits, token_logprobs, token_stats
+from rlvr.rl.presets import resolve
 from rlvr.rl.trainer import Trainer
 
 

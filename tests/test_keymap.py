@@ -11,8 +11,9 @@ import pytest
 from rlvr.cli import main
 from rlvr.core.loader import field_hint
 from rlvr.errors import UserError
-from rlvr.rl.config import TrainConfig, parse_set, resolve
+from rlvr.rl.config import TrainConfig
 from rlvr.rl.keymap import KEYS, engine_name_hint, mapping_markdown, trl_kwargs, verl_keys
+from rlvr.rl.presets import parse_set, resolve
 from rlvr.verl.export import ENTROPY_ONLY_KEYS, PAPER_KEYS
 
 # The paper's verl launch keys as the export wrote them when they were typed by hand

@@ -217,7 +217,7 @@ def test_train_caps_the_rollout_and_skips_the_organism_suites(short_model, tmp_p
 
 # --- evaluation follows the model -------------------------------------------------------------
 def test_training_evaluation_follows_the_model(short_model, tmp_path, monkeypatch, capsys):
-    from rlvr.rl.config import resolve
+    from rlvr.rl.presets import resolve
 
     other = {"model": {"path": str(short_model)}}
     assert resolve("organism", overrides=other).eval.suites == ()

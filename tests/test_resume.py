@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 from _tiny_lm import make_tiny_lm
-
-ROOT = Path(__file__).resolve().parents[1]  # the checkout under test, not an installed copy
 from safetensors.torch import load_file
 
 from rlvr.rl.checkpoint import latest_checkpoint
 
+ROOT = Path(__file__).resolve().parents[1]  # the checkout under test, not an installed copy
 TIMING = {"step_time_s", "tokens_per_s"}
 
 # Runs in a subprocess: deterministic single-threaded CPU torch; with KILL_AT=k the process
@@ -27,7 +26,7 @@ SCRIPT = textwrap.dedent("""
     import torch
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
-    from rlvr.rl.config import resolve
+    from rlvr.rl.presets import resolve
     from rlvr.rl import loop
     from rlvr.rl import trainer as tr
     model, out, resume, kill_at, kill_in_save = sys.argv[1:6]

@@ -126,8 +126,8 @@ def test_training_shows_every_evaluation_and_each_step_phase(tmp_path, monkeypat
     import contextlib
 
     import rlvr.evaluation.evaluate
-    from rlvr.rl.config import resolve
     from rlvr.rl.loop import train
+    from rlvr.rl.presets import resolve
     from rlvr.rl.runlog import RunLog
 
     shown, phases = [], []

@@ -13,8 +13,8 @@ from rlvr.errors import UserError
 from rlvr.model import stacked as stacked_lm
 from rlvr.model import weights
 from rlvr.model.rollout import load_model
-from rlvr.rl.config import resolve
 from rlvr.rl.lockstep import SeedGroup, train_seeds
+from rlvr.rl.presets import resolve
 from rlvr.rl.trainer import Trainer
 
 torch.set_num_threads(1)

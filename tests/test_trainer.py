@@ -13,8 +13,8 @@ import torch
 from _tiny_lm import make_tiny_lm
 
 from rlvr.errors import UserError
-from rlvr.rl.config import parse_set, resolve
 from rlvr.rl.loop import train
+from rlvr.rl.presets import parse_set, resolve
 from rlvr.rl.trainer import Trainer
 
 # Measured on the shipped organism (docs/training.md); the bars sit well below the measured gains.

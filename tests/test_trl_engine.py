@@ -13,7 +13,7 @@ from _tiny_lm import make_tiny_lm
 
 from rlvr.cli import main
 from rlvr.errors import UserError
-from rlvr.rl.config import resolve
+from rlvr.rl.presets import resolve
 
 pytest.importorskip("trl")
 

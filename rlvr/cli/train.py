@@ -70,7 +70,9 @@ def train_command(
                                "docs/gpu.md)."),
 ) -> None:
     """GRPO on one (or a few) examples: the paper's 1-shot RLVR and its controls."""
-    from rlvr.rl.config import config_from_dict, load_toml, resolve
+    from rlvr.core.loader import load_toml
+    from rlvr.rl.config import config_from_dict
+    from rlvr.rl.presets import resolve
 
     if engine not in ("native", "trl"):
         raise UserError(f"unknown engine {engine!r}", "choose native or trl")

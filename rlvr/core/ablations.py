@@ -3,7 +3,7 @@
 Each row is one condition under one name: the reward mode (and wrong-label kind) it trains
 on, the run name the demo gives it, the role the analysis shows it as, whether the report
 reads the outcome run against it as a control, its row in the label study, the preset overlay
-`rlvr.rl.config` lays on for it, and the claims it tests (the ids of the claims checklist).
+`rlvr.rl.presets` lays on for it, and the claims it tests (the ids of the claims checklist).
 The tuple's order is the display order. The demo, the analysis, the claims checklist, the
 config and the verl export read this table; nothing else lists the conditions.
 
@@ -27,7 +27,7 @@ class Condition:
     reward_mode: str  # reward.mode
     role: str  # how reports show it
     wrong_label_kind: str | None = None
-    overlay: str | None = None  # preset overlay (rlvr.rl.config.OVERLAYS) the condition needs
+    overlay: str | None = None  # preset overlay (rlvr.rl.presets.OVERLAYS) the condition needs
     claims: tuple[str, ...] = ()
     control: bool = False  # a control the report reads the outcome run against
     label_study: tuple[int, str] | None = None  # (row, title) in the label study, if a row

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from rlvr.errors import UserError
 from rlvr.problem import Problem
 
-if TYPE_CHECKING:  # rlvr.rl.config calls default_eval_suites: no import back at run time
+if TYPE_CHECKING:
     from rlvr.rl.config import DataConfig, EvalConfig
 
 __all__ = ["default_eval_suites", "eval_suites", "organism_problem", "training_problems"]

@@ -97,7 +97,7 @@ def condition_config(p: DemoPlan, *, examples: list[str], mode: str, steps: int,
                      kind: str | None = None, evaluate: bool = True, n: int | None = None,
                      eval_steps: tuple[int, ...] | None = None):
     """The organism preset for one run of the study: a condition's reward on `examples`."""
-    from rlvr.rl.config import resolve
+    from rlvr.rl.presets import resolve
 
     overrides: dict[str, Any] = {
         "seed": seed, "steps": steps, "model": {"path": model},

@@ -52,8 +52,8 @@ VERL_REWARD_MODES = REWARD_MODES
 
 
 def _preset_keys(*sets: str) -> dict[str, Any]:
-    from rlvr.rl.config import resolve
     from rlvr.rl.keymap import verl_keys
+    from rlvr.rl.presets import resolve
 
     return verl_keys(resolve("paper", sets=list(sets)))
 
