@@ -64,8 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=None, help="HF folder (default: the organism)")
     parser.add_argument("--example", default="organism-add:3")
+    from rlvr.grading.rewards import REWARD_MODES
+
     parser.add_argument("--reward", default="outcome",
-                        help="outcome | format | none | random | wrong_label")
+                        help=" | ".join(REWARD_MODES))
     parser.add_argument("--label", default=None, help="wrong_label: the replacement label")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--num-generations", type=int, default=16)

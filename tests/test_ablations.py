@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+
 from rlvr.analysis.compute import DISPLAY_ORDER
 from rlvr.analysis.labels import CONDITIONS as LABEL_ROWS
 from rlvr.analysis.narrative import _CONTROLS
 from rlvr.core.ablations import CONDITIONS, condition, condition_of
+from rlvr.errors import UserError
 from rlvr.grading.rewards import REWARD_MODES
 from rlvr.rl.presets import OVERLAYS, resolve
 from rlvr.rundir.read import ROLES, Run
@@ -16,9 +19,26 @@ from rlvr.study.demo import ABLATIONS
 
 def test_every_condition_is_a_reward_mode_with_a_known_overlay():
     assert len({c.name for c in CONDITIONS}) == len({c.role for c in CONDITIONS}) == len(CONDITIONS)
-    assert {c.reward_mode for c in CONDITIONS} == set(REWARD_MODES)
+    assert {c.reward_mode for c in CONDITIONS} <= set(REWARD_MODES)
     assert all(c.overlay is None or c.overlay in OVERLAYS for c in CONDITIONS)
     assert all(c.claims and all(x.startswith("C") for x in c.claims) for c in CONDITIONS)
+
+
+def test_the_reward_registry_is_the_one_list_of_modes():
+    """The config's choice and the verl export read the reward registry; a condition names one
+    of its modes, and a mode needs no condition (adding one adds no demo run)."""
+    import typing
+
+    from rlvr.rl.config import RewardConfig, RewardMode
+    from rlvr.verl.export import VERL_REWARD_MODES
+
+    assert typing.get_args(RewardMode) == REWARD_MODES
+    assert VERL_REWARD_MODES == REWARD_MODES
+    for mode in REWARD_MODES:
+        assert RewardConfig(mode=mode, label="1" if mode == "wrong_label" else None).mode == mode
+    with pytest.raises(UserError, match="reward.mode = 'telepathy' is not one of: outcome, "):
+        RewardConfig(mode="telepathy")
+    assert len(ABLATIONS) == len(CONDITIONS)
 
 
 def test_readers_take_the_registry_rows():

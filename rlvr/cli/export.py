@@ -16,6 +16,8 @@ from pathlib import Path
 
 import typer
 
+from rlvr.grading.rewards import REWARD_MODES
+
 __all__ = ["register"]
 
 export_app = typer.Typer(help="Export an experiment to another engine (verl).",
@@ -39,7 +41,7 @@ def export_verl_command(
     pool: str = typer.Option(..., "--pool", help="The training pool, as `rlvr train --pool` "
                              "takes it: a verl parquet, a jsonl of problems or organism-FAMILY:N."),
     reward: str = typer.Option("outcome", "--reward",
-                               help="outcome | format | none | random | wrong_label"),
+                               help=" | ".join(REWARD_MODES)),
     label: str | None = typer.Option(None, "--label", help="wrong_label: the replacement label."),
     wrong_label_kind: str | None = typer.Option(
         None, "--wrong-label-kind", help="wrong_label: guessable | unguessable (derived label)."),

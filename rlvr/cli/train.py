@@ -19,6 +19,7 @@ from typing import Any
 import typer
 
 from rlvr.errors import Interrupted, UserError
+from rlvr.grading.rewards import REWARD_MODES
 
 __all__ = ["register"]
 
@@ -41,8 +42,7 @@ def train_command(
     template: str | None = typer.Option(None, "--template", help="Prompt template: raw, "
                                         "train-suffix, qwen25-math-cot, a string with "
                                         "{problem}, or a file (default: the preset's)."),
-    reward: str | None = typer.Option(None, "--reward", help="outcome | format | none | "
-                                      "random | wrong_label"),
+    reward: str | None = typer.Option(None, "--reward", help=" | ".join(REWARD_MODES)),
     label: str | None = typer.Option(None, "--label", help="wrong_label: the replacement label."),
     wrong_label_kind: str | None = typer.Option(None, "--wrong-label-kind",
                                                 help="wrong_label: guessable | unguessable."),

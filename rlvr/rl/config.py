@@ -16,6 +16,7 @@ from rlvr.core.loader import build as _build
 from rlvr.core.loader import check_literals as _check
 from rlvr.core.loader import config_key as _key
 from rlvr.errors import UserError
+from rlvr.grading.rewards import REWARD_MODES
 
 __all__ = [
     "AlgoConfig",
@@ -76,9 +77,13 @@ class RolloutConfig:
         _positive(self, "n", "temperature", "top_p", "max_new_tokens", "batch_size")
 
 
+# The reward registry's modes (rlvr.grading.rewards), as a choice the loader checks and lists.
+RewardMode = Literal[REWARD_MODES]  # type: ignore[valid-type]
+
+
 @dataclass(frozen=True)
 class RewardConfig:
-    mode: Literal["outcome", "format", "none", "random", "wrong_label"] = "outcome"
+    mode: RewardMode = "outcome"
     label: str | None = None  # the replacement gold of a wrong_label run
     wrong_label_kind: Literal["guessable", "unguessable"] | None = None
     p: float = 0.5  # P(reward = 1) of the random mode

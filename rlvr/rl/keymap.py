@@ -20,6 +20,7 @@ from functools import reduce
 from typing import TYPE_CHECKING, Any
 
 from rlvr.errors import UserError
+from rlvr.grading.rewards import REWARD_MODES
 
 if TYPE_CHECKING:
     from rlvr.rl.config import TrainConfig
@@ -288,8 +289,8 @@ _MATH_VERIFY = """
 | rlvr | TRL | verl | Math-Verify |
 |---|---|---|---|
 | `rlvr.grading.grade(response, gold)` (last `\\boxed{}`; exact match first, Math-Verify beneath, a deadline without signals) | a reward function: `rlvr.integrations.trl.reward_function(mode)` | `reward.custom_reward_function` = `rlvr.verl.reward.compute_score` | `verify(parse(gold), parse(answer))`; rlvr boxes a bare gold before parsing it (docs/grading.md) |
-| `reward.mode` outcome / format / none / random / wrong_label | the same modes, through the reward function | the same modes, baked into the exported module | correctness only |
-"""
+| `reward.mode` {modes} | the same modes, through the reward function | the same modes, baked into the exported module | correctness only |
+""".replace("{modes}", " / ".join(REWARD_MODES))
 
 
 def mapping_markdown() -> str:
