@@ -102,6 +102,20 @@ def test_toml_round_trip_through_run_config(tmp_path):
     assert config_from_dict(doc) == cfg
 
 
+def test_max_new_tokens_is_set_by_the_presets_only():
+    """The response length has no dataclass default: a preset sets it, the config checks it."""
+    from rlvr.rl.config import RolloutConfig
+    from rlvr.rl.presets import PRESETS
+
+    assert {name: preset["rollout"]["max_new_tokens"] for name, preset in PRESETS.items()} == {
+        "paper": 3072, "organism": 72}
+    with pytest.raises(TypeError):
+        TrainConfig()  # type: ignore[call-arg]
+    with pytest.raises(UserError, match="rollout.max_new_tokens must be >= 1"):
+        resolve("organism", sets=["rollout.max_new_tokens=0"])
+    assert RolloutConfig(max_new_tokens=5).max_new_tokens == 5
+
+
 def test_configs_are_frozen():
     with pytest.raises(AttributeError):
-        TrainConfig().steps = 3  # type: ignore[misc]
+        resolve("organism").steps = 3  # type: ignore[misc]

@@ -97,7 +97,7 @@ def test_correct_answers_are_counted(tiny, monkeypatch):
 
     monkeypatch.setattr(rollout, "generate", fake_generate)
     model, tokenizer = tiny
-    settings = EvalSettings(samples=2, temperature=1.0, batch_size=2)
+    settings = EvalSettings(samples=2, temperature=1.0, batch_size=2, max_new_tokens=256)
     stats = evaluate(model, tokenizer, {"alpha": SUITES["alpha"]}, settings,
                      progress=False)["suites"]["alpha"]
     # greedy: items 0, 2 boxed and right; item 4 right but unboxed (lenient only)
@@ -157,12 +157,17 @@ def test_partial_results_are_flushed(tiny, tmp_path, monkeypatch):
 
 def test_settings_validation():
     with pytest.raises(UserError, match="nothing to evaluate"):
-        EvalSettings(greedy=False, samples=0)
+        EvalSettings(greedy=False, samples=0, max_new_tokens=8)
     with pytest.raises(UserError, match="temperature 0"):
-        EvalSettings(samples=4, temperature=0.0)
+        EvalSettings(samples=4, temperature=0.0, max_new_tokens=8)
+    with pytest.raises(UserError, match="max_new_tokens must be >= 1"):
+        EvalSettings(max_new_tokens=0)
     with pytest.raises(UserError, match="unknown eval setting"):
         EvalSettings.from_dict({"sample": 4})
-    assert EvalSettings.from_dict({"samples": 4, "suites": ["x"]}, ignore=["suites"]).samples == 4
+    with pytest.raises(UserError, match="no max_new_tokens"):
+        EvalSettings.from_dict({"samples": 4})
+    assert EvalSettings.from_dict({"samples": 4, "max_new_tokens": 8, "suites": ["x"]},
+                                  ignore=["suites"]).samples == 4
 
 
 def test_pass_at_k_matches_brute_force():

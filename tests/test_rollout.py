@@ -96,12 +96,13 @@ def test_gumbel_sampling_matches_softmax():
     logits = torch.tensor([[2.0, 1.0, 0.0, -1.0]]).repeat(20000, 1)
     keys = row_keys(0, [(i, 0) for i in range(20000)], "cpu")
     for temperature in (1.0, 0.5):
-        params = SamplingParams(temperature=temperature)
+        params = SamplingParams(temperature=temperature, max_new_tokens=1)
         picks = choose(logits, params, keys, step=0)
         freq = torch.bincount(picks, minlength=4).double() / len(picks)
         expected = (logits[0] / temperature).softmax(-1).double()
         assert torch.allclose(freq, expected, atol=0.015), (freq, expected)
-    picks = choose(logits, SamplingParams(temperature=1.0, top_p=0.8), keys, step=3)
+    picks = choose(logits, SamplingParams(temperature=1.0, top_p=0.8, max_new_tokens=1), keys,
+                   step=3)
     freq = torch.bincount(picks, minlength=4).double() / len(picks)
     top2 = logits[0, :2].softmax(-1).double()
     assert freq[2:].sum() == 0 and torch.allclose(freq[:2], top2, atol=0.015)
@@ -143,11 +144,15 @@ def test_backend_choice(never_stops):
 
 def test_bad_params():
     with pytest.raises(UserError):
-        SamplingParams(temperature=-1)
+        SamplingParams(temperature=-1, max_new_tokens=8)
     with pytest.raises(UserError):
-        SamplingParams(top_p=0)
+        SamplingParams(top_p=0, max_new_tokens=8)
     with pytest.raises(UserError):
-        SamplingParams(n=0)
+        SamplingParams(n=0, max_new_tokens=8)
+    with pytest.raises(UserError, match="max_new_tokens must be >= 1"):
+        SamplingParams(max_new_tokens=0)
+    with pytest.raises(TypeError):  # no default length: a preset or a protocol gives one
+        SamplingParams(temperature=1.0)  # type: ignore[call-arg]
 
 
 def test_vllm_backend_maps_outputs_with_a_stub(monkeypatch, tmp_path, never_stops):
@@ -182,14 +187,15 @@ def test_vllm_backend_maps_outputs_with_a_stub(monkeypatch, tmp_path, never_stop
     monkeypatch.setattr(vllm_backend, "_ENGINE", {})
     _, tokenizer = never_stops
     model = types.SimpleNamespace(name_or_path=str(tmp_path))
-    params = SamplingParams(temperature=1.0, n=2, seed=3)
+    params = SamplingParams(temperature=1.0, n=2, seed=3, max_new_tokens=256)
     out = generate(model, tokenizer, ["a", "b"], params, backend="auto", key_offset=10)
     assert [(c.prompt_index, c.sample_index, c.text, c.finish_reason) for c in out] == [
         (0, 0, "a/0", "stop"), (0, 1, "a/1", "length"), (1, 0, "b/0", "stop"),
         (1, 1, "b/1", "length")]
     engine = vllm_backend._ENGINE[str(tmp_path)]
     assert [p.seed for p in engine.params] == [3 * 1_000_003 + 10, 3 * 1_000_003 + 11]
-    greedy = generate(model, tokenizer, ["a"], SamplingParams(temperature=0, n=3), backend="vllm")
+    greedy = generate(model, tokenizer, ["a"], SamplingParams(temperature=0, n=3,
+                                                          max_new_tokens=256), backend="vllm")
     assert [c.text for c in greedy] == ["a/0"] * 3 and made == [str(tmp_path)]
     with pytest.raises(UserError, match="local folder"):
         generate(types.SimpleNamespace(name_or_path=""), tokenizer, ["a"], params,

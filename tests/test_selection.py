@@ -196,4 +196,4 @@ def test_snr_scores_are_reward_variances(tmp_path):
     assert all(r.n == 4 and r.mean_accuracy == 0.0 for r in ranked)  # random model: never right
     assert selection.snr_rank(model, pool, **kwargs) == ranked
     with pytest.raises(UserError, match="at least 2"):
-        selection.snr_rank(model, pool, samples=1)
+        selection.snr_rank(model, pool, samples=1, max_new_tokens=8)

@@ -104,10 +104,12 @@ def _parse_fields(pairs):
 
 
 def _settings(flags: dict, base: dict):
-    """Flags given on the command line win over `base` (a run's [eval] table or defaults)."""
+    """Flags given on the command line win over `base` (a run's [eval] table), which wins over
+    the settings without a protocol (rlvr.evaluation.protocols.NO_PROTOCOL)."""
     from rlvr.evaluation.evaluate import EvalSettings
+    from rlvr.evaluation.protocols import NO_PROTOCOL
 
-    values = {**base, **{k: v for k, v in flags.items() if v is not None}}
+    values = {**NO_PROTOCOL, **base, **{k: v for k, v in flags.items() if v is not None}}
     return EvalSettings.from_dict(values)
 
 

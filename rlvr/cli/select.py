@@ -89,7 +89,11 @@ def snr_command(
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
     template: str = typer.Option("raw", "--template", help="Prompt template (rlvr.data.prompts)."),
     temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature."),
-    max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="Response length cap."),
+    max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", help="Response length "
+                                              "cap (default: the preset's "
+                                              "rollout.max_new_tokens)."),
+    preset: str = typer.Option("organism", "--preset", help="organism | paper: the training "
+                               "preset whose rollout length the candidates are sampled at."),
     reward: str = typer.Option("outcome", "--reward", help="Reward mode scored."),
     as_json: bool = _JSON,
     save: Path | None = _SAVE,
@@ -105,6 +109,10 @@ def snr_command(
     _check_outputs(save, write_train, fmt, force, pool)
     from rlvr.model.locate import resolve_model
 
+    if max_new_tokens is None:
+        from rlvr.rl.presets import preset_dict
+
+        max_new_tokens = preset_dict(preset)["rollout"]["max_new_tokens"]
     candidates = pools.load_pool(pool)
     selection.choose([], top=top, keep=keep)  # reject bad --top/--keep before sampling
     folder = resolve_model(model)  # a folder, or a Hub id through the cache (rlvr.model.locate)

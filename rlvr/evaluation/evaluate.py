@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from rlvr.core.progress import bar
 from rlvr.errors import UserError
 from rlvr.evaluation.metrics import pass_at_k_table
+from rlvr.model.sampling import check_max_new_tokens
 from rlvr.problem import Problem
 
 __all__ = ["RESPONSE_CAP", "EvalSettings", "evaluate", "fit_settings", "overall",
@@ -35,14 +36,15 @@ RESPONSE_CAP = 20_000  # characters of a response kept in a record
 @dataclass(frozen=True)
 class EvalSettings:
     """How to evaluate. `greedy`: one greedy completion per item (shown beside the headline);
-    `samples`: K more at `temperature` (avg@k, the headline, and pass@k come from those)."""
+    `samples`: K more at `temperature` (avg@k, the headline, and pass@k come from those).
+    `max_new_tokens` is required (keyword): an evaluation protocol or a run's config sets it."""
 
     template: str = "raw"
     greedy: bool = True
     samples: int = 8
     temperature: float = 0.6
     top_p: float = 1.0
-    max_new_tokens: int = 256
+    max_new_tokens: int = field(kw_only=True)
     seed: int = 0
     batch_size: int = 64
     backend: str = "hf"
@@ -60,9 +62,9 @@ class EvalSettings:
         if self.samples and self.temperature <= 0:
             raise UserError("temperature 0 is greedy decoding, so samples would all be equal",
                             "give --temperature > 0 for --samples, or drop --samples")
-        for name in ("max_new_tokens", "batch_size"):
-            if getattr(self, name) < 1:
-                raise UserError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_max_new_tokens(self.max_new_tokens)
+        if self.batch_size < 1:
+            raise UserError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.input_dependence == 1 or self.input_dependence < 0:
             raise UserError("input dependence needs at least 2 items (or 0 for off)")
         if self.grade_timeout_s <= 0:
@@ -78,6 +80,9 @@ class EvalSettings:
         unknown = sorted(set(values) - known - set(ignore))
         if unknown:
             raise UserError(f"unknown eval setting(s) {unknown}", f"known: {sorted(known)}")
+        if values.get("max_new_tokens") is None:
+            raise UserError("no max_new_tokens in the evaluation settings",
+                            "give --max-new-tokens N (or an evaluation protocol)")
         return cls(**{k: v for k, v in values.items() if k in known})
 
 

@@ -20,12 +20,16 @@ from typing import Any
 
 from rlvr.errors import UserError
 
-__all__ = ["PAPER_SUITES", "PROTOCOLS", "protocol_settings"]
+__all__ = ["NO_PROTOCOL", "PAPER_SUITES", "PROTOCOLS", "protocol_settings"]
 
 PAPER_SUITES = ("math500", "aime24", "aime25", "amc23", "minerva_math", "olympiadbench")
 
 _GREEDY: dict[str, Any] = {"greedy": True, "samples": 0}
 _AVG8: dict[str, Any] = {"greedy": False, "samples": 8, "temperature": 0.6, "top_p": 1.0}
+
+# `rlvr eval` without a protocol (and without the setting in a run's config): what no flag
+# gives. The rest of `EvalSettings` keeps its own defaults.
+NO_PROTOCOL: dict[str, Any] = {"max_new_tokens": 256}
 
 PROTOCOLS: dict[str, dict[str, Any]] = {
     "paper": {

@@ -223,8 +223,8 @@ def pick(chosen: Sequence[Ranked], pool: Sequence[Problem],
 # --- offline reward-variance (SNR) filter -------------------------------------------------------
 
 def snr_rank(model_path: str | os.PathLike, pool: Sequence[Problem], *, samples: int,
-             seed: int = 0, template: str = "raw", temperature: float = 1.0,
-             max_new_tokens: int = 64, reward_mode: str = "outcome",
+             max_new_tokens: int, seed: int = 0, template: str = "raw",
+             temperature: float = 1.0, reward_mode: str = "outcome",
              progress: bool = False) -> list[Ranked]:
     """Sample `samples` rollouts per candidate; score = population variance of their rewards.
 

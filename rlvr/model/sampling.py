@@ -7,20 +7,29 @@ Its own module so that `rlvr.model.rollout` (the `hf` loop, which dispatches to 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rlvr.errors import UserError
 
-__all__ = ["Completion", "SamplingParams", "end_of_turn_id"]
+__all__ = ["Completion", "SamplingParams", "check_max_new_tokens", "end_of_turn_id"]
+
+
+def check_max_new_tokens(value: int, key: str = "max_new_tokens") -> None:
+    """The one rule of a response-length cap, wherever a config or a call carries one. Its
+    value comes from a preset (rlvr.rl.presets) or an evaluation protocol
+    (rlvr.evaluation.protocols), never from a default here."""
+    if value < 1:
+        raise UserError(f"{key} must be >= 1, got {value}")
 
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """How to sample. `temperature == 0` means greedy (then the n samples are identical)."""
+    """How to sample. `temperature == 0` means greedy (then the n samples are identical);
+    `max_new_tokens` is required (keyword)."""
 
     temperature: float = 1.0
     top_p: float = 1.0
-    max_new_tokens: int = 256
+    max_new_tokens: int = field(kw_only=True)
     n: int = 1
     seed: int = 0
 
@@ -29,8 +38,7 @@ class SamplingParams:
             raise UserError(f"temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise UserError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.max_new_tokens < 1:
-            raise UserError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        check_max_new_tokens(self.max_new_tokens)
         if self.n < 1:
             raise UserError(f"the number of samples must be >= 1, got {self.n}")
 

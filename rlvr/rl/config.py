@@ -17,6 +17,7 @@ from rlvr.core.loader import check_literals as _check
 from rlvr.core.loader import config_key as _key
 from rlvr.errors import UserError
 from rlvr.grading.rewards import REWARD_MODES
+from rlvr.model.sampling import check_max_new_tokens
 
 __all__ = [
     "AlgoConfig",
@@ -68,13 +69,14 @@ class RolloutConfig:
     n: int = 16  # group size: rollouts per copy
     temperature: float = 1.0
     top_p: float = 1.0
-    max_new_tokens: int = 64
+    max_new_tokens: int = field(kw_only=True)  # set by the preset (rlvr.rl.presets)
     max_prompt_tokens: int = 1024
     # sequences (prompt × sample rows, not prompts) decoded together: memory, not maths
     batch_size: int = 64
 
     def __post_init__(self):
-        _positive(self, "n", "temperature", "top_p", "max_new_tokens", "batch_size")
+        _positive(self, "n", "temperature", "top_p", "batch_size")
+        check_max_new_tokens(self.max_new_tokens, "rollout.max_new_tokens")
 
 
 # The reward registry's modes (rlvr.grading.rewards), as a choice the loader checks and lists.
@@ -196,7 +198,7 @@ class TrainConfig:
     overlays: tuple[str, ...] = ()  # the preset overlays applied (a record: not re-applied)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    rollout: RolloutConfig = field(kw_only=True)  # its max_new_tokens comes from a preset
     reward: RewardConfig = field(default_factory=RewardConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
