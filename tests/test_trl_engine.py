@@ -88,6 +88,15 @@ def test_entropy_only_is_zero_reward_without_kl_or_weight_decay(tmp_path):
     assert recorder.pending[0]["info"]["true_correct_strict"]  # the true accuracy is kept
 
 
+def test_the_recorder_draws_the_native_trainers_rewards(tmp_path):
+    """reward.seed, when set, keys the random draws in both engines (not the run's seed)."""
+    from rlvr.rl.trl_record import Recorder
+
+    cfg = _paper("random", seed=7)
+    recorder = Recorder(cfg, [], tmp_path, None, frozenset({0}))
+    assert recorder.spec == cfg.reward_spec and recorder.spec.seed == 7 != cfg.seed
+
+
 def test_keys_trl_cannot_express_are_refused():
     organism = resolve("organism", reward_mode="none",
                        overrides={"data": {"examples": ["organism-add:3"]}})

@@ -30,13 +30,9 @@ _TRL_EPS = 1e-4  # TRL's fixed ε in (r − mean) / (std + ε)
 class Recorder:
     def __init__(self, cfg: TrainConfig, problems: list, run_dir: str | Path, tokenizer,
                  stops: frozenset[int]):
-        from rlvr.grading.rewards import RewardSpec
-
         self.cfg, self.problems, self.run_dir = cfg, problems, Path(run_dir)
         self.tokenizer, self.stops = tokenizer, stops
-        r = cfg.reward
-        self.spec = RewardSpec(mode=r.mode, label=r.label, wrong_label_kind=r.wrong_label_kind,
-                               p=r.p, seed=cfg.seed)
+        self.spec = cfg.reward_spec  # the native trainer's, reward.seed included
         self.updates = cfg.algo.ppo_epochs * cfg.algo.mini_batches  # TRL steps per rlvr step
         self.pending: list[dict] = []  # this step's graded completions
         self.logs: list[dict] = []  # TRL's logs of this step's updates
