@@ -262,3 +262,46 @@ def test_cli_errors(tmp_path, capsys):
     assert main(["eval", "--run", str(tmp_path)]) == 2
     assert "not a run directory" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_the_evaluation_seed_draws_samples_not_items(tiny_path, tmp_path):
+    """Issue 23 item 2: two sampled evaluations with different seeds share every item (they
+    used to share 1 of 60), and their samples differ."""
+    from rlvr.cli import main
+
+    path, suite = _organism_or_tiny(tiny_path)
+    ids, responses = [], []
+    for seed in (11, 12):
+        out = tmp_path / f"s{seed}"
+        assert main(["eval", "--model", str(path), "--suites", suite, "--limit", "6",
+                     "--max-new-tokens", "8", "--template", "raw", "--samples", "2",
+                     "--no-greedy", "--temperature", "1.0", "--seed", str(seed),
+                     "--out", str(out), "--quiet"]) == 0
+        rows = [json.loads(line) for line in
+                (out / "eval" / "step-0" / f"{suite}.jsonl").read_text().splitlines()]
+        ids.append(sorted({r["id"] for r in rows}))
+        responses.append([r["response"] for r in rows])
+    assert ids[0] == ids[1] and len(ids[0]) == 6
+    assert responses[0] != responses[1]
+
+
+def test_a_run_with_items_drawn_the_old_way_still_reads(tmp_path, capsys):
+    """Issue 23 item 2: records whose items the evaluation seed drew (before suites were fixed)
+    still load; continuing such a run says its old steps hold other items."""
+    from rlvr.cli.eval import _note_older_items
+    from rlvr.data.suites import load_suites
+    from rlvr.organism import heldout_suite
+    from rlvr.rundir.read import load_run
+
+    old = heldout_suite("add", n=5, seed=11)
+    step = tmp_path / "run" / "eval" / "step-0"
+    step.mkdir(parents=True)
+    (tmp_path / "run" / "config.toml").write_text('kind = "eval"\n[eval]\nseed = 11\n')
+    rows = [{"suite": "organism-add", "id": p.id, "sample": 1, "gold": p.answer,
+             "response": "", "finish_reason": "stop", "n_tokens": 1, "format": "no_answer",
+             "correct_strict": False, "correct_lenient": False} for p in old]
+    (step / "organism-add.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run = load_run(tmp_path / "run")
+    assert [r.id for r in run.evals[0].records["organism-add"]] == [p.id for p in old]
+    _note_older_items(tmp_path / "run", load_suites("organism-add", limit=5))
+    assert "step(s) 0" in capsys.readouterr().err

@@ -124,6 +124,17 @@ def test_organism_suites_expand_and_limit():
         load_suites("organism,organism-add")
 
 
+def test_organism_suites_are_fixed_lists_whatever_the_limit():
+    """Issue 23 item 2: a suite is one fixed list; --limit takes its first items."""
+    from rlvr.data.suites import ORGANISM_ITEMS_SEED
+    from rlvr.organism import heldout_suite
+
+    sixty = load_suites("organism-add", limit=60)["organism-add"]
+    assert sixty == heldout_suite("add", n=60, seed=ORGANISM_ITEMS_SEED)
+    assert load_suites("organism-add", limit=200)["organism-add"][:60] == sixty
+    assert load_suites("organism-add", limit=60, organism_n=60)["organism-add"] == sixty
+
+
 def test_default_suites_follow_the_model(tmp_path):
     from rlvr.organism import default_path
 

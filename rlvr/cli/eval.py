@@ -61,7 +61,8 @@ def eval_command(
                                               "accuracy per value of, repeatable (family, "
                                               "subject and level are kept by default)."),
     out: Path | None = typer.Option(None, "--out", help="Run directory to write."),
-    seed: int | None = typer.Option(None, "--seed"),
+    seed: int | None = typer.Option(None, "--seed", help="Seeds the sampled completions only: "
+                                    "the items are the same under any seed."),
     batch_size: int | None = typer.Option(None, "--batch-size"),
     backend: str | None = typer.Option(None, "--backend", help="hf (default), vllm or auto."),
     input_dependence: int | None = typer.Option(None, "--input-dependence", help="Items per suite for "
@@ -142,7 +143,7 @@ def _eval_model(model_spec, flags, suite_specs, limit, data_dir, fields, out, de
     path = resolve_model(model_spec)
     specs = _split(suite_specs) or _protocol_suites(protocol) or default_suite_specs(path)
     problems = load_suites(specs, data_dir=data_dir, fields=fields, limit=limit,
-                           seed=flags.get("seed") or 0, group_by=flags.get("group_by") or ())
+                           group_by=flags.get("group_by") or ())
     model, tokenizer = load_model(path, device=device)
     if flags.get("template") is None:
         # The organism reads bare problems; other chat models get the paper's evaluation
@@ -199,8 +200,9 @@ def _eval_run(run, flags, suite_specs, limit, data_dir, fields, overwrite, devic
     limit = limit if limit is not None else (table.get("n_per_suite") or table.get("limit"))
     data_dir = data_dir if data_dir is not None else table.get("data_dir")
     problems = load_suites(specs, data_dir=data_dir, fields=fields or table.get("fields"),
-                           limit=limit or None, organism_n=limit or 200, seed=settings.seed,
+                           limit=limit or None, organism_n=limit or 200,
                            group_by=settings.group_by)
+    _note_older_items(Path(run), problems)
     fitted, per_suite = False, None
     for step, folder in steps:
         if (Path(run) / "eval" / f"step-{step}" / "summary.json").is_file() and not overwrite:
@@ -217,6 +219,24 @@ def _eval_run(run, flags, suite_specs, limit, data_dir, fields, overwrite, devic
         del model, tokenizer
         vllm_backend.release()
     print_over_steps(Path(run), list(problems))
+
+
+def _note_older_items(run: Path, problems) -> None:
+    """A run evaluated before organism suites were fixed lists holds other items (drawn with
+    its evaluation seed): say so once, since its old and new steps then share few items."""
+    from rlvr.errors import notice
+    from rlvr.rundir.read import load_run
+
+    evals = load_run(run).evals if (run / "eval").is_dir() else {}
+    for suite, items in problems.items():
+        wanted = {p.id for p in items}
+        older = sorted(step for step, e in evals.items() if suite in e.records
+                       and not {r.id for r in e.records[suite]} <= wanted)
+        if older:
+            notice(f"{suite}: step(s) {', '.join(map(str, older))} of {run} were evaluated on "
+                   "other items (drawn with the evaluation seed by an older rlvr); steps "
+                   "evaluated now use the suite's fixed items, and comparisons across them "
+                   "use the items both share")
 
 
 def _read_run_config(run: Path) -> dict:

@@ -6,7 +6,9 @@ A suite spec (what `--suites` takes, comma-separated) is one of:
   them; the data dir is `--data-dir` or `$RLVR_DATA_DIR`;
 - `hub:<benchmark>`: the same suite from the Hugging Face Hub by its documented dataset id
   (`HUB_IDS`; online only, `HF_HUB_OFFLINE=1` is respected);
-- `organism` (every organism suite) or one of them (`organism-add`, ...);
+- `organism` (every organism suite) or one of them (`organism-add`, ...): fixed sets, the
+  same items for the same `limit` under any evaluation seed (the seed draws samples only, so
+  two sampled evaluations with different seeds compare on the same items);
 - a path to a `.jsonl` or `.parquet` file: a user suite named after the file's stem. Parquet in
   verl's training schema is read as such; other files need `fields` (`--field problem=question
   --field answer=final`) unless they have `problem` and `answer` columns.
@@ -30,6 +32,7 @@ from rlvr.problem import Problem
 __all__ = [
     "GROUP_COLUMNS",
     "BENCHMARKS",
+    "ORGANISM_ITEMS_SEED",
     "HUB_IDS",
     "benchmark_file",
     "hub_rows",
@@ -109,6 +112,10 @@ BENCHMARKS: dict[str, Callable[[Mapping], tuple[Any, Any, dict]]] = {
     "olympiadbench": _olympiad_row,
 }
 _ID_KEYS = ("unique_id", "id", "idx")
+# The organism suites' items are drawn once with this seed: a fixed set per suite, whose first
+# `limit` items are what `--limit` takes. The evaluation seed used to draw them (two seeds, two
+# item sets); runs from then still read, since every record carries its item's id.
+ORGANISM_ITEMS_SEED = 0
 # Columns a suite file may carry that accuracy is always split by when present (rlvr eval).
 GROUP_COLUMNS = ("family", "subject", "level")
 
@@ -287,10 +294,11 @@ def hub_rows(name: str) -> list[dict]:
 
 def load_suite(spec: str, *, data_dir: str | os.PathLike | None = None,
                fields: Mapping[str, str] | None = None, limit: int | None = None,
-               organism_n: int = 200, seed: int = 0, group_by: Sequence[str] = ()
+               organism_n: int = 200, group_by: Sequence[str] = ()
                ) -> dict[str, list[Problem]]:
     """One spec → {suite name: problems} (`organism` expands to several suites); `group_by`
-    names row columns kept in `Problem.meta` beside GROUP_COLUMNS."""
+    names row columns kept in `Problem.meta` beside GROUP_COLUMNS. No seed: every suite is a
+    fixed list, so an evaluation's seed changes its samples, never its items."""
     spec = spec.strip()
     fields = dict(fields or {})
     if spec in BENCHMARKS:
@@ -298,7 +306,7 @@ def load_suite(spec: str, *, data_dir: str | os.PathLike | None = None,
     elif spec.startswith("hub:"):
         loaded = {spec[4:]: _load_hub(spec[4:], group_by)}
     elif spec == "organism" or spec.startswith("organism-"):
-        loaded = _load_organism(spec, organism_n, seed)
+        loaded = _load_organism(spec, organism_n)
     elif spec.endswith((".jsonl", ".parquet")) or Path(spec).is_file():
         loaded = {Path(spec).stem: _load_file(Path(spec), fields, group_by=group_by)}
     else:
@@ -312,7 +320,7 @@ def load_suite(spec: str, *, data_dir: str | os.PathLike | None = None,
     return loaded
 
 
-def _load_organism(spec: str, n: int, seed: int) -> dict[str, list[Problem]]:
+def _load_organism(spec: str, n: int) -> dict[str, list[Problem]]:
     from rlvr.organism import organism_suites
 
     loaders = organism_suites()
@@ -321,7 +329,7 @@ def _load_organism(spec: str, n: int, seed: int) -> dict[str, list[Problem]]:
     if unknown:
         raise UserError(f"unknown organism suite {unknown[0]!r}",
                         f"choose from {', '.join(sorted(loaders))}")
-    return {name: loaders[name](n=n, seed=seed) for name in names}
+    return {name: loaders[name](n=n, seed=ORGANISM_ITEMS_SEED) for name in names}
 
 
 def load_suites(specs: str | Sequence[str], **kwargs) -> dict[str, list[Problem]]:

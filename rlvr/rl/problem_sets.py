@@ -109,7 +109,7 @@ def eval_suites(cfg: EvalConfig) -> dict[str, list[Problem]]:
     from rlvr.data.suites import load_suites
 
     return load_suites(list(cfg.suites), data_dir=cfg.data_dir, limit=cfg.n_per_suite or None,
-                       organism_n=cfg.n_per_suite or 200, seed=cfg.seed)
+                       organism_n=cfg.n_per_suite or 200)
 
 
 def default_eval_suites(preset_suites, model_path: str, data_dir: str | None) -> list[str]:
