@@ -85,7 +85,8 @@ def test_analyze_end_to_end_conditions_contrasts_and_decomposition(tmp_path):
     conditions = {c.role: c for c in analysis.conditions}
     assert conditions["format-only"].accuracy.value == pytest.approx(0.5)
     assert conditions["outcome"].gain.value == pytest.approx(7 / 8)
-    assert conditions["random"].gain.within_noise  # nothing moved: [0, 0]
+    # nothing moved; 8 items are under the interval minimum, so a point value only
+    assert conditions["random"].gain.value == 0 and not conditions["random"].gain.has_interval
     by_pair = {(c.left, c.right): c for c in analysis.contrasts}
     residual = by_pair[("outcome", "format-only")].difference
     assert residual.value == pytest.approx(3 / 8) and residual.n == 8
@@ -210,3 +211,38 @@ def test_base_listed_again_among_the_runs_is_not_compared_with_itself(tmp_path):
     base = make_run(tmp_path, "b", mode=None, evals={0: {"s": "CW"}})
     analysis = analyze([trained, base], base=base)
     assert [c.run for c in analysis.comparisons] == ["t"]
+
+
+def test_an_evaluation_of_a_trained_checkpoint_is_never_the_default_base(tmp_path):
+    """Issue 23 item 3: `rlvr report RUN EVAL_FOLDER` took an eval-only folder of a trained
+    checkpoint as the base ("outcome −7.0, C1 contradicted")."""
+    run = make_run(tmp_path, "t", evals={0: {"s": "WWWWWCCCCC"}, 5: {"s": "CCCCCCCCCW"}})
+    ckpt = make_run(tmp_path, "e", mode=None, model=str(run / "checkpoints" / "step-5"),
+                    evals={0: {"s": "CCCCCCCCCW"}})
+    other = make_run(tmp_path, "x", mode=None, model="someone/else", evals={0: {"s": "C" * 10}})
+    analysis = analyze([run, ckpt, other], window=2)
+    assert analysis.base_label == "step 0 of t"
+    assert any("e evaluates a trained checkpoint" in n for n in analysis.notes)
+    assert any("x evaluates someone/else" in n for n in analysis.notes)
+    assert analyze([run, ckpt], base=ckpt).base_label == "e (step 0)"  # named: taken
+    starting = make_run(tmp_path, "b", mode=None, evals={0: {"s": "WWWWWCCCCC"}})
+    assert analyze([run, starting], window=2).base_label == "b"
+
+
+def test_report_leaves_out_a_run_that_decodes_differently(tmp_path):
+    from rlvr.rundir.write import write_config_toml
+
+    run = make_run(tmp_path, "t", evals={0: {"s": ["CW"] * 10}, 5: {"s": ["CC"] * 10}})
+    base = make_run(tmp_path, "b", mode=None, evals={0: {"s": ["CW"] * 10}})
+    write_config_toml(base / "config.toml", {"kind": "eval", "model": {"path": "organism"},
+                                             "eval": {"temperature": 0.6}}, seed=0)
+    write_config_toml(run / "config.toml", {"kind": "train", "model": {"path": "organism"},
+                                            "reward": {"mode": "outcome"},
+                                            "rollout": {"temperature": 1.0}}, seed=0)
+    summary = run / "eval" / "step-5" / "summary.json"
+    summary.write_text(summary.read_text().replace('"temperature": 0.6', '"temperature": 1.0'))
+    analysis = analyze([run], base=base, window=2)
+    assert not analysis.comparisons
+    assert any("decoding differs" in n and "temperature 0.6 (base) vs 1.0" in n
+               for n in analysis.notes)
+    assert len(analyze([run], base=base, window=2, allow=["mismatch"]).comparisons) == 1

@@ -305,3 +305,39 @@ def test_a_run_with_items_drawn_the_old_way_still_reads(tmp_path, capsys):
     assert [r.id for r in run.evals[0].records["organism-add"]] == [p.id for p in old]
     _note_older_items(tmp_path / "run", load_suites("organism-add", limit=5))
     assert "step(s) 0" in capsys.readouterr().err
+
+
+def test_a_checkpoint_is_evaluated_as_its_run_evaluates_and_labelled_with_its_step(
+        tiny_path, tmp_path, capsys):
+    """Issue 23 item 3: `rlvr eval --model RUN/checkpoints/step-N` wrote "step 0" at T 0.6
+    while the run evaluates at its training temperature."""
+    import shutil
+    import tomllib
+
+    from rlvr.cli import main
+    from rlvr.rundir.write import write_config_toml
+
+    path, suite = _organism_or_tiny(tiny_path)
+    run = tmp_path / "run"
+    shutil.copytree(path, run / "checkpoints" / "step-7")
+    write_config_toml(run / "config.toml", {
+        "kind": "train", "model": {"path": str(path)}, "rollout": {"temperature": 0.9,
+                                                                   "max_new_tokens": 8},
+        "data": {"template": "raw"},
+        "eval": {"suites": [suite], "n_per_suite": 3, "samples": 2, "temperature": 0.0,
+                 "max_new_tokens": 0, "greedy": False}}, seed=0)
+    out = tmp_path / "e"
+    assert main(["eval", "--model", str(run / "checkpoints" / "step-7"), "--out", str(out),
+                 "--quiet"]) == 0
+    assert "is step 7 of" in capsys.readouterr().out
+    summary = json.loads((out / "eval" / "step-7" / "summary.json").read_text())
+    stats = summary["suites"][suite]
+    assert (stats["n_items"], stats["samples"], stats["temperature"]) == (3, 2, 0.9)
+    assert "greedy_acc_strict" not in stats
+    config = tomllib.loads((out / "config.toml").read_text())
+    assert config["model"]["step"] == 7 and config["eval"]["max_new_tokens"] == 8
+    out2 = tmp_path / "e2"  # flags given win
+    assert main(["eval", "--model", str(run / "checkpoints" / "step-7"), "--out", str(out2),
+                 "--temperature", "0.5", "--quiet"]) == 0
+    summary = json.loads((out2 / "eval" / "step-7" / "summary.json").read_text())
+    assert summary["suites"][suite]["temperature"] == 0.5

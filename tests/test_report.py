@@ -47,6 +47,12 @@ def ablation_runs(root):
         "guess": ("wrong_label", "guessable", {"math": "CCCCRTCWCC", "amc": ["CC", "WW", "CC"],
                                                "org": "CCWW"}),
     }
+    # Four copies of each pattern, so every suite row holds enough items for an interval;
+    # entropy-only changes one copy only (a move within noise).
+    finals = {name: (mode, kind, {suite: base[suite] * 3 + spec if name == "entropy"
+                                  else spec * 4 for suite, spec in final.items()})
+              for name, (mode, kind, final) in finals.items()}
+    base = {suite: spec * 4 for suite, spec in base.items()}
     paths = []
     for name, (mode, kind, final) in finals.items():
         paths.append(make_run(root, name, mode=mode, wrong_label_kind=kind, label="12.8"
@@ -119,14 +125,14 @@ def test_opening_sentences_come_from_the_numbers(full_report):
 
 
 def test_markdown_numbers_match_the_hand_split(tmp_path):
-    base = make_run(tmp_path, "b", mode=None, evals={0: {"s": "WUNC"}})
-    run = make_run(tmp_path, "o", evals={0: {"s": "WUNC"}, 2: {"s": "CCCW"}})
+    base = make_run(tmp_path, "b", mode=None, evals={0: {"s": "WUNC" * 3}})
+    run = make_run(tmp_path, "o", evals={0: {"s": "WUNC" * 3}, 2: {"s": "CCCW" * 3}})
     text = render_markdown(analyze([run], base=base, classifier="generic"))
     # 25 → 75 (+50). Generic styles: W, C worked (boxed), U "The answer is 4" and N
     # "I am not sure." direct (never boxed). worked: π 0.5 → 1, φ 1, a 0.5 → 0.75; direct
     # π 0.5 → 0. Selection = 0.5·(2·0.5 + 2·0.75 + 0.75 + 0.5)/6 = 0.3125, skill =
     # 0.25·(2·0.5 + 2·1 + 1 + 0.5)/6 = 0.1875; format 0 (φ(worked) stays 1)
-    assert "| o (outcome) | s | 4 | 25.0 [" in text
+    assert "| o (outcome) | s | 12 | 25.0 [" in text
     row = next(line for line in text.splitlines() if line.startswith("| o (outcome) | s |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert [c.split(" [")[0] for c in cells[5:]] == ["+50.0", "+0.0", "+0.0", "+31.2", "+18.8"]

@@ -1,8 +1,11 @@
 """Everything the report shows, computed from run directories: `analyze(paths) -> Analysis`.
 
 The base evaluation is, in order of preference: the `--base` run (its step 0), an evaluation-only
-run among the inputs, or step 0 of the first training run (the trainer evaluates the model
-before any update). Every comparison that cannot be made becomes a note, never an exception.
+run among the inputs that evaluated the model the training runs started from (never one of a
+trained checkpoint), or step 0 of the first training run (the trainer evaluates the model
+before any update). Without training runs the base must be named with `--base`. A comparison
+whose two sides decode differently or share too few items (rlvr.decomposition.comparable) is
+left out with a note unless allowed. Every comparison that cannot be made becomes a note, never an exception.
 Each run's final evaluation is decomposed against the base (decomposition.py) with intervals;
 runs of one role form a condition (conditions.py); the claims checklist reads all of it.
 """
@@ -81,8 +84,16 @@ def _pick_base(runs: list[Run], base_path: str | Path | None, notes: list[str],
         # The base given again among RUN_DIRs would only be compared with itself.
         rest = [r for r in runs if r.path.resolve() != same or r.final_step != step]
         return base, base.evals[step], f"{base.name} (step {step})", rest
+    starts = {_model_key(r.model) for r in runs if r.is_training}
     for run in runs:
         if not run.is_training and run.evals:
+            if _is_checkpoint(run) or _model_key(run.model) not in starts:
+                what = "a trained checkpoint" if _is_checkpoint(run) else (
+                    f"{run.model or 'an unrecorded model'}, not the model the training runs "
+                    "started from")
+                notes.append(f"{run.name} evaluates {what}: not taken as the base (name it "
+                             "with --base to use it)")
+                continue
             step = min(run.evals)
             return run, run.evals[step], run.name, [r for r in runs if r is not run]
     for run in runs:
@@ -92,6 +103,24 @@ def _pick_base(runs: list[Run], base_path: str | Path | None, notes: list[str],
                  "the decomposition and gains cannot be computed; pass --base DIR with an "
                  "`rlvr eval` run of the starting model")
     return None, None, "", runs
+
+
+def _model_key(model: str | None) -> str | None:
+    """One spelling per model: "" (the trainer's shipped organism) and its folder are one."""
+    if model is None:
+        return None
+    from rlvr.organism import default_path
+
+    path = default_path() if model == "" else Path(model)
+    return str(path.resolve()) if path.exists() else model
+
+
+def _is_checkpoint(run: Run) -> bool:
+    """An evaluation of a trained checkpoint (`rlvr eval --model RUN/checkpoints/step-N`)."""
+    model = run.config.get("model") if isinstance(run.config.get("model"), dict) else {}
+    path = Path(run.model or "")
+    return bool(model.get("run")) or (path.parent.name == "checkpoints"
+                                      and path.name.startswith("step-"))
 
 
 def step_accuracy(step: EvalStep, like: EvalStep | None = None, greedy: bool = False,
@@ -115,8 +144,30 @@ def _greedy(base: EvalStep, trained: EvalStep) -> tuple[Estimate, Estimate] | No
     return None if None in pair else pair
 
 
+def _refusal(run: Run, base: Run | None, base_step: EvalStep, allow: frozenset[str]
+             ) -> str | None:
+    """Why `run` cannot be compared with the base (too few shared items, other decoding)."""
+    from rlvr.decomposition.comparable import decoding_differences, overlap, overlap_refusal
+
+    final = run.evals[run.final_step]
+    ov = overlap(base_step, final)
+    why = overlap_refusal(ov, min_items=1)  # small comparisons: point values, no interval
+    if why and "partial" not in allow:
+        return f"{run.name}: not compared with the base: {why} (--allow-partial compares anyway)"
+    if base is None or "mismatch" in allow:
+        return None
+    differences, _ = decoding_differences(base.path / "eval" / f"step-{base_step.step}",
+                                          run.path / "eval" / f"step-{run.final_step}",
+                                          sorted(ov.compared), final.decoding)
+    if differences:
+        return (f"{run.name}: not compared with the base: decoding differs "
+                f"({'; '.join(differences)}; --allow-mismatch compares anyway)")
+    return None
+
+
 def _compare(run: Run, base: Run | None, base_step: EvalStep, base_label: str,
-             classifier: str, notes: list[str]) -> RunComparison | None:
+             classifier: str, notes: list[str], allow: frozenset[str] = frozenset()
+             ) -> RunComparison | None:
     if run.final_step is None:
         return None
     if run is base and run.final_step == 0:
@@ -126,6 +177,10 @@ def _compare(run: Run, base: Run | None, base_step: EvalStep, base_label: str,
         notes.append(f"{run.name} started from {run.model}, the base evaluates {base.model}: "
                      "its gains may not be gains over this base")
     final = run.evals[run.final_step]
+    refused = _refusal(run, base, base_step, allow)
+    if refused:
+        notes.append(refused)
+        return None
     result, suite_notes = decompose(base_step, final, classifier=classifier, run=run.name,
                                     base_name=base_label)
     notes.extend(suite_notes)
@@ -156,7 +211,8 @@ def _members(runs: Sequence[Run], comparisons: Sequence[RunComparison]
 
 def analyze(paths: Sequence[str | Path], base: str | Path | None = None,
             threshold: float = 0.95, window: int = 5, decoding: str = "auto",
-            classifier: str | None = None) -> Analysis:
+            classifier: str | None = None, allow: Sequence[str] = ()) -> Analysis:
+    """`allow`: "partial" and/or "mismatch", comparisons the checks would otherwise leave out."""
     if not paths:
         raise ValueError("analyze needs at least one run directory")
     runs = sorted(load_runs(list(paths), decoding), key=lambda r: DISPLAY_ORDER.index(r.role)
@@ -168,7 +224,8 @@ def analyze(paths: Sequence[str | Path], base: str | Path | None = None,
     comparisons: list[RunComparison] = []
     if base_step is not None:
         for run in compared:
-            comparison = _compare(run, base_run, base_step, base_label, name, notes)
+            comparison = _compare(run, base_run, base_step, base_label, name, notes,
+                                  frozenset(allow))
             if comparison is not None:
                 comparisons.append(comparison)
     members = _members(compared, comparisons)

@@ -7,7 +7,9 @@
 BASE and TRAINED are evaluation folders (`…/eval/step-N`) or run directories: a run given as
 BASE contributes its step 0 (the model before training), one given as TRAINED its `--step N`
 (default: its last evaluated step). Sampled records are used when both sides have them, else
-greedy. Method: docs/analysis.md.
+greedy (said plainly). Refused (exit 2, one line) unless allowed: too few shared items
+(`--allow-partial`; rule in rlvr.decomposition.comparable) and different decoding settings
+(`--allow-mismatch`). Method: docs/analysis.md.
 """
 
 from __future__ import annotations
@@ -72,32 +74,71 @@ def _folder(path: Path, step: int | None, is_base: bool) -> Path:
 
 
 def _load_pair(base: Path, trained: Path):
-    """Both sides in one decoding: sampled when both have samples, else greedy."""
+    """Both sides in one decoding: sampled when both have samples, else greedy; with a line
+    saying which, and why when one side's samples are left out."""
     from rlvr.rundir.read import EvalStep, load_eval_step
 
     sampled = [load_eval_step(p, "auto") for p in (base, trained)]
     if all(s.decoding == "sampled" for s in sampled):
-        return sampled
+        return sampled, "sampled records (avg@k) on both sides"
     greedy = [s for s in sampled if s.decoding == "greedy" or s.greedy]
+    names = ("BASE", "TRAINED")
     if len(greedy) < 2:
-        raise UserError("one side has only sampled records and the other only greedy ones",
+        only = [f"{n} has only {s.decoding} records" for n, s in zip(names, sampled, strict=True)]
+        raise UserError(f"greedy on one side, sampled on the other ({'; '.join(only)})",
                         "a decomposition compares one decoding: evaluate both the same way")
+    left_out = [n for n, s in zip(names, sampled, strict=True) if s.decoding == "sampled"]
+    said = "greedy records on both sides" + (
+        f" ({' and '.join(left_out)}'s sampled records are left out: the other side has none)"
+        if left_out else "")
     return [s if s.decoding == "greedy" else EvalStep(s.step, s.greedy, s.summary, s.greedy)
-            for s in sampled]
+            for s in sampled], said
+
+
+def _checked(left, right, base_dir: Path, trained_dir: Path, allow_partial: bool,
+             allow_mismatch: bool, decoding: str) -> tuple[dict, list[str]]:
+    """The overlap and decoding checks: refused (UserError) unless allowed; returns what
+    --json records of them and the notes to print."""
+    from rlvr.decomposition.comparable import decoding_differences, overlap, overlap_refusal
+
+    ov = overlap(left, right)
+    refusal = overlap_refusal(ov)
+    if refusal and not allow_partial:
+        raise UserError(f"{refusal} ({'; '.join(ov.lines())})",
+                        "evaluate both on the same items (same --suites and --limit), or pass "
+                        "--allow-partial to compare what they share anyway")
+    differences, unknown = decoding_differences(base_dir, trained_dir, sorted(ov.compared),
+                                                decoding)
+    if differences and not allow_mismatch:
+        raise UserError(f"the two evaluations decode differently ({'; '.join(differences)}), "
+                        "which moves accuracy by itself",
+                        "evaluate both with the same settings, or pass --allow-mismatch")
+    notes = [*([f"partial comparison allowed: {refusal}"] if refusal else []),
+             *(f"decoding differs (allowed): {d}" for d in differences), *unknown]
+    info = {"overlap": {s: dict(zip(("base", "trained", "shared"), v, strict=True))
+                        for s, v in ov.per_suite.items()},
+            "decoding_differences": differences}
+    return info, notes
 
 
 def _pts(estimate) -> str:
-    ci = "" if not estimate.has_interval else (
+    ci = f" (no interval: {estimate.n} items)" if not estimate.has_interval else (
         f" [{100 * estimate.low:+.1f}, {100 * estimate.high:+.1f}]")
     noise = " (within noise)" if estimate.within_noise else ""
     return f"{100 * estimate.value:+.1f}{ci}{noise}"
 
 
-def _print(result, notes: list[str]) -> None:
+def _print(result, notes: list[str], said: str, overlap: dict) -> None:
+    from rlvr.decomposition.comparable import MIN_INTERVAL_ITEMS
     from rlvr.decomposition.gain import TERMS
 
+    typer.echo(f"compared: {said}")
+    for suite, v in overlap.items():
+        typer.echo(f"  {suite}: base {v['base']} items, trained {v['trained']}, "
+                   f"shared {v['shared']}")
     typer.echo(f"classifier {result.classifier}, {result.decoding} records, "
-               f"{result.n_items} items, k = {result.k}; points, 95% paired item bootstrap")
+               f"{result.n_items} items, k = {result.k}; points, 95% paired item bootstrap "
+               f"(no interval from fewer than {MIN_INTERVAL_ITEMS} items)")
     for row in (*result.suites, result.all):
         typer.echo(f"\n{row.suite} ({row.n_items} items): {100 * row.base_acc.value:.1f} → "
                    f"{100 * row.trained_acc.value:.1f}")
@@ -124,6 +165,12 @@ def decompose_command(
         "LLM, from the text); default: organism for the organism, generic otherwise."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (docs/analysis.md)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resamples."),
+    allow_partial: bool = typer.Option(False, "--allow-partial", help="Compare even when the "
+                                       "sides share fewer than 10 items or under half the "
+                                       "smaller side's."),
+    allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="Compare even when the "
+                                        "decoding settings differ (temperature, top_p, samples, "
+                                        "max new tokens, template)."),
 ) -> None:
     """Selection, format correction and skill change between two evaluations, with intervals."""
     from rlvr.decomposition.gain import decompose
@@ -136,16 +183,19 @@ def decompose_command(
     if base_dir.resolve() == trained_dir.resolve():
         raise UserError(f"BASE and TRAINED are the same evaluation ({base_dir})",
                         "give TRAINED a later --step")
-    left, right = _load_pair(base_dir, trained_dir)
+    (left, right), said = _load_pair(base_dir, trained_dir)
+    info, checks = _checked(left, right, base_dir, trained_dir, allow_partial, allow_mismatch,
+                            left.decoding)
     model = _model_of(trained_dir)
     name = classifier or default_classifier(model if model is not None else _model_of(base_dir))
     result, notes = decompose(left, right, classifier=name, seed=seed,
                               run=str(trained_dir), base_name=str(base_dir))
     if result is None:
         raise UserError("nothing to compare: " + ("; ".join(notes) or "no shared suite"))
+    notes = [*checks, *notes]
     if as_json:
-        typer.echo(json.dumps(result.to_json()))
+        typer.echo(json.dumps({**result.to_json(), "compared": said, **info}))
         for note in notes:
             typer.echo(f"note: {note}", err=True)
     else:
-        _print(result, notes)
+        _print(result, notes, said, info["overlap"])

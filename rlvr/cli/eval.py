@@ -135,17 +135,34 @@ def _eval_model(model_spec, flags, suite_specs, limit, data_dir, fields, out, de
     from rlvr.evaluation.evaluate import evaluate, fit_settings, print_summary
     from rlvr.model.locate import resolve_model
     from rlvr.model.rollout import load_model, resolve_backend
-    from rlvr.rl.eval_hook import fit_protocol
+    from rlvr.rl.eval_hook import fit_protocol, settings_from_run
     from rlvr.rundir.write import fresh_run_dir, write_config_toml
 
     asked = dict(flags)  # a protocol takes what was asked, not the template chosen below
     # The model first: a missing model is the error to report, not the default suite's data.
     path = resolve_model(model_spec)
-    specs = _split(suite_specs) or _protocol_suites(protocol) or default_suite_specs(path)
+    step, run_settings, table = 0, {}, {}
+    checkpoint = _checkpoint_of(path)
+    if checkpoint is not None:
+        # A run's checkpoint: its folder is that step, evaluated as the run evaluates.
+        step, config = checkpoint
+        run_settings, table = settings_from_run(config), dict(config.get("eval") or {})
+        protocol = protocol or table.get("protocol") or None
+        limit = limit if limit is not None else (table.get("n_per_suite") or table.get("limit")
+                                                 or None)
+        data_dir = data_dir if data_dir is not None else table.get("data_dir")
+    specs = (_split(suite_specs) or _protocol_suites(protocol) or list(table.get("suites") or [])
+             or default_suite_specs(path))
     problems = load_suites(specs, data_dir=data_dir, fields=fields, limit=limit,
-                           group_by=flags.get("group_by") or ())
+                           organism_n=limit or 200, group_by=flags.get("group_by") or ())
+    if checkpoint is not None:
+        shown = {k: run_settings[k] for k in ("template", "samples", "temperature",
+                                              "max_new_tokens") if k in run_settings}
+        typer.echo(f"{path} is step {step} of {path.parent.parent}: evaluated as that run "
+                   f"evaluates ({', '.join(f'{k} {v}' for k, v in shown.items())}, suites "
+                   f"{','.join(specs)}); flags given win")
     model, tokenizer = load_model(path, device=device)
-    if flags.get("template") is None:
+    if flags.get("template") is None and "template" not in run_settings:
         # The organism reads bare problems; other chat models get the paper's evaluation
         # prompt when their tokenizer can encode it.
         organism = default_suite_specs(path) == ["organism"]
@@ -153,7 +170,7 @@ def _eval_model(model_spec, flags, suite_specs, limit, data_dir, fields, out, de
         preferred = "qwen25-math-cot" if chat and not organism else "raw"
         every = [p for items in problems.values() for p in items]
         flags = {**flags, "template": choose_template(preferred, every, tokenizer)}
-    settings = fit_settings(model, tokenizer, problems, _settings(flags, {}))
+    settings = fit_settings(model, tokenizer, problems, _settings(flags, run_settings))
     per_suite = fit_protocol(protocol, problems, model, tokenizer, asked)
     resolve_backend(settings.backend)  # a backend that is not installed fails before any write
     out = Path(out) if out is not None else Path("runs") / (
@@ -161,16 +178,34 @@ def _eval_model(model_spec, flags, suite_specs, limit, data_dir, fields, out, de
     # An evaluation that does not finish (an error, Ctrl-C) leaves no folder: it has no resume.
     with fresh_run_dir(out) as run_dir:
         write_config_toml(run_dir / "config.toml", {
-            "kind": "eval", "model": {"path": str(model_spec or path), "folder": str(path)},
+            "kind": "eval", "model": {"path": str(model_spec or path), "folder": str(path),
+                                      **_checkpoint_record(path, checkpoint)},
             "eval": {**settings.to_dict(), "suites": specs, "limit": limit,
                      "data_dir": None if data_dir is None else str(data_dir),
                      "fields": fields or None, **_protocol_record(protocol, per_suite)}},
             seed=settings.seed)
-        summary = evaluate(model, tokenizer, problems, settings, run_dir=run_dir, step=0,
+        summary = evaluate(model, tokenizer, problems, settings, run_dir=run_dir, step=step,
                            progress=progress, model_name=str(model_spec or path),
                            per_suite=per_suite)
     print_summary(summary)
-    typer.echo(f"wrote {run_dir}/eval/step-0/")
+    typer.echo(f"wrote {run_dir}/eval/step-{step}/")
+
+
+def _checkpoint_of(path: Path) -> tuple[int, dict] | None:
+    """(step, the run's config) when `path` is RUN/checkpoints/step-N of a run with a config."""
+    match = _STEP_DIR.match(path.name)
+    if match is None or path.parent.name != "checkpoints":
+        return None
+    if not (path.parent.parent / "config.toml").is_file():
+        return None
+    return int(match.group(1)), _read_run_config(path.parent.parent)
+
+
+def _checkpoint_record(path: Path, checkpoint) -> dict:
+    """What config.toml records of a checkpoint's run (the report never takes it as a base)."""
+    if checkpoint is None:
+        return {}
+    return {"run": str(path.parent.parent), "step": checkpoint[0]}
 
 
 def _eval_run(run, flags, suite_specs, limit, data_dir, fields, overwrite, device, progress,

@@ -29,8 +29,9 @@ def report_command(
                                       show_default=False),
     out: Path = typer.Option(Path("report.html"), "-o", "--out", help="HTML file to write."),
     base: Path | None = typer.Option(
-        None, "--base", help="Run directory evaluating the starting model (default: an eval-only "
-        "run among RUN_DIR, else step 0 of the first training run)."),
+        None, "--base", help="Run or evaluation folder of the starting model (default: an "
+        "eval-only run among RUN_DIR of the model the training runs started from, else step 0 "
+        "of the first training run; never an evaluation of a trained checkpoint)."),
     threshold: float = typer.Option(0.95, help="Train accuracy that counts as saturated."),
     window: int = typer.Option(5, help="Logged steps the accuracy must stay ≥ threshold."),
     decoding: str = typer.Option(
@@ -40,6 +41,10 @@ def report_command(
         None, "--classifier", help="Reasoning styles: organism (mode markers) or generic (any "
         "LLM, from the text); default: organism for the organism, generic otherwise."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the Markdown summary."),
+    allow_partial: bool = typer.Option(False, "--allow-partial", help="Compare a run with the "
+                                       "base even when they share too few items."),
+    allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="Compare a run with the "
+                                        "base even when their decoding settings differ."),
 ) -> None:
     """Accuracy with intervals, the decomposition, claims, post-saturation and label study."""
     if not 0.0 < threshold <= 1.0:
@@ -59,8 +64,10 @@ def report_command(
     if classifier is not None and classifier not in CLASSIFIERS:
         raise UserError(f"unknown --classifier {classifier!r}",
                         f"choose one of {', '.join(CLASSIFIERS)}")
+    allow = [name for name, on in (("partial", allow_partial), ("mismatch", allow_mismatch))
+             if on]
     analysis = analyze(runs, base=base, threshold=threshold, window=window,
-                       decoding=decoding, classifier=classifier)
+                       decoding=decoding, classifier=classifier, allow=allow)
     claims = write_report(analysis, out)
     if not quiet:
         typer.echo(render_markdown(analysis))

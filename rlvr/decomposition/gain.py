@@ -13,7 +13,8 @@ strictly correct, which needs one), so accuracy = Σ π·φ·a is the strict avg
 
 Intervals: a paired bootstrap over items (stats.py): each resample draws the same items for
 base and trained, an item's k responses together, 1,000 resamples, percentile, seeded. The
-`all` row is the item-weighted mean of the suites' terms, resampled within each suite.
+`all` row is the item-weighted mean of the suites' terms, resampled within each suite. A row of
+fewer than `comparable.MIN_INTERVAL_ITEMS` items has its point value only (no interval).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rlvr.core.stats import N_RESAMPLES, Estimate, percentile_interval, resample_weights
+from rlvr.decomposition.comparable import MIN_INTERVAL_ITEMS
 from rlvr.decomposition.shapley import TERMS, factors, shapley_terms
 from rlvr.decomposition.styles import DEGENERATE, STYLES, get_classifier
 from rlvr.rundir.read import EvalRecord, EvalStep
@@ -126,6 +128,8 @@ def _counts(rows: list[tuple[str, int, bool, bool]], ids: list[str], n_styles: i
 
 
 def _estimate(point: float, boot: np.ndarray, n: int) -> Estimate:
+    if n < MIN_INTERVAL_ITEMS:
+        return Estimate(float(point), None, None, "none", n)
     low, high = percentile_interval(boot)
     return Estimate(float(point), float(low), float(high), "items", n)
 
