@@ -27,6 +27,11 @@ def _ci(est: Estimate) -> str:
 def opening(analysis: Analysis, claims: list[Claim]) -> list[str]:
     """A few sentences: which gains are within noise, controls against outcome, what the
     reward adds beyond them, the skill-change term, and the claims' verdicts."""
+    if not analysis.conditions and analysis.comparisons:
+        # Evaluation folders (imported or `rlvr eval`) against a named base: no conditions.
+        return ["Gains over the base " + (analysis.base_label or "") + " (points, 95% "
+                "interval): " + "; ".join(f"{c.run} {_ci(c.total.gain)}"
+                                          for c in analysis.comparisons) + "."]
     if not analysis.conditions:
         return ["No run could be compared with a base evaluation, so no gain is measured "
                 "(see the notes)."]

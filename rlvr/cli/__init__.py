@@ -20,6 +20,7 @@ from rlvr.cli import export as _export
 from rlvr.cli import grade as _grade
 from rlvr.cli import organism as _organism
 from rlvr.cli import report as _report
+from rlvr.cli import responses as _responses
 from rlvr.cli import select as _select
 from rlvr.cli import train as _train
 from rlvr.errors import UserError
@@ -48,7 +49,7 @@ def version_command() -> None:
 
 # Order here is the order `rlvr --help` lists the commands in.
 _COMMAND_MODULES = (_demo, _train, _eval, _grade, _select, _report, _decompose, _organism,
-                    _export, _data)
+                    _export, _responses, _data)
 
 for _module in _COMMAND_MODULES:
     _module.register(app)
