@@ -128,7 +128,8 @@ def test_verl_dump_folder_is_one_import_with_a_step_per_file(tmp_path, capsys):
     assert data["suites"].keys() == {"toy"} and data["k"] == 2
     assert data["all"]["gain"]["ci"][0] > 0
     assert main(["report", str(tmp_path / "o"), "-o", str(tmp_path / "r.html"), "-q"]) == 0
-    assert "Where the gain came from" in (tmp_path / "r.html").read_text()
+    page = (tmp_path / "r.html").read_text()
+    assert "Where the gain came from" in page and "Coverage (classifier-free)" in page
 
 
 def test_old_verl_dump_takes_golds_from_a_suite_file_by_problem_text(tmp_path, capsys):

@@ -21,6 +21,7 @@ from rlvr.analysis.labels import LabelRow, label_study
 from rlvr.analysis.saturation import Saturation, analyze_saturation
 from rlvr.core.ablations import CONDITIONS
 from rlvr.core.stats import Estimate, item_accuracy
+from rlvr.decomposition.coverage import Coverage, coverage
 from rlvr.decomposition.gain import GainDecomposition, decompose
 from rlvr.decomposition.styles import default_classifier
 from rlvr.rundir.read import EvalStep, Run, load_run, load_runs
@@ -44,6 +45,7 @@ class RunComparison:
     greedy: tuple[Estimate, Estimate] | None  # (base, trained) greedy accuracy, all suites
     peak_step: int
     peak: Estimate  # accuracy at the peak step, on the same items as the base comparison
+    coverage: Coverage | None = None  # pass@k curves and one-side-only items (classifier-free)
 
     @property
     def total(self):
@@ -193,7 +195,7 @@ def _compare(run: Run, base: Run | None, base_step: EvalStep, base_label: str,
     peak_step, peak = max(peaks, key=lambda p: p[1].value)
     return RunComparison(run=run.name, role=run.role, seed=run.seed, step=run.final_step,
                          decomposition=result, greedy=_greedy(base_step, final),
-                         peak_step=peak_step, peak=peak)
+                         peak_step=peak_step, peak=peak, coverage=coverage(base_step, final))
 
 
 def _members(runs: Sequence[Run], comparisons: Sequence[RunComparison]

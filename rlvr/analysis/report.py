@@ -53,8 +53,8 @@ def render_markdown(analysis: Analysis, claims: list[Claim] | None = None) -> st
     parts += [""] + ([f"- {line}" for line in headline(analysis)] or ["- no decomposition"])
     parts.append("")
     found = tables(analysis, claims)
-    for key in ("accuracy", "decomposition", "conditions", "contrasts", "claims", "saturation",
-                "labels", "groups"):
+    for key in ("accuracy", "decomposition", "coverage", "conditions", "contrasts", "claims",
+                "saturation", "labels", "groups"):
         if found[key].rows:
             parts.append(_markdown_table(found[key]))
     if analysis.notes:
@@ -147,6 +147,7 @@ def _sections(analysis: Analysis, found: dict[str, Table]) -> list[str]:
         "<h2>Where the gain came from</h2>", _html_table(found["decomposition"], None),
         _img(plots.decomposition_bars(analysis.comparisons), "decomposition bars"),
         _html_table(found["styles"]),
+        _html_table(found["coverage"]),
         "<h2>Conditions and contrasts</h2>", _html_table(found["conditions"], None),
         _img(plots.waterfall_plot(base_acc, analysis.conditions), "waterfall"),
         _html_table(found["contrasts"]),

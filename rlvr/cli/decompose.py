@@ -153,6 +153,32 @@ def _print(result, notes: list[str], said: str, overlap: dict) -> None:
         typer.echo(f"note: {note}", err=True)
 
 
+def _print_coverage(cover) -> None:
+    """pass@k of both sides with intervals, where the curves cross, items one side solves."""
+    typer.echo(f"\ncoverage (classifier-free; {cover.n_items} items, strict pass@k, unbiased "
+               "estimator, 95% paired item bootstrap):")
+    for k, b, t, d in zip(cover.ks, cover.base, cover.trained, cover.difference, strict=True):
+        typer.echo(f"  pass@{k:<4} {_acc(b)} → {_acc(t)}   difference {_pts(d)}")
+    crossing = ("the trained curve stays above the base's" if cover.crossing_k is None
+                else f"the trained curve is no longer above the base's from k = "
+                f"{cover.crossing_k}")
+    typer.echo(f"  {crossing}; not measurably above from k = {cover.not_above_k or '—'}")
+    for name, items in (("trained", cover.only_trained), ("base", cover.only_base)):
+        if not items:
+            typer.echo(f"  solved only by {name}: none")
+            continue
+        least = min(i.other_samples for i in items)
+        typer.echo(f"  solved only by {name}: {len(items)} item(s), e.g. "
+                   + ", ".join(f"{i.suite}/{i.id} ({i.correct}/{i.samples})" for i in items[:3])
+                   + f"; the other side never solved them in ≥ {least} samples each")
+
+
+def _acc(estimate) -> str:
+    ci = "" if not estimate.has_interval else (
+        f" [{100 * estimate.low:.1f}, {100 * estimate.high:.1f}]")
+    return f"{100 * estimate.value:.1f}{ci}"
+
+
 def decompose_command(
     base: Path = typer.Argument(..., metavar="BASE", help="…/eval/step-N or a run directory "
                                 "(its step 0).", show_default=False),
@@ -193,9 +219,17 @@ def decompose_command(
     if result is None:
         raise UserError("nothing to compare: " + ("; ".join(notes) or "no shared suite"))
     notes = [*checks, *notes]
+    from rlvr.decomposition.coverage import coverage
+
+    cover = coverage(left, right, seed=seed)
     if as_json:
-        typer.echo(json.dumps({**result.to_json(), "compared": said, **info}))
+        typer.echo(json.dumps({**result.to_json(), "compared": said, **info,
+                               "coverage": None if cover is None else cover.to_json()}))
         for note in notes:
             typer.echo(f"note: {note}", err=True)
     else:
-        _print(result, notes, said, info["overlap"])
+        _print(result, [], said, info["overlap"])
+        if cover is not None:
+            _print_coverage(cover)
+        for note in notes:
+            typer.echo(f"note: {note}", err=True)
