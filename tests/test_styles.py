@@ -73,3 +73,48 @@ def test_default_classifier_follows_the_model(tmp_path):
     assert default_classifier(str(tmp_path)) == "generic"
     assert default_classifier("Qwen/Qwen2.5-Math-1.5B") == "generic"
     assert default_classifier(None) == "generic"
+
+
+# Issue 23 item 5: responses as real harnesses store them (made up here, in their shapes).
+_TIR = ("Let me solve it with code.\n```python\nfrom sympy import symbols, solve\n"
+        "x = symbols('x')\nprint(solve(x**2 - 4, x))\n```\n```output\n[-2, 2]\n```\n"
+        "The positive root is $\\boxed{2}$.")
+_REALISTIC = [
+    ("tool-integrated: ```python and its ```output, box after", _TIR, "code"),
+    ("\\boxed printed inside the code", "```python\nans = 6 * 7\nprint(f'\\\\boxed{{{ans}}}')\n"
+     "```\n```output\n\\boxed{42}\n```", "code"),
+    ("only the ```output block of a run", "We run it.\n```output\n42\n```\nSo \\boxed{42}.",
+     "code"),
+    ("a program after long prose", "Consider the sum. " * 300 + "\nimport math\n"
+     "print(math.comb(10, 3))\n\\boxed{120}", "code"),
+    ("a ```latex fence is not code", "```latex\nx = 2 + 3 = 5\n```\nSo \\boxed{5}.", "worked"),
+    ("chat-template tail", "First, 6 times 7 is 42, since 6 \\cdot 7 = 42.\nThus \\boxed{42}."
+     "<|im_end|>", "worked"),
+    ("a repeated tail", "We have 2+2=4. " + "So the answer is 4. " * 60, "degenerate"),
+    ("cut mid-formula", "By the formula, $S = \\frac{n(n+1)}{2} = \\frac{10", "degenerate"),
+    ("a short prose answer", "Adding the two numbers, the answer is 12.", "direct"),
+    ("a prose answer with reasoning", "To solve this we count the apples Tom has after "
+     "buying more at the market today, which gives twelve in all. The answer is 12.", "worked"),
+    ("a bare box", "\\boxed{12}", "direct"),
+]
+
+
+@pytest.mark.parametrize("what, text, expected", _REALISTIC, ids=[c[0] for c in _REALISTIC])
+def test_generic_on_realistic_responses(what, text, expected):
+    from rlvr.grading import grade
+
+    fmt = grade(text, "4").format
+    assert generic_style(text, fmt, "unknown") == expected, what
+
+
+def test_an_imported_response_ends_at_its_end_of_turn_marker():
+    """Padding after the end-of-turn token would read as a loop: an import cuts it off."""
+    from rlvr.data.responses import Response
+    from rlvr.grading import grade
+
+    raw = "Since 2+2=4, we get \\boxed{4}.<|im_end|>" + "<|endoftext|>" * 40
+    assert grade(raw, "4").format == "repetition"  # the raw text would be degenerate
+    response = Response(raw)
+    assert response.text == "Since 2+2=4, we get \\boxed{4}." and response.finish_reason == "stop"
+    fmt = grade(response.text, "4").format
+    assert fmt == "boxed" and generic_style(response.text, fmt, "stop") == "worked"

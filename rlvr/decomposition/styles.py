@@ -60,9 +60,13 @@ def organism_style(text: str, fmt: str, finish_reason: str = "stop") -> str:
     return _ORGANISM_STYLE.get(classify_mode(text), "other")
 
 
-_HEAD_CHARS = 4_000  # the generic rules read only the start of a response
-_CODE = re.compile(r"```|^\s*(def |import |from \w+ import |print\(|for \w+ in range\()",
-                   re.MULTILINE)
+_HEAD_CHARS = 4_000  # the generic rules read only the start of a response (and, for code,
+_TAIL_CHARS = 4_000  # its end: a program written after long prose still counts)
+# A program: a fence tagged as code or as its output (```python, ```py, ```output), or a
+# program line (def, import, print(, a range loop). A ```latex or ```markdown fence is not code.
+_CODE = re.compile(r"```[ \t]*(?:python3?|py|sage|output)\b|"
+                   r"^\s*(?:def |import |from \w+ import |print\(|for \w+ in range\()",
+                   re.MULTILINE | re.IGNORECASE)
 # Where the final-answer statement starts: the last box or the last "answer" word.
 _ANSWER = re.compile(r"\\boxed\{|\banswer\b", re.IGNORECASE)
 _STEP = re.compile(r"[=<>]|\d\s*[-+*/×÷^]\s*\d|\\(frac|cdot|times|sqrt)")
@@ -78,7 +82,7 @@ def generic_style(text: str, fmt: str, finish_reason: str = "stop") -> str:
     if _degenerate(fmt, finish_reason):
         return DEGENERATE
     head = text[:_HEAD_CHARS]
-    if _CODE.search(head):
+    if _CODE.search(head) or (len(text) > _HEAD_CHARS and _CODE.search(text[-_TAIL_CHARS:])):
         return "code"
     starts = [m.start() for m in _ANSWER.finditer(head)]
     working = head[:starts[-1]] if starts else head

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MAX_FILE_BYTES", "MAX_LINE_BYTES", "MAX_RESPONSES", "Item", "Parsed", "Response",
+__all__ = ["END_MARKERS", "MAX_FILE_BYTES", "MAX_LINE_BYTES", "MAX_RESPONSES", "Item", "Parsed", "Response",
            "gold_text", "harness_label", "jsonl_rows", "read_json_file", "step_in_name", "texts"]
 
 # Reading is bounded: a file, a line and the responses of one item each have a ceiling, past
@@ -19,11 +19,25 @@ MAX_LINE_BYTES = 64 << 20
 MAX_RESPONSES = 4096
 
 
+# End-of-turn and padding tokens a harness may leave in decoded text. What follows the first
+# one is not the model's answer (rlvr eval stops generating there), and a tail of padding would
+# read as a loop.
+END_MARKERS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", "</s>",
+               "<｜end▁of▁sentence｜>")
+
+
 @dataclass
 class Response:
     text: str
     harness_correct: bool | None = None  # the harness's own label, kept beside ours
     finish_reason: str = "unknown"  # formats that do not record it; the grader reads the text
+
+    def __post_init__(self) -> None:
+        cut = min((i for i in (self.text.find(m) for m in END_MARKERS) if i >= 0), default=-1)
+        if cut >= 0:
+            self.text = self.text[:cut]
+            if self.finish_reason == "unknown":
+                self.finish_reason = "stop"  # an end-of-turn marker: the model stopped
 
 
 @dataclass
