@@ -177,3 +177,25 @@ def test_unreadable_input_alone_is_one_line_and_exit_2(tmp_path, capsys, content
     err = capsys.readouterr().err
     assert message in err and "error: no response could be imported" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_report_on_imported_folders_with_a_named_base(tmp_path, capsys):
+    """Issue 23 item 6: evaluation folders (imported) give the same page, the base named."""
+    from rlvr.analysis.compute import analyze
+    from rlvr.analysis.report import render_markdown
+
+    for name, p, seed in (("base", 0.3, 1), ("rl", 0.7, 2)):
+        _qwen_file(tmp_path / name / "math" / "test_x_-1_seed0_t0.6_s0_e-1.jsonl", p, seed)
+        assert main(["import", "responses", str(tmp_path / name), "--out",
+                     str(tmp_path / name.upper()), "--quiet"]) == 0
+    capsys.readouterr()
+    for base in (tmp_path / "BASE", tmp_path / "BASE" / "eval" / "step-0"):
+        analysis = analyze([tmp_path / "RL"], base=base)
+        (comparison,) = analysis.comparisons
+        assert comparison.total.n_items == 24 and comparison.coverage.ks == (1, 2, 4)
+    text = render_markdown(analysis)
+    assert text.splitlines()[2].startswith("Gains over the base BASE (step 0)")
+    assert "| RL (eval) | math | 24 |" in text and "Coverage (classifier-free)" in text
+    assert "| RL (step 0) | math | level | Level 1 |" in text  # accuracy per group
+    # Without --base and without training runs, nothing is taken as the base silently.
+    assert not analyze([tmp_path / "RL", tmp_path / "BASE"]).comparisons

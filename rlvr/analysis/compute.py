@@ -73,13 +73,18 @@ def _pick_base(runs: list[Run], base_path: str | Path | None, notes: list[str],
                decoding: str) -> tuple[Run | None, EvalStep | None, str, list[Run]]:
     """Return (base run, its evaluation, a label for it, the runs left to compare)."""
     if base_path is not None:
+        base_path, asked = Path(base_path), None
+        if base_path.parent.name == "eval" and base_path.name[5:].isdigit():
+            # …/eval/step-N: that evaluation of its run or evaluation folder.
+            base_path, asked = base_path.parent.parent, int(base_path.name[5:])
         base = load_run(base_path, decoding)
         notes.extend(f"{base.name} (base): {p}" for p in base.warnings)
-        if not base.evals:
-            notes.append(f"base {base.name} has no evaluation: no comparison with the base "
-                         "can be made")
+        if not base.evals or (asked is not None and asked not in base.evals):
+            notes.append(f"base {base.name} has no evaluation"
+                         + ("" if asked is None else f" at step {asked}")
+                         + ": no comparison with the base can be made")
             return base, None, base.name, runs
-        step = 0 if 0 in base.evals else min(base.evals)
+        step = asked if asked is not None else (0 if 0 in base.evals else min(base.evals))
         if step != 0:
             notes.append(f"base {base.name} has no eval/step-0; using its step {step}")
         same = base.path.resolve()
@@ -99,11 +104,11 @@ def _pick_base(runs: list[Run], base_path: str | Path | None, notes: list[str],
             step = min(run.evals)
             return run, run.evals[step], run.name, [r for r in runs if r is not run]
     for run in runs:
-        if 0 in run.evals:
+        if 0 in run.evals and run.is_training:
             return run, run.evals[0], f"step 0 of {run.name}", runs
-    notes.append("no base evaluation (no --base, no eval-only run, no eval/step-0 in any run): "
-                 "the decomposition and gains cannot be computed; pass --base DIR with an "
-                 "`rlvr eval` run of the starting model")
+    notes.append("no base evaluation (no --base, no eval-only run of the starting model, no "
+                 "eval/step-0 in any training run): the decomposition and gains cannot be "
+                 "computed; pass --base DIR with an evaluation of the starting model")
     return None, None, "", runs
 
 

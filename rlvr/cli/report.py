@@ -2,8 +2,9 @@
 
     rlvr report RUN_DIR... -o DIR/report.html [--base RUN_DIR] [--threshold 0.95] [--window 5]
 
-Reads only run directories (docs/run-format.md); writes the page and DIR/claims.json (the
-claims checklist) beside it. Comparisons that cannot be made (different suites or items, no
+Reads run directories and evaluation folders (`rlvr eval`, `rlvr import responses`;
+docs/run-format.md), the base named with `--base` (a folder or its `eval/step-N`); writes the
+page and DIR/claims.json (the claims checklist) beside it. Comparisons that cannot be made (different suites or items, no
 base, no metrics) are listed in the report; the rest still renders.
 """
 
