@@ -63,8 +63,10 @@ def import_responses_command(
                                 "gold": gold, "suite": suite}, model or parsed.model)
     typer.echo(agreement.line())
     written = ", ".join(f"eval/step-{s}" for s in sorted(steps))
-    typer.echo(f"wrote {out} ({written}): now `rlvr decompose BASE {out}` or "
-               f"`rlvr report {out} --base BASE`")
+    then = (f"`rlvr decompose {out} {out}` (first step → last) and `rlvr report {out}`"
+            if len(steps) > 1 else f"`rlvr decompose BASE {out}` or `rlvr report {out} --base "
+            "BASE`, BASE the starting model's evaluation folder")
+    typer.echo(f"wrote {out} ({written}): now {then}")
 
 
 def _gold_problems(spec: str, data_dir: Path | None) -> list:
