@@ -145,6 +145,10 @@ def test_old_verl_dump_takes_golds_from_a_suite_file_by_problem_text(tmp_path, c
     assert "2 --gold problems match this prompt (t7, dup)" in err
     step = load_eval_step(tmp_path / "o" / "eval" / "step-0")
     assert {r.id for r in step.records["toy"]} == {f"t{i}" for i in range(1, 20)} - {"t7"}
+    _verl_dump(tmp_path / "new", {0: 0.5})  # with gts: --gold is not needed, and said so
+    assert main(["import", "responses", str(tmp_path / "new"), "--out", str(tmp_path / "o3"),
+                 "--gold", str(tmp_path / "toy.jsonl"), "--quiet"]) == 0
+    assert "--gold was not used" in capsys.readouterr().err
     assert main(["import", "responses", str(tmp_path / "val"), "--out",
                  str(tmp_path / "o2"), "--quiet"]) == 2
     assert "no gold: the dump has no `gts` column" in capsys.readouterr().err

@@ -56,6 +56,9 @@ def import_responses_command(
     if not any(parsed.steps.values()):
         raise UserError("no response could be imported from " + ", ".join(map(str, paths)),
                         "see the skipped lines above; --format names the format")
+    if index is not None and not index.used:
+        typer.echo("note: --gold was not used: it supplies golds to verl dumps without a `gts` "
+                   "column only", err=True)
     steps, agreement, notes = graded_records(parsed, progress=not quiet)
     for note in notes:
         typer.echo(f"note: {note}", err=True)

@@ -45,6 +45,7 @@ class GoldIndex:
 
     def __init__(self, problems: Sequence[Problem]):
         self.rows = [(_squash(p.problem), p) for p in problems if p.problem.strip()]
+        self.used = 0  # prompts matched: 0 after an import says --gold was not needed
 
     def find(self, prompt: str) -> tuple[Problem | None, str]:
         """(the item, "") or (None, why not)."""
@@ -56,6 +57,7 @@ class GoldIndex:
         best = hits[0]
         if all(t in best[0] for t, _ in hits[1:]) and not any(
                 t == best[0] and p.id != best[1].id for t, p in hits[1:]):
+            self.used += 1
             return best[1], ""
         return None, f"{len(hits)} --gold problems match this prompt ({', '.join(p.id for _, p in hits[:3])})"
 
