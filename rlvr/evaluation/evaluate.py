@@ -247,7 +247,8 @@ def summarize_suite(records: Sequence[dict], settings: EvalSettings) -> dict:
     stats["format_rates"] = {f: _mean(r["format"] == f for r in headline) for f in FORMATS}
     stats["length_rate"] = _mean(r["finish_reason"] == "length" for r in headline)
     stats["timeout_rate"] = _mean(r["timed_out"] for r in headline)
-    stats["mean_tokens"] = _mean(r["n_tokens"] for r in headline)
+    counted = [r["n_tokens"] for r in headline if r["n_tokens"] is not None]
+    stats["mean_tokens"] = _mean(counted) if counted else None  # None: imported, uncounted
     from rlvr.evaluation.groups import group_accuracy
 
     groups = group_accuracy(headline, seed=settings.seed)
@@ -313,7 +314,8 @@ def print_summary(summary: Mapping, console=None) -> None:
                       _pct(s["acc_lenient"]), greedy_acc,
                       f"{_pct(s['pass_at_k'].get(k, 0.0))} @{k}",
                       _pct(rates["boxed"]), _pct(rates["no_answer"]), _pct(rates["truncated"]),
-                      _pct(rates["repetition"]), f"{s['mean_tokens']:.0f}")
+                      _pct(rates["repetition"]),
+                      "—" if s.get("mean_tokens") is None else f"{s['mean_tokens']:.0f}")
     if len(summary.get("suites", {})) > 1:
         avg = overall(summary)
         table.add_row("average", "", "", _pct(avg["acc_strict"]), _pct(avg["acc_lenient"]),

@@ -1,6 +1,7 @@
 """Imported responses graded by our grader, with the harness's labels kept beside ours.
 
-Records follow docs/run-format.md. Sample numbers: one response per item read at temperature 0
+Records follow docs/run-format.md (`n_tokens` is null: a harness's text has no token count of
+ours). Sample numbers: one response per item read at temperature 0
 (or at an unknown temperature) is greedy (`sample` 0); otherwise responses are samples 1..k.
 The harness's label is `harness_correct`; the agreement compares it with our strict grade.
 """
@@ -76,7 +77,7 @@ def graded_records(parsed: Parsed, *, timeout_s: float = 1.0, progress: bool = T
     for (step, item, sample, response), g in zip(jobs, grades, strict=True):
         record = {"suite": item.suite, "id": item.id, "sample": sample, "gold": item.gold,
                   "groups": dict(item.groups), "response": response.text[:RESPONSE_CAP],
-                  "finish_reason": response.finish_reason, "n_tokens": 0,
+                  "finish_reason": response.finish_reason, "n_tokens": None,
                   "extracted": g.extracted, "extracted_lenient": g.extracted_lenient,
                   "format": g.format, "correct_strict": g.correct_strict,
                   "correct_lenient": g.correct_lenient, "timed_out": g.timed_out,
