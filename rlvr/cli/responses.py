@@ -82,8 +82,10 @@ def _settings(records: list[dict], temperature: float | None):
     from rlvr.evaluation.evaluate import EvalSettings
 
     samples = max((r["sample"] for r in records), default=0)
+    # The harness's token budget is unknown and not written anywhere: summarize_suite reads
+    # only samples, temperature and seed, so the length below is a placeholder it never uses.
     return EvalSettings(greedy=any(r["sample"] == 0 for r in records), samples=samples,
-                        temperature=temperature or 1.0)
+                        temperature=temperature or 1.0, max_new_tokens=1)
 
 
 def _write(out: Path, steps: dict, parsed, source: dict, model: str | None) -> None:
