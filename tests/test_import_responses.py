@@ -63,6 +63,26 @@ def test_qwen_eval_two_files_give_a_decomposition_and_the_agreement(tmp_path, ca
     assert data["n_items"] == 24 and data["k"] == 4 and data["all"]["gain"]["value"] > 20
 
 
+def test_files_named_apart_are_told_to_share_a_suite_name(tmp_path, capsys):
+    """Two Qwen-eval files renamed by hand (base.jsonl, grpo.jsonl) land in two suites; the
+    refusal says so and how to import them as one benchmark, and --suite then compares them."""
+    _qwen_file(tmp_path / "base.jsonl", 0.3, seed=1)
+    _qwen_file(tmp_path / "grpo.jsonl", 0.7, seed=2)
+    for name in ("base", "grpo"):
+        assert main(["import", "responses", str(tmp_path / f"{name}.jsonl"), "--out",
+                     str(tmp_path / name.upper()), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["decompose", str(tmp_path / "BASE"), str(tmp_path / "GRPO")]) == 2
+    err = capsys.readouterr().err
+    assert "share no suite (base: base; trained: grpo)" in err and "--suite NAME" in err
+    for name in ("base", "grpo"):
+        assert main(["import", "responses", str(tmp_path / f"{name}.jsonl"), "--suite", "aime24",
+                     "--out", str(tmp_path / f"{name}-named"), "--quiet"]) == 0
+    capsys.readouterr()
+    data = _json(capsys, "decompose", str(tmp_path / "base-named"), str(tmp_path / "grpo-named"))
+    assert data["n_items"] == 24
+
+
 def test_disagreements_with_the_harness_are_counted_and_shown(tmp_path, capsys):
     rows = [{"id": f"q{i}", "answer": "142.0", "responses": [_boxed(142), _boxed(7)],
              "correct": [i % 2 == 0, False]} for i in range(12)]

@@ -70,6 +70,14 @@ def overlap(base: EvalStep, trained: EvalStep) -> Overlap:
 def overlap_refusal(ov: Overlap, min_items: int = MIN_SHARED_ITEMS) -> str | None:
     """Why the overlap is too small to compare (None: it is enough)."""
     n_base, n_trained, shared = ov.totals
+    only_base = [s for s, (b, t, _) in ov.per_suite.items() if b and not t]
+    only_trained = [s for s, (b, t, _) in ov.per_suite.items() if t and not b]
+    if not ov.compared and only_base and only_trained:
+        # Imports name a suite after the file (or its folder): two files named differently
+        # hold the same benchmark under two names.
+        return (f"the two evaluations share no suite (base: {', '.join(only_base)}; trained: "
+                f"{', '.join(only_trained)}); if they are the same benchmark, import both with "
+                "the same --suite NAME")
     if shared < min_items:
         return (f"the two evaluations share {shared} item(s); a comparison needs at least "
                 f"{min_items}")
