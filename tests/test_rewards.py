@@ -124,8 +124,8 @@ def test_bernoulli_draw_is_in_unit_interval():
 
 # --- registry and spec ----------------------------------------------------------------------
 
-def test_registry_lists_the_five_modes():
-    assert set(REWARD_MODES) == {"outcome", "format", "none", "random", "wrong_label"}
+def test_registry_lists_the_six_modes():
+    assert set(REWARD_MODES) == {"outcome", "format", "none", "random", "wrong_label", "paper"}
     for mode in REWARD_MODES:
         assert callable(get_reward_fn(mode))
 

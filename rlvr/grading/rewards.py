@@ -9,6 +9,7 @@ The five modes are the paper's reward and its controls:
 | `none`        | always 0: entropy-only training (the loss keeps only its entropy term) |
 | `random`      | Bernoulli(p), seeded and keyed per sample: the spurious-reward control |
 | `wrong_label` | `outcome`, graded against a replacement label instead of the gold  |
+| `paper`       | the paper's training scorer: last box only, string or value equality (rlvr.grading.paper_reward) |
 
 Every mode still grades the response, so the info of a `none` or `random` run counts formats,
 timeouts and true accuracy exactly like an `outcome` run's (the decomposition compares them).
@@ -132,6 +133,8 @@ _REGISTRY: dict[str, _ModeFn] = {
     "none": lambda g, spec, key: none_reward(g),
     "random": lambda g, spec, key: random_reward(g, key=key, p=spec.p, seed=spec.seed),
     "wrong_label": lambda g, spec, key: wrong_label_reward(g),
+    # Reads the response itself, not the Grade: `_finish` scores it (rlvr.grading.paper_reward).
+    "paper": lambda g, spec, key: outcome_reward(g),
 }
 REWARD_MODES = tuple(_REGISTRY)
 
@@ -220,7 +223,7 @@ def score(
     graded = grade(response, label, finish_reason=finish_reason, timeout_s=timeout_s)
     true = graded if label == gold else grade(
         response, gold, finish_reason=finish_reason, timeout_s=timeout_s)
-    return _finish(spec, graded, true, label, gold, key)
+    return _finish(spec, graded, true, label, gold, key, response)
 
 
 def score_many(
@@ -249,12 +252,20 @@ def score_many(
     graded, true = grades[:n], list(grades[:n])
     for i, g in zip(regrade, grades[n:], strict=True):
         true[i] = g
-    return [_finish(spec, graded[i], true[i], labels[i], golds[i], keys[i]) for i in range(n)]
+    return [_finish(spec, graded[i], true[i], labels[i], golds[i], keys[i], responses[i])
+            for i in range(n)]
 
 
 def _finish(spec: RewardSpec, graded: Grade, true: Grade, label: str, gold: str,
-            key: RewardKey) -> tuple[float, dict[str, Any]]:
-    reward, info = get_reward_fn(spec.mode)(graded, spec, key)
+            key: RewardKey, response: str) -> tuple[float, dict[str, Any]]:
+    if spec.mode == "paper":
+        from rlvr.grading.paper_reward import paper_correct
+
+        correct, answer = paper_correct(str(response), str(label))
+        reward = 1.0 if correct else 0.0
+        info = {**_info(graded, "paper", reward), "paper_answer": answer}
+    else:
+        reward, info = get_reward_fn(spec.mode)(graded, spec, key)
     info.update(label=label, gold=gold, true_correct_strict=true.correct_strict,
                 true_correct_lenient=true.correct_lenient)
     return reward, info
