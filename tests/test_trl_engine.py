@@ -98,10 +98,12 @@ def test_the_recorder_draws_the_native_trainers_rewards(tmp_path):
 
 
 def test_keys_trl_cannot_express_are_refused():
+    # the organism's entropy-only control runs under TRL too: its update_norm is a callback
     organism = resolve("organism", reward_mode="none",
-                       overrides={"data": {"examples": ["organism-add:3"]}})
-    with pytest.raises(UserError, match="update_norm"):
-        grpo_kwargs(organism, 1, gpu=False, vllm=False)
+                       overrides={"data": {"examples": ["organism-add:3"]},
+                                  "reward": {"mode": "none"}})
+    assert organism.optim.update_norm > 0
+    assert grpo_kwargs(organism, 1, gpu=False, vllm=False)["beta"] == 0.0
     with pytest.raises(UserError, match="kl_type"):
         grpo_kwargs(resolve("paper", sets=["algo.kl_type='k2'", "data.examples=['1']"]), 128,
                     gpu=False, vllm=False)
@@ -188,3 +190,43 @@ def test_same_loss_and_gradient_as_the_native_engine(tmp_path):
 
 def _without_row(grad: torch.Tensor, row: int) -> torch.Tensor:
     return torch.cat([grad[:row], grad[row + 1:]])
+
+
+def _organism_args(run, *extra):
+    return ["train", "--engine", "trl", "--example", "organism-add:3", "--out", str(run),
+            "--no-progress", "--set", "rollout.n=4", "--set", "rollout.max_new_tokens=12",
+            "--set", "optim.micro_batch_size=4", "--no-eval", "--set", "log.save_every=1",
+            "--set", "log.keep_last=2", "--set", "log.snapshot_steps=[0,2]", *extra]
+
+
+@pytest.mark.slow
+def test_trl_resume_continues_from_the_newest_checkpoint(tmp_path, capsys):
+    import torch
+
+    run = tmp_path / "run"
+    assert main(_organism_args(run, "--steps", "2")) == 0, capsys.readouterr().err
+    state = torch.load(run / "checkpoints" / "step-2" / "trainer_state.pt", weights_only=False)
+    assert state["step"] == 2 and state["optimizer"]["state"]  # Adam moments saved
+    assert main(["train", "--engine", "trl", "--out", str(run), "--resume", "--steps", "3",
+                 "--no-progress"]) == 0, capsys.readouterr().err
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in lines] == [1, 2, 3]
+    # the last 2 resumable checkpoints, bf16 snapshots at the named steps
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-2", "step-3"]
+    assert sorted(p.name for p in (run / "snapshots").iterdir()) == ["step-0", "step-2"]
+    after = torch.load(run / "checkpoints" / "step-3" / "trainer_state.pt", weights_only=False)
+    steps = {int(s["step"]) for s in after["optimizer"]["state"].values()}
+    assert steps == {3}  # Adam went on counting from the loaded state, not from 0
+    from safetensors.torch import load_file
+
+    weights = load_file(run / "snapshots" / "step-2" / "model.safetensors")
+    assert all(t.dtype == torch.bfloat16 for t in weights.values())
+
+
+@pytest.mark.slow
+def test_trl_runs_the_organisms_entropy_only_control(tmp_path, capsys):
+    run = tmp_path / "none"
+    assert main(_organism_args(run, "--steps", "1", "--reward", "none")) == 0, \
+        capsys.readouterr().err
+    line = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    assert line["reward_mean"] == 0.0

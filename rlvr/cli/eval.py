@@ -286,15 +286,18 @@ def _read_run_config(run: Path) -> dict:
 
 
 def _checkpoints(run: Path) -> list[tuple[int, Path]]:
-    root = run / "checkpoints"
-    if not root.is_dir():
-        return []
-    found = []
-    for folder in root.iterdir():
-        match = _STEP_DIR.match(folder.name)
-        if match and (folder / "config.json").is_file():
-            found.append((int(match.group(1)), folder))
-    return sorted(found)
+    """Every evaluable step: resumable checkpoints and bf16 snapshots (rlvr.rl.snapshots);
+    where a step has both, the checkpoint (its full-precision weights)."""
+    found: dict[int, Path] = {}
+    for kind in ("snapshots", "checkpoints"):
+        root = run / kind
+        if not root.is_dir():
+            continue
+        for folder in root.iterdir():
+            match = _STEP_DIR.match(folder.name)
+            if match and (folder / "config.json").is_file():
+                found[int(match.group(1))] = folder
+    return sorted(found.items())
 
 
 def _group_by(columns: list[str] | None) -> tuple[str, ...] | None:

@@ -68,6 +68,12 @@ def train_command(
     engine: str = typer.Option("native", "--engine", help="native (rlvr's trainer; CPU, the "
                                "organism) or trl (TRL's GRPOTrainer, vLLM colocate on a GPU; "
                                "docs/gpu.md)."),
+    plan: bool = typer.Option(False, "--plan", help="Print memory per phase, disk and time of "
+                              "the run from the model's config.json, with every assumption; "
+                              "train nothing (exit 2 when it will not fit)."),
+    as_json: bool = typer.Option(False, "--json", help="--plan as one JSON object."),
+    gpu: str | None = typer.Option(None, "--gpu", help="--plan for this GPU: h100, h200 or "
+                                   "a100 (default: the visible one)."),
 ) -> None:
     """GRPO on one (or a few) examples: the paper's 1-shot RLVR and its controls."""
     from rlvr.core.loader import load_toml
@@ -79,11 +85,13 @@ def train_command(
     if no_eval and (eval_every is not None or eval_suites):
         raise UserError("--no-eval turns training-time evaluation off",
                         "drop --eval-every/--eval-suites, or drop --no-eval")
+    if (as_json or gpu) and not plan:
+        raise UserError("--json and --gpu describe a --plan", "add --plan")
     overrides = _overrides(model=model, example=example, train_file=train_file, pool=pool,
                            template=template, reward=reward, label=label,
                            wrong_label_kind=wrong_label_kind,
                            seed=seed, eval_every=eval_every, eval_suites=eval_suites,
-                           save_every=save_every)
+                           save_every=save_every, check_model=not plan)
     if no_eval:
         overrides.setdefault("eval", {})["suites"] = []
     if resume:
@@ -94,9 +102,9 @@ def train_command(
         if not saved.is_file():
             raise UserError(f"cannot resume: {saved} does not exist", "drop --resume")
         data = load_toml(saved)
-        if data.get("engine", "native") != "native" or engine != "native":
-            raise UserError("--resume continues native runs only; a TRL run does not resume "
-                            "through rlvr", "start a new run (its checkpoints are HF folders)")
+        if data.get("engine", "native") != engine:
+            raise UserError(f"{out} was trained with --engine {data.get('engine', 'native')}",
+                            f"resume it with --engine {data.get('engine', 'native')}")
         if steps is not None:
             data["steps"] = steps
         cfg = config_from_dict(data)
@@ -105,10 +113,19 @@ def train_command(
             overrides["steps"] = steps
         cfg = resolve(preset, file=config, sets=list(sets or []), overrides=overrides,
                       overlays=list(overlay or []))
+    from rlvr.rl import plan as planner
+
+    if plan:
+        _print_plan(cfg, engine=engine, out=out, gpu=gpu, as_json=as_json)
+        return
+    planner.check_before_run(cfg, engine=engine, out=out)
     if engine == "trl":
         from rlvr.rl.trl_engine import train_trl
 
-        run_dir = train_trl(cfg, run_dir=out, progress=progress)
+        run_dir = train_trl(cfg, run_dir=out, progress=progress, resume=resume)
+        from rlvr.evaluation.tables import print_run_accuracy
+
+        print_run_accuracy(run_dir)
         typer.echo(f"run written to {run_dir}")
         return
     from rlvr.rl.loop import train
@@ -125,8 +142,24 @@ def train_command(
     typer.echo(f"run written to {run_dir}")
 
 
+def _print_plan(cfg, *, engine: str, out: Path, gpu: str | None, as_json: bool) -> None:
+    """`--plan`: the run's memory, disk and time; exit 2 (one line) when it will not fit."""
+    import json
+
+    from rlvr.rl import plan as planner
+
+    shape = planner.read_shape(planner.model_folder(cfg.model.path))
+    found = planner.detect_gpu(gpu) if cfg.model.device != "cpu" else None
+    result = planner.make_plan(cfg, shape, engine=engine, gpu=found, out=out,
+                               vllm_share=cfg.rollout.vllm_memory)
+    typer.echo(json.dumps(result.to_json(), indent=1) if as_json else planner.render(result))
+    problem = result.problem()
+    if problem:
+        raise UserError(problem)
+
+
 def _overrides(*, model, example, train_file, pool, template, reward, label, wrong_label_kind, seed,
-               eval_every, eval_suites, save_every) -> dict[str, Any]:
+               eval_every, eval_suites, save_every, check_model: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {}
 
     def put(section: str | None, key: str, value: Any) -> None:
@@ -134,7 +167,7 @@ def _overrides(*, model, example, train_file, pool, template, reward, label, wro
             return
         (out.setdefault(section, {}) if section else out)[key] = value
 
-    if model is not None:
+    if model is not None and check_model:
         from rlvr.model.locate import resolve_model
 
         resolve_model(model)  # a missing folder or an unreachable Hub id fails before any work

@@ -366,7 +366,7 @@ def _is_organism(path: Path) -> bool:
     if path.resolve() == default_path().resolve() or (path / "build_config.toml").is_file():
         return True
     config = path.parent.parent / "config.toml"
-    if path.parent.name == "checkpoints" and config.is_file():
+    if path.parent.name in ("checkpoints", "snapshots") and config.is_file():
         import tomllib
 
         try:

@@ -35,6 +35,7 @@ __all__ = [
     "encode_prompts",
     "end_of_turn_id",
     "eos_token_ids",
+    "stop_token_ids",
     "generate",
     "load_model",
     "resolve_backend",
@@ -99,6 +100,21 @@ def eos_token_ids(model, tokenizer) -> frozenset[int]:
     return frozenset(ids)
 
 
+def stop_token_ids(model, tokenizer, stop: str = "end_of_turn") -> frozenset[int]:
+    """The ids that end a training response under `rollout.stop`: "end_of_turn" is
+    `eos_token_ids`; "eos" is the tokenizer's and the generation config's EOS only (the
+    paper's rollouts, which a base model's chat turn does not end)."""
+    if stop == "end_of_turn":
+        return eos_token_ids(model, tokenizer)
+    ids = {int(tokenizer.eos_token_id)} if tokenizer.eos_token_id is not None else set()
+    extra = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids.update([int(extra)] if isinstance(extra, int) else [int(i) for i in extra or ()])
+    if not ids:
+        raise UserError("the model has no EOS token, so no response could ever stop",
+                        "set eos_token in the tokenizer files, or rollout.stop=end_of_turn")
+    return frozenset(ids)
+
+
 def encode_prompts(tokenizer, prompts: Sequence[str]) -> list[list[int]]:
     """Prompt token ids as rollout feeds them (the trainer must score the same ids).
 
@@ -130,8 +146,10 @@ def resolve_backend(backend: str) -> str:
 
 def generate(model, tokenizer, prompts: Sequence[str], params: SamplingParams, *,
              batch_size: int = 64, progress: bool = False, backend: str = "hf",
-             key_offset: int = 0) -> list[Completion]:
+             key_offset: int = 0, stop_ids: frozenset[int] | None = None) -> list[Completion]:
     """Sample `params.n` completions per prompt, in prompt-major order (len(prompts) * n).
+
+    `stop_ids` end a response (default `eos_token_ids`; `stop_token_ids` gives EOS only).
 
     The noise of prompt i is keyed by `key_offset + i`, so a long list sampled in chunks (each
     with its start as offset) gives the same completions as one call.
@@ -151,7 +169,7 @@ def generate(model, tokenizer, prompts: Sequence[str], params: SamplingParams, *
     jobs = [(i, s) for i in range(len(prompts)) for s in range(copies)]
     # Similar lengths share a batch (less padding); noise keyed per row makes order irrelevant.
     jobs.sort(key=lambda job: len(encoded[job[0]]))
-    eos = eos_token_ids(model, tokenizer)
+    eos = stop_ids or eos_token_ids(model, tokenizer)
     found: dict[tuple[int, int], tuple[tuple[int, ...], str]] = {}
     with bar("sampling", len(jobs), enabled=progress) as advance:
         for start in range(0, len(jobs), batch_size):

@@ -73,10 +73,19 @@ class RolloutConfig:
     max_prompt_tokens: int = 1024
     # sequences (prompt × sample rows, not prompts) decoded together: memory, not maths
     batch_size: int = 64
+    # What ends a response: "end_of_turn" = the tokenizer's EOS, the generation config's and
+    # the chat template's end-of-turn marker; "eos" = EOS only, as the paper's rollouts stopped
+    # (a base model then writes past <|im_end|> until <|endoftext|>; docs/gpu.md).
+    stop: Literal["end_of_turn", "eos"] = "end_of_turn"
+    # TRL + vLLM colocate: the share of the GPU vLLM takes while it generates (docs/gpu.md)
+    vllm_memory: float = 0.35
 
     def __post_init__(self):
+        _check(self)
         _positive(self, "n", "temperature", "top_p", "batch_size")
         check_max_new_tokens(self.max_new_tokens, "rollout.max_new_tokens")
+        if not 0 < self.vllm_memory < 1:
+            raise UserError(f"rollout.vllm_memory must be in (0, 1), got {self.vllm_memory!r}")
 
 
 # The reward registry's modes (rlvr.grading.rewards), as a choice the loader checks and lists.
@@ -158,7 +167,9 @@ class LogConfig:
     samples_every: int = 10  # write rollouts to samples.jsonl every N steps
     samples_per_step: int = 4
     samples_max: int = 2000  # samples.jsonl stops growing after this many lines
-    keep_last: int = 0  # keep only the newest N checkpoints (0 = keep all)
+    keep_last: int = 0  # keep only the newest N resumable checkpoints (0 = keep all)
+    # bf16 weight-only copies for evaluation (snapshots/step-N/), kept whatever keep_last says
+    snapshot_steps: tuple[int, ...] = ()
     wandb: bool = False
     wandb_project: str = "rlvr"
 

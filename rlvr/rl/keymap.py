@@ -105,6 +105,11 @@ KEYS: tuple[Key, ...] = (
     Key("rollout.batch_size", None, None,
         "a memory setting (prompts per generate() call), not the data batch that TRL's "
         "`generation_batch_size` or verl's `data.train_batch_size` mean"),
+    Key("rollout.stop", None, None, "TRL/vLLM: `generation_kwargs.stop_token_ids` (eos: the "
+        "EOS ids only); verl stops at EOS only, as the paper did"),
+    Key("rollout.vllm_memory", "vllm_gpu_memory_utilization", None,
+        "TRL + vLLM colocate only; the verl scripts' `GPU_MEMORY_UTILIZATION` sets verl's",
+        to_trl=_const(SKIP)),
     Key("reward.mode", None, "reward.custom_reward_function.name",
         "TRL: `reward_funcs=[rlvr.integrations.trl.reward_function(mode)]`; verl: the "
         "`compute_score` of the exported module (`compute_score_entropy_only` for none)",
@@ -180,7 +185,8 @@ KEYS: tuple[Key, ...] = (
     Key("optim.micro_batch_size", "per_device_train_batch_size",
         _A + "ppo_micro_batch_size_per_gpu", "responses per forward/backward (memory); the "
         "verl scripts use `use_dynamic_bsz` instead", export=False),
-    Key("optim.update_norm", None, None, "no equivalent (rlvr's organism control)"),
+    Key("optim.update_norm", None, None, "TRL: no key; rlvr's callback rescales each update "
+        "(rlvr.rl.trl_record); verl: no equivalent (rlvr's organism control)"),
     Key("log.save_every", "save_steps", "trainer.save_freq", "0 = only at the end",
         to_trl=lambda v, _c: v or SKIP),
     Key("log.save_every", "save_strategy", None, "TRL: 0 = no periodic checkpoints",
@@ -192,7 +198,7 @@ KEYS: tuple[Key, ...] = (
         to_trl=lambda v, _c: "wandb" if v else "none"),
     *(Key(f"log.{name}", None, None, "rlvr only") for name in (
         "samples_every", "samples_per_step", "samples_max", "keep_last", "wandb_project",
-        "eval_steps")),
+        "eval_steps", "snapshot_steps")),
     Key("eval.suites", None, "data.val_files", export=False),
     Key("eval.greedy", None, _R + "val_kwargs.do_sample",
         "verl validates one way per run (greedy here); rlvr evaluates greedy and sampled",
@@ -265,8 +271,6 @@ def _refuse_for_trl(c: TrainConfig) -> None:
         problems.append(f"algo.kl_type = {c.algo.kl_type} (TRL's beta is k3 = low_var_kl)")
     if c.algo.drop_zero_var:
         problems.append("algo.drop_zero_var = true")
-    if c.optim.update_norm > 0:
-        problems.append(f"optim.update_norm = {c.optim.update_norm}")
     if c.optim.name == "sgd" and c.optim.momentum:
         problems.append("optim.momentum (TRL's sgd takes none)")
     if problems:

@@ -19,6 +19,7 @@ from rlvr.rl.config import TrainConfig, config_to_dict
 from rlvr.rl.eval_hook import eval_due
 from rlvr.rl.problem_sets import eval_suites
 from rlvr.rl.trainer import Trainer
+from rlvr.rl.snapshots import save_snapshot, snapshot_due
 from rlvr.rundir.snapshot import SNAPSHOT, write_snapshot
 from rlvr.rundir.write import fresh_run_dir, new_run_dir, write_config_toml
 
@@ -74,6 +75,8 @@ def _loop(trainer: Trainer, suites: dict, progress: bool) -> None:
     trainer.on_phase = log.phase
     try:
         start = trainer.step_count
+        if snapshot_due(lg, start):
+            save_snapshot(run_dir, start, trainer.model, trainer.tokenizer)
         if due(start) and not (run_dir / "eval" / f"step-{start}" / "summary.json").is_file():
             log.evaluation(start, trainer.evaluate(suites, progress=progress))
         while trainer.step_count < config.steps:
@@ -85,5 +88,7 @@ def _loop(trainer: Trainer, suites: dict, progress: bool) -> None:
                 log.evaluation(step, trainer.evaluate(suites, progress=progress))
             if last or (lg.save_every and step % lg.save_every == 0):
                 trainer.save()
+            if snapshot_due(lg, step):
+                save_snapshot(run_dir, step, trainer.model, trainer.tokenizer)
     finally:
         log.close()

@@ -25,22 +25,30 @@ __all__ = ["OVERLAYS", "PRESETS", "parse_set", "preset_dict", "resolve"]
 # Paper-specific choices (arXiv 2504.20571, its verl fork; docs/training.md, "Presets").
 _PAPER: dict[str, Any] = {
     "steps": 2000,
-    # Memory keys (not the paper's maths) sized for a 1.5B model on one 141 GB GPU, docs/gpu.md:
-    # 512 sequences × 4,096 tokens of bf16 K/V ≈ 60 GB beside ≈ 31 GB of training state.
+    # Memory keys (not the paper's maths) sized for a 1.5B model on one 80 GB GPU
+    # (`rlvr train --plan` shows the sums): 256 sequences × 4,096 tokens of bf16 K/V ≈ 28 GiB
+    # beside ≈ 35 GiB of training state and fused copies.
     "model": {"dtype": "auto", "device": "auto", "gradient_checkpointing": True},
     "data": {"copies": 128, "template": "train-suffix"},  # 1 example × 128 copies
+    # The paper's reward and stop tokens: its scorer (rlvr.grading.paper_reward) and EOS only.
+    "reward": {"mode": "paper"},
     "rollout": {"n": 8, "temperature": 0.6, "top_p": 1.0, "max_new_tokens": 3072,
-                "max_prompt_tokens": 1024, "batch_size": 512},
+                "max_prompt_tokens": 1024, "batch_size": 256, "stop": "eos"},
     "algo": {"adv_estimator": "grpo", "adv_eps": 1e-6, "clip_low": 0.2, "clip_high": 0.2,
              "entropy_coeff": 0.001, "kl_coef": 0.001, "kl_type": "low_var_kl",
              "loss_agg": "token-mean", "ppo_epochs": 1, "mini_batches": 1},
     "optim": {"name": "adamw", "lr": 1e-6, "weight_decay": 0.01, "grad_clip": 1.0,
               "micro_batch_size": 8},
-    "log": {"save_every": 20, "eval_every": 20},
-    # The paper validated on MATH500 every 20 steps, greedy, 3,072 tokens (rlvr.evaluation.protocols);
-    # `rlvr eval --run RUN --protocol paper` measures all six suites on the checkpoints.
-    "eval": {"suites": ["math500"], "protocol": "paper", "template": "qwen25-math-cot",
-             "max_new_tokens": 3072},
+    # Resumable checkpoints every 20 steps, the newest 2 kept (18.5 GB each at 1.5B); bf16
+    # weight-only snapshots for `rlvr eval --run` at log-spaced steps (3 GB each).
+    "log": {"save_every": 20, "eval_every": 20, "keep_last": 2,
+            "snapshot_steps": [0, 20, 50, 100, 200, 500, 1000, 2000]},
+    # In-run validation as the paper's training script set it: MATH500 every 20 steps, one
+    # sample at temperature 0.6 (val_temperature=0.6, n_val=1), 3,072 tokens, through the
+    # colocated vLLM under `--engine trl`. `rlvr eval --run RUN --protocol paper` measures all
+    # six suites (greedy where the paper was) on the snapshots.
+    "eval": {"suites": ["math500"], "greedy": False, "samples": 1, "temperature": 0.6,
+             "template": "qwen25-math-cot", "max_new_tokens": 3072},
 }
 
 # The organism on a 2-core CPU: the paper's recipe in form (one on-policy PPO epoch per step,

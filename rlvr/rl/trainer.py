@@ -105,6 +105,9 @@ class Trainer:
         if cap != cfg.rollout.max_new_tokens:  # recorded in config.toml, so resume keeps it
             self.config = dataclasses.replace(
                 cfg, rollout=dataclasses.replace(cfg.rollout, max_new_tokens=cap))
+        from rlvr.model.rollout import stop_token_ids
+
+        self.stop_ids = stop_token_ids(self.model, self.tokenizer, cfg.rollout.stop)
         self.samples: list[dict] = []  # the last step's rollouts, for samples.jsonl
         self.per_suite = None  # eval.protocol's settings per suite, set by fit_evaluation
         self.classifier = classifier_for(cfg.model.path)
@@ -176,7 +179,8 @@ class Trainer:
                                 max_new_tokens=r.max_new_tokens, seed=self.config.seed * 1_000_003 + step)
         with self.autocast:
             completions = generate(self.model, self.tokenizer, prompts, params,
-                                   batch_size=r.batch_size, progress=self.progress)
+                                   batch_size=r.batch_size, progress=self.progress,
+                                   stop_ids=self.stop_ids)
         copies = self.config.data.copies
         prompt_ids = [self.prompt_ids[c.prompt_index // copies] for c in completions]
         return to_batch(completions, prompt_ids, self.tokenizer.pad_token_id, self.device)

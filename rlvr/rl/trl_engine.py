@@ -63,7 +63,7 @@ def grpo_kwargs(cfg: TrainConfig, groups: int, *, gpu: bool, vllm: bool) -> dict
     if vllm:
         kwargs.update({
             "use_vllm": True, "vllm_mode": "colocate", "vllm_enable_sleep_mode": True,
-            "vllm_gpu_memory_utilization": 0.35,
+            "vllm_gpu_memory_utilization": cfg.rollout.vllm_memory,
             "vllm_max_model_length": cfg.rollout.max_prompt_tokens + cfg.rollout.max_new_tokens,
             "vllm_importance_sampling_correction": False,
         })
@@ -83,15 +83,17 @@ def _devices(cfg: TrainConfig) -> tuple[bool, bool]:
     return gpu, gpu and importlib.util.find_spec("vllm") is not None
 
 
-def build_trainer(cfg: TrainConfig, run_dir: str | Path, scratch: str | Path):
+def build_trainer(cfg: TrainConfig, run_dir: str | Path, scratch: str | Path,
+                  start: Path | None = None):
     """The ready `GRPOTrainer` and its recorder (the run directory's bookkeeping). TRL wants
-    an output folder of its own at once: `scratch` (nothing of the run is kept there)."""
+    an output folder of its own at once: `scratch` (nothing of the run is kept there).
+    `start`: a resumable checkpoint (rlvr.rl.checkpoint) to continue from."""
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
     from rlvr.data.prompts import render_many
     from rlvr.model.locate import model_path
-    from rlvr.model.rollout import encode_prompts, eos_token_ids, load_model
+    from rlvr.model.rollout import encode_prompts, load_model, stop_token_ids
     from rlvr.rl.problem_sets import training_problems
     from rlvr.rl.trl_record import Recorder
 
@@ -104,22 +106,29 @@ def build_trainer(cfg: TrainConfig, run_dir: str | Path, scratch: str | Path):
         warn(f"vLLM is not installed: TRL generates each step's {responses} responses in one "
              "model.generate call, slowly and with a cache the paper's shapes may not fit "
              "(pip install vllm; docs/gpu.md)")
-    model, tokenizer = load_model(model_path(cfg.model.path), device="cuda" if gpu else "cpu",
+    base = model_path(cfg.model.path)
+    model, tokenizer = load_model(start or base, device="cuda" if gpu else "cpu",
                                   dtype=_dtype(cfg.model.dtype))
+    # TRL loads the KL reference from the model's own name: the base, not the checkpoint.
+    model.config._name_or_path = str(base)
     prompts = render_many(cfg.data.template, [p.problem for p in problems], tokenizer)
     longest = max(len(ids) for ids in encode_prompts(tokenizer, prompts))
     if longest > cfg.rollout.max_prompt_tokens:
         raise UserError(f"a training prompt has {longest} tokens, more than "
                         f"rollout.max_prompt_tokens = {cfg.rollout.max_prompt_tokens}")
-    stops = sorted(eos_token_ids(model, tokenizer))
-    model.generation_config.eos_token_id = stops  # the chat template's end of turn ends it
+    stops = sorted(stop_token_ids(model, tokenizer, cfg.rollout.stop))
+    model.generation_config.eos_token_id = stops  # rollout.stop: EOS, or also end of turn
     kwargs = grpo_kwargs(cfg, len(problems) * cfg.data.copies, gpu=gpu, vllm=vllm)
+    done = _checkpoint_step(start)
+    updates = cfg.algo.ppo_epochs * cfg.algo.mini_batches
+    kwargs["max_steps"] = (cfg.steps - done) * updates
     if vllm:
         kwargs["generation_kwargs"] = {"stop_token_ids": stops}
     args = GRPOConfig(output_dir=str(scratch), **_renamed(kwargs, GRPOConfig))
     rows = [{"prompt": text, "answer": p.answer, "example": p.id}
             for p, text in zip(problems, prompts, strict=True) for _ in range(cfg.data.copies)]
     recorder = Recorder(cfg, problems, run_dir, tokenizer, frozenset(stops))
+    recorder.resume_from(start, done)
     trainer = GRPOTrainer(model=model, reward_funcs=[recorder.reward], args=args,
                           train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                           callbacks=[recorder.callback()])
@@ -128,6 +137,17 @@ def build_trainer(cfg: TrainConfig, run_dir: str | Path, scratch: str | Path):
     trainer.remove_callback(PrinterCallback)  # the run's own log and bar report each step
     recorder.grpo_config = kwargs
     return trainer, recorder
+
+
+def _checkpoint_step(start: Path | None) -> int:
+    if start is None:
+        return 0
+    import torch
+
+    from rlvr.rl.checkpoint import STATE_FILE
+
+    state = torch.load(Path(start) / STATE_FILE, map_location="cpu", weights_only=False)
+    return int(state["step"])
 
 
 def _renamed(kwargs: dict[str, Any], config_class) -> dict[str, Any]:
@@ -150,20 +170,32 @@ def _dtype(name: str):
             "float16": torch.float16}[name]
 
 
-def train_trl(cfg: TrainConfig, *, run_dir: str | Path, progress: bool = True) -> Path:
-    """Train `cfg` with TRL into `run_dir` (a new run directory); returns it."""
+def train_trl(cfg: TrainConfig, *, run_dir: str | Path, progress: bool = True,
+              resume: bool = False) -> Path:
+    """Train `cfg` with TRL into `run_dir` (a new run directory, or with `resume` the run's
+    own, continued from its newest resumable checkpoint); returns it."""
     import tempfile
 
+    from rlvr.rl import checkpoint as ckpt
     from rlvr.rl.problem_sets import eval_suites
     from rlvr.rundir.write import new_run_dir, write_config_toml
 
     run_dir = Path(run_dir)
-    if run_dir.exists() and any(run_dir.iterdir()):
+    start = ckpt.latest_checkpoint(run_dir) if resume else None
+    if resume and start is None:
+        raise UserError(f"cannot resume: {run_dir} has no resumable checkpoint",
+                        "start a new run (checkpoints are written every log.save_every steps)")
+    if not resume and run_dir.exists() and any(run_dir.iterdir()):
         new_run_dir(run_dir)  # raises the "already exists" error before any work
+    _quiet_third_party()
     with tempfile.TemporaryDirectory(prefix="rlvr-trl-") as scratch:
-        trainer, recorder = build_trainer(cfg, run_dir, scratch)  # validates inputs first
+        trainer, recorder = build_trainer(cfg, run_dir, scratch, start)  # validates inputs
         suites = eval_suites(cfg.eval)
-        new_run_dir(run_dir)
+        if resume:
+            new_run_dir(run_dir, resume=True)
+            ckpt.clean_scratch(run_dir)
+        else:
+            new_run_dir(run_dir, resumable=True)
         write_config_toml(run_dir / "config.toml", {
             **config_to_dict(cfg), "engine": "trl", "trl": _toml_record(recorder.grpo_config)},
             seed=cfg.seed)
@@ -175,6 +207,18 @@ def train_trl(cfg: TrainConfig, *, run_dir: str | Path, progress: bool = True) -
             recorder.close()
         recorder.finish(trainer.model, time.perf_counter() - started)
     return run_dir
+
+
+def _quiet_third_party() -> None:
+    """TRL, transformers and accelerate warn at length on every run; rlvr's own notices say
+    what matters (as the native engine's terminal has only its own lines)."""
+    import logging
+    import warnings
+
+    for name in ("trl", "transformers", "accelerate", "datasets"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for module in ("trl", "transformers", "accelerate", "torch"):
+        warnings.filterwarnings("ignore", module=module)
 
 
 def _toml_record(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -37,12 +37,20 @@ class Recorder:
         self.pending: list[dict] = []  # this step's graded completions
         self.logs: list[dict] = []  # TRL's logs of this step's updates
         self.grpo_config: dict[str, Any] = {}
+        self.optimizer = None  # TRL's, handed to the callbacks once training begins
         self.log = None
         self.suites: dict = {}
         self.eval_config: TrainConfig | None = None  # cfg fitted to the model (eval_hook)
         self.per_suite = None
         self.autocast: Any = contextlib.nullcontext()
         self.started = time.perf_counter()
+        self.start_checkpoint: Path | None = None
+        self.offset = 0  # rlvr steps done before this process (a resumed run)
+
+    def resume_from(self, checkpoint: Path | None, step: int) -> None:
+        """Continue after `step` from `checkpoint`: its optimizer and RNG states are loaded
+        into TRL's optimizer when training begins (TRL builds the optimizer then)."""
+        self.start_checkpoint, self.offset = checkpoint, step
 
     # --- TRL's side -----------------------------------------------------------------------------
     def reward(self, prompts=None, completions=None, completion_ids=None, trainer_state=None,
@@ -66,7 +74,7 @@ class Recorder:
         return out
 
     def _step(self, state) -> int:
-        return (getattr(state, "global_step", 0) or 0) // self.updates
+        return self.offset + (getattr(state, "global_step", 0) or 0) // self.updates
 
     def callback(self):
         from transformers import TrainerCallback
@@ -74,16 +82,51 @@ class Recorder:
         recorder = self
 
         class _Callback(TrainerCallback):
+            def on_train_begin(self, args, state, control, optimizer=None, **kwargs):
+                if recorder.start_checkpoint is not None:
+                    from rlvr.rl.checkpoint import load_state
+
+                    load_state(recorder.start_checkpoint, optimizer)
+
+            def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+                if recorder.cfg.optim.update_norm > 0:
+                    recorder.before = [p.detach().clone() for p in model.parameters()
+                                       if p.requires_grad]
+
+            def on_optimizer_step(self, args, state, control, model=None, **kwargs):
+                if recorder.cfg.optim.update_norm > 0:
+                    recorder.rescale_update(model)
+
             def on_step_begin(self, args, state, control, **kwargs):
                 if state.global_step % recorder.updates == 0:
                     recorder.started = time.perf_counter()
 
-            def on_log(self, args, state, control, logs=None, model=None, **kwargs):
+            def on_log(self, args, state, control, logs=None, model=None, optimizer=None,
+                       **kwargs):
                 if logs and "loss" in logs:
                     recorder.logs.append(dict(logs))
                     if state.global_step % recorder.updates == 0 and recorder.pending:
-                        recorder.end_step(state.global_step // recorder.updates, model)
+                        recorder.optimizer = optimizer
+                        recorder.end_step(recorder.offset + state.global_step
+                                          // recorder.updates, model)
         return _Callback()
+
+    def rescale_update(self, model) -> None:
+        """optim.update_norm: the update just applied, rescaled to that L2 norm (as the native
+        trainer's `_optimizer_step` does for the organism's entropy-only control)."""
+        import math
+
+        import torch
+
+        params = [p for p in model.parameters() if p.requires_grad]
+        with torch.no_grad():
+            deltas = [p - b for p, b in zip(params, self.before, strict=True)]
+            norm = math.sqrt(sum(float(d.float().square().sum()) for d in deltas))
+            if norm > 0:
+                scale = self.cfg.optim.update_norm / norm
+                for p, b, d in zip(params, self.before, deltas, strict=True):
+                    p.copy_(b + d * scale)
+        self.before = []
 
     # --- the run directory ----------------------------------------------------------------------
     def start(self, suites: dict, *, progress: bool, model) -> None:
@@ -91,14 +134,19 @@ class Recorder:
 
         lg = self.cfg.log
         self.suites = suites
-        self.log = RunLog(self.run_dir, config_dict=config_to_dict(self.cfg), start_step=0,
+        self.log = RunLog(self.run_dir, config_dict=config_to_dict(self.cfg),
+                          start_step=self.offset,
                           total_steps=self.cfg.steps, progress=progress, wandb=lg.wandb,
                           wandb_project=lg.wandb_project, samples_max=lg.samples_max)
         if next(model.parameters()).device.type == "cuda" and self.cfg.model.dtype == "auto":
             import torch
 
             self.autocast = torch.autocast("cuda", dtype=torch.bfloat16)
-        if suites and eval_due(self.cfg, 0):
+        from rlvr.rl.snapshots import save_snapshot, snapshot_due
+
+        if snapshot_due(self.cfg.log, self.offset):
+            save_snapshot(self.run_dir, self.offset, model, self.tokenizer)
+        if suites and self.offset == 0 and eval_due(self.cfg, 0):
             self._evaluate(model, 0)
 
     def end_step(self, step: int, model) -> None:
@@ -111,6 +159,10 @@ class Recorder:
             self._evaluate(model, step)
         if last or (lg.save_every and step % lg.save_every == 0):
             self.save(model, step)
+        from rlvr.rl.snapshots import save_snapshot, snapshot_due
+
+        if snapshot_due(lg, step):
+            save_snapshot(self.run_dir, step, model, self.tokenizer)
 
     def close(self) -> None:
         if self.log is not None:
@@ -132,15 +184,11 @@ class Recorder:
             run_dir=self.run_dir, step=step, progress=False, autocast=self.autocast))
 
     def save(self, model, step: int) -> Path:
-        """checkpoints/step-N/: the Hugging Face folder `rlvr eval --run` reads (no optimizer
-        state: a TRL run does not resume through rlvr)."""
-        from rlvr.rl.checkpoint import prune
-        from rlvr.rundir.write import atomic_dir
+        """checkpoints/step-N/: the Hugging Face folder `rlvr eval --run` reads, with TRL's
+        optimizer and the RNG states beside it (rlvr.rl.checkpoint's format: `--resume`)."""
+        from rlvr.rl.checkpoint import prune, save_checkpoint
 
-        final = self.run_dir / "checkpoints" / f"step-{step}"
-        with atomic_dir(final) as tmp:
-            model.save_pretrained(tmp)
-            self.tokenizer.save_pretrained(tmp)
+        final = save_checkpoint(self.run_dir, step, model, self.tokenizer, self.optimizer)
         prune(self.run_dir, self.cfg.log.keep_last)
         return final
 
