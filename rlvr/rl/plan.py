@@ -111,7 +111,7 @@ def read_shape(path: str | Path) -> ModelShape:
             context=int(cfg.get("max_position_embeddings") or 0))
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{file} lacks the architecture key {exc}",
-                        "--plan needs a decoder config (hidden_size, num_hidden_layers, ...)")
+                        "--plan needs a decoder config (hidden_size, num_hidden_layers, ...)") from exc
 
 
 @dataclass

@@ -72,7 +72,9 @@ def _update_terms(cfg, shape, length: int, act: int, autocast: bool, engine: str
     out: dict[str, float] = {}
     if autocast:
         out["bf16_weight_copies"] = shape.params * 2 / GIB
-    layer = tokens * (6 * h + 2 * shape.kv_heads * shape.head_dim + 4 * shape.intermediate)
+    # what a decoder layer keeps for its backward, a token: the two norms' inputs, q, k, v, the
+    # attention output (4 hidden + 2 K/V widths) and the MLP's gate, up and product (3 MLP)
+    layer = tokens * (4 * h + 2 * shape.kv_heads * shape.head_dim + 3 * shape.intermediate)
     if cfg.model.gradient_checkpointing:
         out["checkpointed_inputs"] = shape.layers * tokens * h * 4 / GIB
         out["one_layer_recompute"] = layer * act / GIB
@@ -80,7 +82,8 @@ def _update_terms(cfg, shape, length: int, act: int, autocast: bool, engine: str
                f"({m} × {length} × {h}), one layer's activations are rebuilt at a time")
     else:
         out["activations"] = shape.layers * layer * act / GIB
-        how = f"no checkpointing: every layer keeps ~(6·hidden + 4·MLP) values a token × {act} B"
+        how = (f"no checkpointing: every layer keeps (4·hidden + 2·K/V + 3·MLP) values a token "
+               f"× {act} B")
     resp = m * cfg.rollout.max_new_tokens
     if engine == "trl":
         out["logits"] = (resp * shape.vocab * (act + act) + 2 * cfg.rollout.max_new_tokens
