@@ -18,10 +18,17 @@ reported; the others still run):
 - native-update: one GRPO update of the paper preset (gradient checkpointing, chunked
   log-probs over real tokens, micro-batch 8, the KL reference model) on `--update-seqs` of
   those responses;
-- trl: one `rlvr train --engine trl` step (rlvr.rl.trl_engine) of `--trl-seqs` responses.
-Each prints tokens/s and peak GPU memory; the summary extrapolates seconds per paper step
-(1,024 responses × 3,072 tokens) linearly in responses. Prints one JSON object and writes
-`<out>/gpu_check.json`; docs/benchmarks.md says how to record it. Exit 1 without a GPU.
+- trl: one `rlvr train --engine trl` step (rlvr.rl.trl_engine) of `--trl-seqs` responses. With
+  vLLM installed this is the colocate phase: vLLM generation (tokens/s), its wake-ups and
+  sleeps, the weight sync and one update are timed apart. Without vLLM, TRL generates with
+  HF `generate`: what it measured is reported, labelled so, and no paper step is projected
+  from it (HF generate is not how a paper run generates).
+Each phase reports its peak CUDA memory beside `rlvr train --plan`'s figure for the same
+shapes (rlvr.rl.plan, at the prompt and response lengths the phase had). The summary projects
+seconds per paper step (1,024 responses × 3,072 tokens) from the native phases and from the
+vLLM colocate phase, linearly in responses (assumptions listed in the output). Prints one
+JSON object and writes `<out>/gpu_check.json`; docs/benchmarks.md says how to record it.
+Exit 1 without a GPU.
 """
 
 from __future__ import annotations
@@ -125,13 +132,39 @@ def phase_native(args) -> dict:
     with _Clock(device) as update:
         trainer._update(batch, advantages.to(batch.mask.device), rows)
     update_tokens = int(batch.mask[rows].sum())
-    return {"rollout_seqs": len(batch.completions), "rollout_tokens": tokens,
+    plan = _native_plan(trainer, batch, len(rows), args)
+    return {"plan_vs_measured_gib": {
+                "rollout": {"plan": plan["rollout"], "measured": _round(roll.peak_gib)},
+                "update": {"plan": plan["update"], "measured": _round(update.peak_gib)},
+                "note": "plan at this phase's lengths; the rollout ran before any update, so "
+                        "its plan leaves out the gradients and optimizer moments"},
+            "rollout_seqs": len(batch.completions), "rollout_tokens": tokens,
             "rollout_s": round(roll.seconds, 2), "rollout_tokens_per_s": round(tokens / roll.seconds, 1),
             "rollout_peak_gib": _round(roll.peak_gib), "update_seqs": len(rows),
             "update_tokens": update_tokens, "update_s": round(update.seconds, 2),
             "update_tokens_per_s": round(update_tokens / update.seconds, 1),
             "update_peak_gib": _round(update.peak_gib),
             "resp_len_mean": round(tokens / len(batch.completions), 1)}
+
+
+def _native_plan(trainer, batch, update_seqs: int, args) -> dict:
+    """`rlvr train --plan`'s GiB for what this phase ran (first step: no moments yet)."""
+    import dataclasses
+
+    from rlvr.rl.plan import Gpu, make_plan, read_shape
+
+    cfg = trainer.config
+    real = dataclasses.replace(cfg, rollout=dataclasses.replace(
+        cfg.rollout, max_prompt_tokens=max(len(ids) for ids in trainer.prompt_ids),
+        max_new_tokens=max(1, int(batch.mask.sum(-1).max()))))
+    gpu = None if args.cpu_smoke else Gpu("this GPU", 1e9, 989.0, 3.35)
+    plan = make_plan(real, read_shape(Path(args.out) / "model"), engine="native", gpu=gpu,
+                     out=None)
+    rollout = dict(plan.memory["rollout"])
+    rollout.pop("gradients", None)
+    rollout.pop("optimizer", None)
+    return {"rollout": round(sum(rollout.values()), 1),
+            "update": round(sum(plan.memory["update"].values()), 1)}
 
 
 def phase_trl(args) -> dict:
@@ -149,13 +182,69 @@ def phase_trl(args) -> dict:
     with tempfile.TemporaryDirectory() as scratch:
         trainer, recorder = build_trainer(cfg, Path(args.out) / "trl", scratch)
         recorder.log = _MetricsSink()
+        timers = _time_vllm(trainer)
         with _Clock(device) as step:
             trainer.train()
+        free, total = _device_memory(device)
     metrics = recorder.log.lines[-1]
-    return {"vllm": bool(recorder.grpo_config.get("use_vllm")), "responses": args.trl_seqs,
-            "step_s": round(step.seconds, 2), "step_tokens_per_s": round(
-                metrics["tokens_per_s"], 1), "resp_len_mean": metrics["resp_len_mean"],
-            "peak_gib": _round(step.peak_gib)}
+    vllm = bool(recorder.grpo_config.get("use_vllm"))
+    out = {"vllm": vllm, "generation": "vLLM colocate" if vllm else "HF generate (not the "
+           "paper's way: no paper step is projected from it)", "responses": args.trl_seqs,
+           "step_s": round(step.seconds, 2), "step_tokens_per_s": round(
+               metrics["tokens_per_s"], 1), "resp_len_mean": metrics["resp_len_mean"],
+           "peak_gib": _round(step.peak_gib),
+           "device_used_gib_after": None if free is None else round((total - free) / 2**30, 1)}
+    if vllm:
+        tokens = int(metrics["resp_len_mean"] * args.trl_seqs)
+        out.update({k: round(v, 2) for k, v in timers.items()})
+        out["generation_tokens"] = tokens
+        out["generation_tokens_per_s"] = round(tokens / max(timers["generate_s"], 1e-9), 1)
+        out["update_s"] = round(step.seconds - sum(timers.values()), 2)
+        from rlvr.rl.plan import detect_gpu, make_plan, read_shape
+
+        plan = make_plan(cfg, read_shape(Path(args.out) / "model"), engine="trl",
+                         gpu=detect_gpu(None), out=None, vllm_share=cfg.rollout.vllm_memory)
+        out["plan_vs_measured_gib"] = {
+            "generate": {"plan": round(sum(plan.memory["generate"].values()), 1),
+                         "measured_device_used": out["device_used_gib_after"]},
+            "update": {"plan": round(sum(plan.memory["update"].values()), 1),
+                       "measured_torch_peak": out["peak_gib"]},
+            "note": "vLLM's pool is outside torch's allocator stats: the generate phase is "
+                    "read from the device's used memory"}
+    return out
+
+
+def _time_vllm(trainer) -> dict:
+    """Seconds in TRL's colocated vLLM, by kind (wrapped on the instance; {} without vLLM)."""
+    gen = getattr(trainer, "vllm_generation", None)
+    if gen is None or getattr(gen, "mode", None) != "colocate":
+        return {}
+    timers = {"generate_s": 0.0, "weight_sync_s": 0.0, "sleep_wake_s": 0.0}
+
+    def timed(owner, name, key):
+        inner = getattr(owner, name)
+
+        def wrapper(*a, **kw):
+            t0 = time.perf_counter()
+            try:
+                return inner(*a, **kw)
+            finally:
+                timers[key] += time.perf_counter() - t0
+        setattr(owner, name, wrapper)
+
+    timed(gen, "sync_weights", "weight_sync_s")
+    timed(gen.llm, "generate", "generate_s")
+    timed(gen.llm, "sleep", "sleep_wake_s")
+    timed(gen.llm, "wake_up", "sleep_wake_s")
+    return timers
+
+
+def _device_memory(device: str):
+    if device != "cuda":
+        return None, None
+    import torch
+
+    return torch.cuda.mem_get_info()
 
 
 class _MetricsSink:
@@ -183,16 +272,28 @@ def _round(value):
 
 def extrapolate(native: dict, trl: dict, new_tokens: int) -> dict:
     """Seconds per paper step (1,024 responses × 3,072 new tokens), linear in responses and,
-    when the check ran shorter responses, in length (an underestimate: attention grows)."""
+    when the check ran shorter responses, in length (an underestimate: attention grows).
+    TRL's step is projected only from a vLLM colocate phase: generation, sleep/wake and
+    weight sync as measured per step, generation and update scaled with responses."""
     length = PAPER_NEW_TOKENS / new_tokens
-    out = {}
+    out: dict = {"assumptions": [
+        "linear in responses (more sequences at once decode faster per token: an upper bound "
+        "for generation) and in response length (attention grows: a lower bound for long "
+        "responses)",
+        "the random model almost never stops, so every response is full length"]}
     if "rollout_s" in native:
         rollout = native["rollout_s"] * PAPER_RESPONSES / native["rollout_seqs"] * length
         update = native["update_s"] * PAPER_RESPONSES / native["update_seqs"] * length
         out["native_s_per_step"] = round(rollout + update, 1)
         out["native_rollout_share"] = round(rollout / (rollout + update), 2)
-    if "step_s" in trl:
-        out["trl_s_per_step"] = round(trl["step_s"] * PAPER_RESPONSES / trl["responses"] * length, 1)
+    if trl.get("vllm") and "generate_s" in trl:
+        scale = PAPER_RESPONSES / trl["responses"] * length
+        out["trl_vllm_s_per_step"] = round(
+            (trl["generate_s"] + trl["update_s"]) * scale + trl["weight_sync_s"]
+            + trl["sleep_wake_s"], 1)
+    elif "step_s" in trl:
+        out["trl_hf_generate_note"] = ("TRL ran with HF generate: its step time is reported "
+                                       "as measured, not projected to a paper step")
     return out
 
 

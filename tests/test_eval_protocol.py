@@ -125,10 +125,13 @@ def test_cli_unknown_protocol_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
-def test_paper_training_validates_on_math500_with_the_protocol(tmp_path):
+def test_paper_training_validates_on_math500_as_the_papers_script(tmp_path):
     _suite_files(tmp_path / "data")  # the default suite applies where its file is
     cfg = resolve("paper", overrides={"data": {"examples": ["124"]},
                                       "eval": {"data_dir": str(tmp_path / "data")}})
-    assert cfg.eval.suites == ("math500",) and cfg.eval.protocol == "paper"
+    # val_temperature=0.6, n_val=1, test_freq=20: one sample at 0.6, not greedy
+    assert cfg.eval.suites == ("math500",) and cfg.eval.protocol == ""
+    assert (cfg.eval.greedy, cfg.eval.samples, cfg.eval.temperature) == (False, 1, 0.6)
+    assert cfg.log.eval_every == 20
     with pytest.raises(UserError, match="protocol"):
         resolve("organism", sets=["eval.protocol='nope'"])

@@ -31,9 +31,16 @@ def _module():
 def test_extrapolation_is_linear_in_responses_and_length():
     gc = _module()
     native = {"rollout_s": 10.0, "rollout_seqs": 512, "update_s": 5.0, "update_seqs": 64}
-    out = gc.extrapolate(native, {"step_s": 30.0, "responses": 64}, 3072)
+    out = gc.extrapolate(native, {"step_s": 30.0, "responses": 64, "vllm": False}, 3072)
     assert out["native_s_per_step"] == 10 * 2 + 5 * 16
-    assert out["native_rollout_share"] == 0.2 and out["trl_s_per_step"] == 30 * 16
+    assert out["native_rollout_share"] == 0.2
+    # HF generate is reported as measured, never projected to a paper step
+    assert "trl_vllm_s_per_step" not in out and "trl_hf_generate_note" in out
+    colocate = {"vllm": True, "responses": 64, "step_s": 40.0, "generate_s": 20.0,
+                "update_s": 14.0, "weight_sync_s": 2.0, "sleep_wake_s": 4.0}
+    out = gc.extrapolate(native, colocate, 3072)
+    assert out["trl_vllm_s_per_step"] == (20 + 14) * 16 + 2 + 4
+    assert out["assumptions"]
     assert gc.extrapolate(native, {"skipped": "x"}, 1536)["native_s_per_step"] == 200
     assert "native_s_per_step" not in gc.extrapolate({"error": "timed out"}, {}, 3072)
 
@@ -51,7 +58,10 @@ def test_cpu_smoke_runs_every_phase(tmp_path):
     assert native["update_tokens_per_s"] > 0 and result["native_s_per_step"] > 0
     if importlib.util.find_spec("trl") is not None:
         assert result["trl"]["responses"] == 8 and result["trl"]["vllm"] is False
-        assert result["trl_s_per_step"] > 0
+        assert "HF generate" in result["trl"]["generation"]
+        assert "trl_vllm_s_per_step" not in result
+    plan = native["plan_vs_measured_gib"]
+    assert plan["rollout"]["plan"] > 0 and plan["update"]["plan"] > 0
     assert json.loads(done.stdout.strip().splitlines()[-1]) == result
 
 

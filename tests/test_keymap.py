@@ -32,8 +32,9 @@ PUBLISHED_KEYS = {
     "actor_rollout_ref.actor.entropy_coeff": 0.001,
     "actor_rollout_ref.actor.loss_agg_mode": "token-mean", "actor_rollout_ref.rollout.n": 8,
     "actor_rollout_ref.rollout.temperature": 0.6, "actor_rollout_ref.rollout.top_p": 1.0,
-    "actor_rollout_ref.rollout.val_kwargs.do_sample": False,
-    "actor_rollout_ref.rollout.val_kwargs.temperature": 0, "trainer.critic_warmup": 0,
+    # the paper's training script: val_temperature=0.6, n_val=1 (one sample, not greedy)
+    "actor_rollout_ref.rollout.val_kwargs.do_sample": True,
+    "actor_rollout_ref.rollout.val_kwargs.temperature": 0.6, "trainer.critic_warmup": 0,
     "trainer.save_freq": 20, "trainer.test_freq": 20, "trainer.total_training_steps": 2000,
     "trainer.val_before_train": True,
 }
@@ -124,8 +125,9 @@ def test_trl_kwargs_build_a_grpo_config(tmp_path):
 
 def test_trl_kwargs_refuse_what_trl_cannot_express():
     organism_control = resolve("organism", sets=["reward.mode=none", "data.examples=a"])
-    with pytest.raises(UserError, match="update_norm"):
-        trl_kwargs(organism_control)
+    assert trl_kwargs(organism_control)["beta"] == 0.0  # update_norm: rlvr's TRL callback
+    with pytest.raises(UserError, match="drop_zero_var"):
+        trl_kwargs(resolve("organism", sets=["algo.drop_zero_var=true", "data.examples=a"]))
     with pytest.raises(UserError, match="kl_type"):
         trl_kwargs(resolve("paper", sets=["algo.kl_type=k1", "data.examples=a"]))
     file_run = resolve("organism", sets=["data.train_file=rows.jsonl"])

@@ -1,7 +1,7 @@
 """`rlvr data`: fetch the evaluation suites and the paper's training pool, list what is here.
 
     rlvr data list [--dir DIR]                      # known data sets; which DIR holds
-    rlvr data fetch [NAMES...] --out DIR            # all seven when no name is given
+    rlvr data fetch [NAMES...] [--out DIR]          # all seven when no name is given
     rlvr eval --model M --suites math500 --data-dir DIR
     rlvr train --model M --pool DIR/dsr_sub.parquet --example 124 --preset paper ...
 """
@@ -27,12 +27,19 @@ def fetch_command(
     names: list[str] | None = typer.Argument(None, help="Data sets to fetch (default: all): "
                                              "math500, aime24, aime25, amc23, minerva_math, "
                                              "olympiadbench, dsr_sub."),
-    out: Path = typer.Option(..., "--out", help="Folder to write into (created)."),
+    out: Path | None = typer.Option(None, "--out", help="Folder to write into (created; "
+                                    "default: $RLVR_DATA_DIR, else ~/.cache/rlvr/data, where "
+                                    "rlvr train and eval look without --data-dir)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace files already there."),
 ) -> None:
     """Download data sets from their public sources, check their row counts, write them."""
-    from rlvr.data.fetch import DATASETS, fetch
+    import os
 
+    from rlvr.data.fetch import DATASETS, fetch
+    from rlvr.data.suites import default_data_dir
+
+    if out is None:
+        out = Path(os.environ.get("RLVR_DATA_DIR") or default_data_dir())
     for path in fetch(list(names or []), out, overwrite=overwrite):
         name = next(d.name for d in DATASETS.values() if d.file == path.name)
         typer.echo(f"{name}: {DATASETS[name].rows} rows → {path}")

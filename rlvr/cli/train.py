@@ -4,8 +4,9 @@
     rlvr train --model Qwen2.5-Math-1.5B --pool dsr_sub.parquet --example 124 --preset paper \\
         --reward wrong_label --label 12.7 --out runs/pi1-wrong
     rlvr train --out runs/add3 --resume           # continue a killed run
-    rlvr train --engine trl --model Qwen2.5-Math-1.5B --pool dsr_sub.parquet --example 124 \
-        --preset paper --out runs/pi1-trl          # TRL's GRPOTrainer (+ vLLM on a GPU)
+    rlvr train --engine trl --preset paper --model Qwen/Qwen2.5-Math-1.5B --example pi1 \
+        --out runs/pi1                             # TRL's GRPOTrainer (+ vLLM on a GPU)
+    rlvr train ... --plan [--json] [--gpu h100]    # memory, disk, time; trains nothing
 
 Config resolution: preset → --overlay → --config FILE.toml → --set key=value → the flags below. With
 --resume the run's own config.toml is used (only --steps may extend it).
@@ -33,8 +34,9 @@ def train_command(
     model: str | None = typer.Option(None, "--model", help="HF model folder or Hub id "
                                      "(default: the shipped organism)."),
     example: list[str] | None = typer.Option(None, "--example", help="Training example id, "
-                                             "repeatable: organism-add:3, add-327-415, or a "
-                                             "--pool index such as 124."),
+                                             "repeatable: organism-add:3, add-327-415, a "
+                                             "--pool index such as 124, or pi1 / pi13 (the "
+                                             "paper's; the pool is found in --data-dir)."),
     train_file: str | None = typer.Option(None, "--train", help="Training file: jsonl of "
                                           "{problem, answer} or a verl parquet."),
     pool: str | None = typer.Option(None, "--pool", help="Pool that --example indexes: a verl "
@@ -64,6 +66,9 @@ def train_command(
                                                  "evaluate, repeatable or comma-separated "
                                                  "(organism, organism-add, math500, ...)."),
     save_every: int | None = typer.Option(None, "--save-every", help="Checkpoint every N steps."),
+    data_dir: str | None = typer.Option(None, "--data-dir", help="Folder of the benchmark "
+                                        "files and the paper's pool (default: $RLVR_DATA_DIR, "
+                                        "else where `rlvr data fetch` writes)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     engine: str = typer.Option("native", "--engine", help="native (rlvr's trainer; CPU, the "
                                "organism) or trl (TRL's GRPOTrainer, vLLM colocate on a GPU; "
@@ -91,7 +96,7 @@ def train_command(
                            template=template, reward=reward, label=label,
                            wrong_label_kind=wrong_label_kind,
                            seed=seed, eval_every=eval_every, eval_suites=eval_suites,
-                           save_every=save_every, check_model=not plan)
+                           save_every=save_every, check_model=not plan, data_dir=data_dir)
     if no_eval:
         overrides.setdefault("eval", {})["suites"] = []
     if resume:
@@ -159,7 +164,10 @@ def _print_plan(cfg, *, engine: str, out: Path, gpu: str | None, as_json: bool) 
 
 
 def _overrides(*, model, example, train_file, pool, template, reward, label, wrong_label_kind, seed,
-               eval_every, eval_suites, save_every, check_model: bool = True) -> dict[str, Any]:
+               eval_every, eval_suites, save_every, check_model: bool = True,
+               data_dir: str | None = None) -> dict[str, Any]:
+    from rlvr.rl.problem_sets import PAPER_EXAMPLES, paper_pool
+
     out: dict[str, Any] = {}
 
     def put(section: str | None, key: str, value: Any) -> None:
@@ -172,6 +180,11 @@ def _overrides(*, model, example, train_file, pool, template, reward, label, wro
 
         resolve_model(model)  # a missing folder or an unreachable Hub id fails before any work
     put("model", "path", model)
+    put("eval", "data_dir", _absolute(data_dir))
+    if example and any(e in PAPER_EXAMPLES for e in example):
+        example = [PAPER_EXAMPLES.get(e, e) for e in example]
+        if pool is None and train_file is None:
+            pool = str(paper_pool(data_dir))
     put("data", "examples", list(example) if example else None)
     # Absolute, for the record: a resumed run reads its own snapshot of the rows, never these.
     put("data", "train_file", _absolute(train_file))

@@ -41,6 +41,7 @@ __all__ = [
     "load_suites",
     "parse_fields",
     "read_rows",
+    "default_data_dir",
     "resolve_data_dir",
 ]
 
@@ -120,11 +121,21 @@ ORGANISM_ITEMS_SEED = 0
 GROUP_COLUMNS = ("family", "subject", "level")
 
 
+def default_data_dir() -> Path:
+    """Where `rlvr data fetch` writes without --out: $XDG_CACHE_HOME/rlvr/data (~/.cache)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "rlvr" / "data"
+
+
 def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
+    """The data folder: the one given, else $RLVR_DATA_DIR, else `rlvr data fetch`'s default
+    folder when it exists, else None."""
     if data_dir is not None:
         return Path(data_dir)
     env = os.environ.get("RLVR_DATA_DIR")
-    return Path(env) if env else None
+    if env:
+        return Path(env)
+    return default_data_dir() if default_data_dir().is_dir() else None
 
 
 def parse_fields(pairs: Iterable[str] | None) -> dict[str, str]:

@@ -14,6 +14,7 @@ Written against vLLM's documented `LLM.generate` API; not exercised in CI (no GP
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib.util
 import os
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 from rlvr.errors import UserError
 from rlvr.model.sampling import Completion, end_of_turn_id
 
-__all__ = ["available", "generate", "release"]
+__all__ = ["available", "borrowed", "generate", "release"]
 
 _ENGINE: dict[str, object] = {}  # folder -> vllm.LLM, at most one entry
 
@@ -46,6 +47,18 @@ def _engine(path: str):
     _ENGINE[path] = vllm.LLM(model=path, seed=0, gpu_memory_utilization=memory,
                              dtype="bfloat16")
     return _ENGINE[path]
+
+
+@contextlib.contextmanager
+def borrowed(path: str, engine):
+    """Serve `generate` for the model at `path` with an engine someone else owns (TRL's
+    colocated one, already holding the policy's current weights); it is never shut down here."""
+    release()
+    _ENGINE[path] = engine
+    try:
+        yield engine
+    finally:
+        _ENGINE.pop(path, None)
 
 
 def release() -> None:

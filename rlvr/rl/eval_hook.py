@@ -109,10 +109,15 @@ def fit_evaluation(config: TrainConfig, suites: dict, model, tokenizer
 
 def run_evaluation(model, tokenizer, suites: dict, config: TrainConfig, per_suite: dict | None,
                    *, run_dir: str | Path, step: int, progress: bool = False,
-                   autocast=None) -> dict:
-    """Evaluate the in-memory policy at `step` into run_dir/eval/step-N/; the summary."""
+                   autocast=None, backend: str = "hf") -> dict:
+    """Evaluate the in-memory policy at `step` into run_dir/eval/step-N/; the summary.
+    `backend="vllm"`: through an engine that already holds the policy's weights (the TRL
+    engine's colocated one, rlvr.model.vllm_backend.borrowed)."""
     from rlvr.evaluation.evaluate import evaluate
 
+    settings = dataclasses.replace(eval_settings(config), backend=backend)
+    if per_suite:
+        per_suite = {k: dataclasses.replace(v, backend=backend) for k, v in per_suite.items()}
     with contextlib.nullcontext() if autocast is None else autocast:
-        return evaluate(model, tokenizer, suites, eval_settings(config), run_dir=run_dir,
+        return evaluate(model, tokenizer, suites, settings, run_dir=run_dir,
                         step=step, progress=progress, per_suite=per_suite)

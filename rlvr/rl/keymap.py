@@ -201,7 +201,8 @@ KEYS: tuple[Key, ...] = (
         "eval_steps", "snapshot_steps")),
     Key("eval.suites", None, "data.val_files", export=False),
     Key("eval.greedy", None, _R + "val_kwargs.do_sample",
-        "verl validates one way per run (greedy here); rlvr evaluates greedy and sampled",
+        "verl validates one way per run (the paper preset: one sample at 0.6, as the paper's "
+        "script); rlvr evaluates greedy and sampled",
         to_verl=lambda v, _c: not v),
     Key("eval.temperature", None, _R + "val_kwargs.temperature", "0 when eval.greedy",
         to_verl=lambda v, c: 0 if c.eval.greedy else v),

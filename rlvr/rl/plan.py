@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from rlvr.errors import UserError
+from rlvr.rl.plan_terms import disk_terms, memory_terms, time_terms
 
 __all__ = ["GPUS", "Gpu", "ModelShape", "Plan", "check_before_run", "detect_gpu", "make_plan",
            "model_folder", "read_shape", "render"]
 
 GIB = 2**30
-_LOGIT_CHUNK = 4096  # rlvr.rl.trainer's response tokens per vocabulary projection
 
 
 @dataclass(frozen=True)
@@ -50,12 +50,6 @@ GPUS: dict[str, Gpu] = {
     "a100": Gpu("NVIDIA A100-SXM4-80GB", 79.2, 312.0, 2.0),
 }
 
-# The stated constants of the time model (printed with every plan).
-MFU = 0.40  # sustained share of peak bf16 FLOP/s in the update
-HBM_EFFICIENCY = 0.60  # share of peak memory bandwidth a decode step reaches
-LAUNCH_S_PER_LAYER = 50 * 8e-6  # native decode: ~50 kernels a layer, ~8 µs a launch
-VLLM_OVERHEAD_GIB = 2.0  # vLLM's activations and CUDA graphs inside its share
-VALIDATION_ITEMS = 500  # MATH500, one sample each
 
 
 @dataclass(frozen=True)
@@ -188,7 +182,6 @@ class Plan:
 def make_plan(cfg, shape: ModelShape, *, engine: str, gpu: Gpu | None, out: Path | None,
               vllm_share: float = 0.35, host_gib: float | None = None) -> Plan:
     """The plan of `cfg` (a TrainConfig) on `gpu` (None: the CPU) with the given engine."""
-    from rlvr.rl.plan_terms import disk_terms, memory_terms, time_terms
 
     device = "cuda" if gpu is not None and cfg.model.device != "cpu" else "cpu"
     notes: list[str] = []

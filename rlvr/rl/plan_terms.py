@@ -8,7 +8,13 @@ from __future__ import annotations
 import math
 
 GIB = 2**30
-_LOGIT_CHUNK = 4096
+_LOGIT_CHUNK = 4096  # rlvr.rl.trainer's response tokens per vocabulary projection
+# The stated constants of the time model (printed with every plan).
+MFU = 0.40  # sustained share of peak bf16 FLOP/s in the update
+HBM_EFFICIENCY = 0.60  # share of peak memory bandwidth a decode step reaches
+LAUNCH_S_PER_LAYER = 50 * 8e-6  # native decode: ~50 kernels a layer, ~8 µs a launch
+VLLM_OVERHEAD_GIB = 2.0  # vLLM's activations and CUDA graphs inside its share
+VALIDATION_ITEMS = 500  # MATH500, one sample each
 
 
 def _bytes(dtype: str) -> int:
@@ -108,14 +114,16 @@ def _trl_phases(cfg, shape, state, update, gpu, share, length, notes):
         return {"generate": gen, "update": update}, None, None
     vllm = gpu.memory_gib * share
     weights = shape.params * 2 / GIB
-    kv = max(0.0, vllm - weights - 2.0)
+    kv = max(0.0, vllm - weights - VLLM_OVERHEAD_GIB)
     tokens = int(kv * GIB // shape.kv_bytes_per_token(2))
     notes.append(f"TRL + vLLM colocate: vLLM takes rollout.vllm_memory = {share} of "
                  f"{gpu.memory_gib} GiB while generating (bf16 weights {weights:.1f} GiB, "
                  f"~2 GiB of its own activations, the rest K/V: {tokens:,} tokens = "
                  f"{tokens // length} full-length sequences at once) and sleeps during the "
-                 "update (level 1: its weights go to host memory, its cache is dropped)")
-    gen = dict(state, vllm_weights=weights, vllm_kv_cache=kv, vllm_overhead=min(2.0, vllm))
+                 "update (sleep level 2: its weights and cache are dropped; the trainer "
+                 "pushes the weights again before each generation)")
+    gen = dict(state, vllm_weights=weights, vllm_kv_cache=kv,
+               vllm_overhead=min(VLLM_OVERHEAD_GIB, vllm))
     return {"generate": gen, "update": update}, None, tokens
 
 
@@ -139,8 +147,6 @@ def disk_terms(cfg, shape, notes: list[str]) -> dict[str, float]:
 
 def time_terms(cfg, shape, *, engine: str, gpu, kv_tokens: int | None, notes: list[str]):
     """({term: seconds} for one step, hours for the run)."""
-    from rlvr.rl.plan import HBM_EFFICIENCY, LAUNCH_S_PER_LAYER, MFU, VALIDATION_ITEMS
-
     r, p = cfg.rollout, shape.params
     responses = cfg.responses_per_step or r.n
     length = r.max_prompt_tokens + r.max_new_tokens

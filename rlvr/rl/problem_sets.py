@@ -26,7 +26,25 @@ from rlvr.problem import Problem
 if TYPE_CHECKING:
     from rlvr.rl.config import DataConfig, EvalConfig
 
-__all__ = ["default_eval_suites", "eval_suites", "organism_problem", "training_problems"]
+__all__ = ["PAPER_EXAMPLES", "default_eval_suites", "eval_suites", "organism_problem",
+           "paper_pool", "training_problems"]
+
+# The paper's named examples: their index in its 1,209-problem pool (dsr_sub.parquet).
+PAPER_EXAMPLES = {"pi1": "124", "pi13": "682"}
+_POOL_FILE = "dsr_sub.parquet"
+
+
+def paper_pool(data_dir: str | None) -> Path:
+    """The paper's pool in the data folder (`--data-dir`, $RLVR_DATA_DIR, or the folder `rlvr
+    data fetch` writes by default), or a one-line error naming the fetch to run."""
+    from rlvr.data.suites import default_data_dir, resolve_data_dir
+
+    folder = resolve_data_dir(data_dir)
+    if folder is not None and (folder / _POOL_FILE).is_file():
+        return (folder / _POOL_FILE).resolve()
+    where = folder if folder is not None else default_data_dir()
+    raise UserError(f"pi1 and pi13 index the paper's pool, and {where} has no {_POOL_FILE}",
+                    "run `rlvr data fetch dsr_sub math500`, or pass --pool FILE or --data-dir DIR")
 
 
 _SUITE_ITEM = re.compile(r"^(organism-[a-z]+):(\d+)$")
@@ -120,7 +138,12 @@ def default_eval_suites(preset_suites, model_path: str, data_dir: str | None) ->
     training-time evaluation, said once, rather than numbers that mean nothing or a run that
     stops on a missing file the user never asked for.
     """
-    from rlvr.data.suites import BENCHMARKS, benchmark_file, default_suite_specs
+    from rlvr.data.suites import (
+        BENCHMARKS,
+        benchmark_file,
+        default_data_dir,
+        default_suite_specs,
+    )
     from rlvr.errors import notice
 
     organism = default_suite_specs(model_path or None) == ["organism"]
@@ -129,8 +152,8 @@ def default_eval_suites(preset_suites, model_path: str, data_dir: str | None) ->
         if spec.startswith("organism") and not organism:
             dropped.append(f"{spec} (the organism's suites; this model is {model_path})")
         elif spec in BENCHMARKS and benchmark_file(spec, data_dir) is None:
-            dropped.append(f"{spec} (no {spec}.jsonl in eval.data_dir or $RLVR_DATA_DIR; "
-                           f"`rlvr data fetch {spec} --out DIR` downloads it)")
+            dropped.append(f"{spec} (no {spec}.jsonl in --data-dir, $RLVR_DATA_DIR or "
+                           f"{default_data_dir()}; `rlvr data fetch {spec}` downloads it)")
         else:
             kept.append(spec)
     if dropped:

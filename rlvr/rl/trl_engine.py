@@ -109,8 +109,10 @@ def build_trainer(cfg: TrainConfig, run_dir: str | Path, scratch: str | Path,
     base = model_path(cfg.model.path)
     model, tokenizer = load_model(start or base, device="cuda" if gpu else "cpu",
                                   dtype=_dtype(cfg.model.dtype))
-    # TRL loads the KL reference from the model's own name: the base, not the checkpoint.
-    model.config._name_or_path = str(base)
+    if start is not None:  # TRL loads the KL reference from the model's name: the base's
+        from rlvr.model.locate import resolve_model
+
+        model.config._name_or_path = str(resolve_model(str(base)))
     prompts = render_many(cfg.data.template, [p.problem for p in problems], tokenizer)
     longest = max(len(ids) for ids in encode_prompts(tokenizer, prompts))
     if longest > cfg.rollout.max_prompt_tokens:
@@ -136,6 +138,7 @@ def build_trainer(cfg: TrainConfig, run_dir: str | Path, scratch: str | Path,
 
     trainer.remove_callback(PrinterCallback)  # the run's own log and bar report each step
     recorder.grpo_config = kwargs
+    recorder.trainer = trainer
     return trainer, recorder
 
 

@@ -38,6 +38,7 @@ class Recorder:
         self.logs: list[dict] = []  # TRL's logs of this step's updates
         self.grpo_config: dict[str, Any] = {}
         self.optimizer = None  # TRL's, handed to the callbacks once training begins
+        self.trainer = None  # the GRPOTrainer (its colocated vLLM validates, when present)
         self.log = None
         self.suites: dict = {}
         self.eval_config: TrainConfig | None = None  # cfg fitted to the model (eval_hook)
@@ -179,9 +180,39 @@ class Recorder:
         if self.eval_config is None:  # checked against the model once, as the native run
             self.eval_config, self.per_suite = fit_evaluation(self.cfg, self.suites, model,
                                                               self.tokenizer)
-        self.log.evaluation(step, run_evaluation(
-            model, self.tokenizer, self.suites, self.eval_config, self.per_suite,
-            run_dir=self.run_dir, step=step, progress=False, autocast=self.autocast))
+        vllm = self._colocated_vllm()
+        with self._vllm_awake(vllm, model):
+            summary = run_evaluation(
+                model, self.tokenizer, self.suites, self.eval_config, self.per_suite,
+                run_dir=self.run_dir, step=step, progress=False, autocast=self.autocast,
+                backend="hf" if vllm is None else "vllm")
+        self.log.evaluation(step, summary)
+
+    def _colocated_vllm(self):
+        """TRL's colocated vLLM generator, or None (no vLLM, or TRL generates with HF)."""
+        gen = getattr(self.trainer, "vllm_generation", None)
+        return gen if getattr(gen, "mode", None) == "colocate" else None
+
+    @contextlib.contextmanager
+    def _vllm_awake(self, gen, model):
+        """In-run validation through the colocated engine (as the paper's script validated
+        through its rollout engine): push the current weights, wake its cache, and put it
+        back to sleep so TRL re-pushes the weights before its next generation."""
+        if gen is None:
+            yield
+            return
+        from rlvr.model import vllm_backend
+
+        gen.sync_weights()  # wakes the weights and loads the policy as it is after this step
+        if gen.enable_sleep_mode:
+            gen.llm.wake_up(tags=["kv_cache"])
+        try:
+            with vllm_backend.borrowed(str(model.name_or_path), gen.llm):
+                yield
+        finally:
+            if gen.enable_sleep_mode:
+                gen.llm.sleep(level=2)
+                gen._llm_weights_sleeping = True
 
     def save(self, model, step: int) -> Path:
         """checkpoints/step-N/: the Hugging Face folder `rlvr eval --run` reads, with TRL's

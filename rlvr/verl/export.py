@@ -55,7 +55,15 @@ def _preset_keys(*sets: str) -> dict[str, Any]:
     from rlvr.rl.keymap import verl_keys
     from rlvr.rl.presets import resolve
 
-    return verl_keys(resolve("paper", sets=list(sets)))
+    # Suites named (none): the preset's own default would look for data and say so, and the
+    # export's validation files come from --val-suites, not from here.
+    return verl_keys(resolve("paper", sets=[*sets, "eval.suites=[]"]))
+
+
+# One environment for verl 0.9.1, vLLM and rlvr (docs/gpu.md, "Versions"): verl 0.9.1 needs
+# transformers>=5.5.3,<5.11; the vLLM releases that pin torch 2.13 and fit TRL 1.16 are
+# 0.28-0.31, which need transformers>=5.10.4 from 0.29 on.
+VERL_INSTALL = '"verl==0.9.1" "vllm>=0.28,<=0.31.0" "transformers>=5.10.4,<5.11"'
 
 
 # The paper's hyper-parameters as verl 0.9 keys, generated from the `paper` preset through the
@@ -310,7 +318,8 @@ Validation files: {", ".join(val_files) if spec.val_suites else "none: validatio
 
 ## Launch (one node, 8 GPUs)
 
-    pip install verl vllm && pip install -e /path/to/rlvr   # rlvr must import in verl's workers
+    pip install {VERL_INSTALL}
+    pip install -e /path/to/rlvr   # rlvr must import in verl's workers
     MODEL_PATH=/models/Qwen2.5-Math-1.5B bash run_1shot.sh
     MODEL_PATH=/models/Qwen2.5-Math-1.5B bash run_entropy_only.sh   # the entropy-only control
 
