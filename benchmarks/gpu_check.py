@@ -14,7 +14,7 @@ the colocate path is checked where vLLM is installed (the TRL phase uses it when
 Phases, each in its own process under its own time limit (one that overruns is killed and
 reported; the others still run):
 - native-rollout: rlvr's sampler (fast_lm, bf16 autocast, bf16 K/V cache), `--rollout-seqs`
-  sequences at once (the paper preset's rollout.batch_size, 512) × `--max-new-tokens` (3072);
+  sequences at once (the paper preset's rollout.batch_size, 256) × `--max-new-tokens` (3072);
 - native-update: one GRPO update of the paper preset (gradient checkpointing, chunked
   log-probs over real tokens, micro-batch 8, the KL reference model) on `--update-seqs` of
   those responses;
@@ -316,7 +316,7 @@ def parse(argv: list[str] | None = None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="gpu_check")
     parser.add_argument("--max-new-tokens", type=int, default=PAPER_NEW_TOKENS)
-    parser.add_argument("--rollout-seqs", type=int, default=512, help="paper preset: 512")
+    parser.add_argument("--rollout-seqs", type=int, default=256, help="paper preset: 256")
     parser.add_argument("--update-seqs", type=int, default=64)
     parser.add_argument("--trl-seqs", type=int, default=64)
     parser.add_argument("--native-limit-s", type=float, default=300)
