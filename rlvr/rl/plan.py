@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from rlvr.errors import UserError
-from rlvr.rl.plan_terms import disk_terms, memory_terms, time_terms
+from rlvr.rl.plan_terms import count, disk_terms, memory_terms, time_terms
 
 __all__ = ["GPUS", "Gpu", "ModelShape", "Plan", "check_before_run", "detect_gpu", "make_plan",
            "model_folder", "read_shape", "render"]
@@ -239,7 +239,7 @@ def render(plan: Plan) -> str:
     """The plan as the lines `rlvr train --plan` prints."""
     where = plan.gpu.name if plan.gpu else "CPU"
     lines = [f"plan: engine {plan.engine} on {where} ({plan.device}), "
-             f"{plan.params / 1e9:.3f} B parameters",
+             f"{count(plan.params)} parameters",
              f"tokens per step: {plan.tokens_per_step:,} (prompt + response limits)"]
     for phase, terms in plan.memory.items():
         parts = ", ".join(f"{k} {v:.2f}" for k, v in terms.items())

@@ -21,6 +21,10 @@ def _bytes(dtype: str) -> int:
     return 2 if dtype in ("bfloat16", "float16") else 4  # auto: fp32 weights (bf16 autocast)
 
 
+def count(params: int) -> str:
+    return f"{params / 1e9:.3f} B" if params >= 1e8 else f"{params / 1e6:.2f} M"
+
+
 def _kl(cfg) -> bool:
     return cfg.algo.kl_coef > 0 and cfg.algo.kl_type != "none"
 
@@ -30,7 +34,7 @@ def state_terms(cfg, shape, notes: list[str]) -> dict[str, float]:
     p, wb = shape.params, _bytes(cfg.model.dtype)
     o = cfg.optim
     moments = 2 if o.name == "adamw" else (1 if o.momentum else 0)
-    notes.append(f"state: {p / 1e9:.3f} B parameters × {wb} B (weights), × {wb} B "
+    notes.append(f"state: {count(p)} parameters × {wb} B (weights), × {wb} B "
                  f"(gradients), × {moments} × {wb} B ({o.name} moments)"
                  + (f", + a frozen reference × {wb} B (KL {cfg.algo.kl_coef})" if _kl(cfg)
                     else ", no reference model (KL off)"))
