@@ -89,7 +89,7 @@ def paper_config(model: Path, responses: int, args, *, micro: int = 8):
                  "template": "raw"},
         "rollout": {"max_new_tokens": args.max_new_tokens, "batch_size": args.rollout_seqs},
         "optim": {"micro_batch_size": min(micro, responses)}, "eval": {"suites": []},
-        "log": {"save_every": 0, "samples_every": 0}})
+        "log": {"save_every": 0, "samples_every": 0, "snapshot_steps": []}})
 
 
 class _Clock:
@@ -163,8 +163,8 @@ def _native_plan(trainer, batch, update_seqs: int, args) -> dict:
     rollout = dict(plan.memory["rollout"])
     rollout.pop("gradients", None)
     rollout.pop("optimizer", None)
-    return {"rollout": round(sum(rollout.values()), 1),
-            "update": round(sum(plan.memory["update"].values()), 1)}
+    return {"rollout": round(sum(rollout.values()), 3),
+            "update": round(sum(plan.memory["update"].values()), 3)}
 
 
 def phase_trl(args) -> dict:
