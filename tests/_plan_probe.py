@@ -63,7 +63,7 @@ def measure(cfg, scratch: Path) -> dict:
 def main(argv: list[str]) -> None:
     import torch
 
-    from rlvr.rl.config import resolve
+    from rlvr.rl.presets import resolve
     from rlvr.rl.trainer import Trainer
 
     torch.set_num_threads(1)

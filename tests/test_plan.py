@@ -14,7 +14,7 @@ import pytest
 from rlvr.cli import main
 from rlvr.errors import UserError
 from rlvr.rl import plan as planner
-from rlvr.rl.config import resolve
+from rlvr.rl.presets import resolve
 
 HERE = Path(__file__).resolve().parent
 QWEN25_MATH_15B = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2",

@@ -10,7 +10,7 @@ from test_eval_protocol import chat_lm  # noqa: F401  (the fixture)
 
 from rlvr.grading.rewards import RewardSpec, score
 from rlvr.model.rollout import SamplingParams, generate, load_model, stop_token_ids
-from rlvr.rl.config import resolve
+from rlvr.rl.presets import resolve
 
 
 def test_eos_only_runs_past_the_end_of_turn(chat_lm):  # noqa: F811

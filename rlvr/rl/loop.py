@@ -18,8 +18,8 @@ from rlvr.rl import checkpoint as ckpt
 from rlvr.rl.config import TrainConfig, config_to_dict
 from rlvr.rl.eval_hook import eval_due
 from rlvr.rl.problem_sets import eval_suites
-from rlvr.rl.trainer import Trainer
 from rlvr.rl.snapshots import save_snapshot, snapshot_due
+from rlvr.rl.trainer import Trainer
 from rlvr.rundir.snapshot import SNAPSHOT, write_snapshot
 from rlvr.rundir.write import fresh_run_dir, new_run_dir, write_config_toml
 

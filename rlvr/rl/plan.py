@@ -228,11 +228,9 @@ def _free_gib(out: Path | None) -> float | None:
 
 def model_folder(path: str) -> Path:
     """model.path as a folder ("" = the shipped organism)."""
-    if path:
-        return Path(path)
-    from rlvr.organism import default_path
+    from rlvr.model.locate import model_path
 
-    return Path(default_path())
+    return Path(model_path(path))
 
 
 def render(plan: Plan) -> str:
