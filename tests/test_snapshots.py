@@ -31,6 +31,13 @@ def test_native_run_keeps_two_checkpoints_and_its_snapshots(tmp_path, capsys):
     assert main(["eval", "--run", str(run), "--suites", "organism-add", "--limit", "4",
                  "--samples", "0"]) == 0, capsys.readouterr().err
     assert {p.name for p in (run / "eval").iterdir()} == {f"step-{i}" for i in range(4)}
+    # a snapshot named with --model is known as its run's step, as a checkpoint is
+    capsys.readouterr()
+    assert main(["eval", "--model", str(run / "snapshots" / "step-1"), "--suites",
+                 "organism-add", "--limit", "2", "--samples", "0",
+                 "--out", str(tmp_path / "ev")]) == 0
+    assert "is step 1 of" in capsys.readouterr().out
+    assert (tmp_path / "ev" / "eval" / "step-1" / "summary.json").is_file()
     # a resumed run continues from the newest checkpoint and keeps the snapshots
     assert main(["train", "--out", str(run), "--resume", "--steps", "4", "--no-progress"]) == 0
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-3", "step-4"]

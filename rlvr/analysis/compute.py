@@ -126,7 +126,7 @@ def _is_checkpoint(run: Run) -> bool:
     """An evaluation of a trained checkpoint (`rlvr eval --model RUN/checkpoints/step-N`)."""
     model = run.config.get("model") if isinstance(run.config.get("model"), dict) else {}
     path = Path(run.model or "")
-    return bool(model.get("run")) or (path.parent.name == "checkpoints"
+    return bool(model.get("run")) or (path.parent.name in ("checkpoints", "snapshots")
                                       and path.name.startswith("step-"))
 
 

@@ -192,9 +192,10 @@ def _eval_model(model_spec, flags, suite_specs, limit, data_dir, fields, out, de
 
 
 def _checkpoint_of(path: Path) -> tuple[int, dict] | None:
-    """(step, the run's config) when `path` is RUN/checkpoints/step-N of a run with a config."""
+    """(step, the run's config) when `path` is RUN/checkpoints/step-N (or a bf16
+    RUN/snapshots/step-N) of a run with a config."""
     match = _STEP_DIR.match(path.name)
-    if match is None or path.parent.name != "checkpoints":
+    if match is None or path.parent.name not in ("checkpoints", "snapshots"):
         return None
     if not (path.parent.parent / "config.toml").is_file():
         return None
