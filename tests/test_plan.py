@@ -68,6 +68,20 @@ def test_plan_text_prints_every_assumption(qwen_config, tmp_path, capsys):
         assert needle in text
 
 
+def test_plan_of_pi1_needs_no_data_but_a_run_does(qwen_config, tmp_path, capsys, monkeypatch):
+    """The one command of docs/gpu.md with --plan, before `rlvr data fetch`: the plan reads
+    only config.json; the run itself says which fetch to run."""
+    monkeypatch.delenv("RLVR_DATA_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    args = ["--engine", "trl", "--preset", "paper", "--model", str(qwen_config), "--example",
+            "pi1", "--out", str(tmp_path / "run")]
+    code, plan, err = _plan_json([*args, "--gpu", "h100"], capsys)
+    assert code == 0 and plan["fits"], err
+    assert main(["train", *args]) == 2
+    assert "rlvr data fetch dsr_sub" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_plan_without_a_gpu_asks_for_one(qwen_config, tmp_path, capsys):
     code, plan, _ = _plan_json(["--preset", "organism", "--example", "organism-add:3",
                                 "--out", str(tmp_path / "r")], capsys)

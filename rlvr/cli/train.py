@@ -184,7 +184,13 @@ def _overrides(*, model, example, train_file, pool, template, reward, label, wro
     if example and any(e in PAPER_EXAMPLES for e in example):
         example = [PAPER_EXAMPLES.get(e, e) for e in example]
         if pool is None and train_file is None:
-            pool = str(paper_pool(data_dir))
+            try:
+                pool = str(paper_pool(data_dir))
+            except UserError:
+                if check_model:
+                    raise
+                # --plan reads only the model's config.json: it needs no data to answer.
+                pool = None
     put("data", "examples", list(example) if example else None)
     # Absolute, for the record: a resumed run reads its own snapshot of the rows, never these.
     put("data", "train_file", _absolute(train_file))
