@@ -1,10 +1,10 @@
 """Conditions (reward modes, each possibly run with several seeds) and contrasts between them.
 
 A condition's accuracy and gain: with one run, the run's own item-bootstrap interval; with
-several seeds, the mean over seeds, a t-interval over the per-seed values, and those values.
+several seeds, the mean over seeds, a two-level (seeds × items) interval, and the per-seed values.
 A contrast (e.g. outcome − format-only) compares two conditions' trained accuracies: runs are
 paired by seed; one pair is a paired item bootstrap over the items both evaluated, several pairs
-a t-interval over the per-seed differences.
+the two-level (seeds × items) bootstrap over the per-seed differences.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rlvr.core.stats import Estimate, across_seeds, paired_gain
+from rlvr.core.stats import Estimate, paired_gain, two_level
 from rlvr.rundir.read import EvalStep
 
 __all__ = ["ConditionResult", "Contrast", "condition_rows", "contrast", "contrasts", "paired_items",
@@ -53,10 +53,9 @@ class Contrast:
 
 
 def seed_or_items(estimates: Sequence[Estimate]) -> Estimate:
-    """One run: its own (item) interval. Several: the mean and t-interval over seeds."""
-    if len(estimates) == 1:
-        return estimates[0]
-    return across_seeds([e.value for e in estimates])
+    """One run: its own (item) interval. Several: the mean over seeds with the two-level
+    (seeds × items) interval of `rlvr.core.stats.two_level`."""
+    return two_level(estimates)
 
 
 def condition_rows(members: dict[str, list[Member]]) -> list[ConditionResult]:

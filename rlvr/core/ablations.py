@@ -10,15 +10,16 @@ config and the verl export read this table; nothing else lists the conditions.
 Claim ids: C1 the gain is selection among modes the base has; C2 it transfers across problem
 categories; C3 test accuracy keeps rising after training accuracy saturates; C4 a format-only
 reward gives a large part of the gain; C5 entropy-only training gives a short-lived gain; C6
-an unguessable wrong label behaves like entropy-only; C7 a guessable wrong label can hurt.
+an unguessable wrong label behaves like entropy-only; C7 a guessable wrong label can hurt;
+C10 (beyond the paper) random rewards gain through GRPO's clipping.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CONDITIONS", "Condition", "condition", "condition_of", "label_study_rows",
-           "overlay_of"]
+__all__ = ["CONDITIONS", "Condition", "condition", "condition_of", "demo_conditions",
+           "label_study_rows", "overlay_of"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,12 @@ class Condition:
     claims: tuple[str, ...] = ()
     control: bool = False  # a control the report reads the outcome run against
     label_study: tuple[int, str] | None = None  # (row, title) in the label study, if a row
+    # A variant of another row: the preset overlay that marks it (recorded in the run's
+    # `overlays`), so a variant is never pooled with the main condition of its reward mode.
+    variant: str | None = None
+    # Where it runs: "demo" (every anchor of `rlvr demo`), "C10" (`rlvr demo --claim C10`), or
+    # "ablation" (a named ablation kept for users; no study command runs it).
+    study: str = "demo"
 
 
 # In display order: reports list runs, and the demo trains them, in this order (an outcome run
@@ -49,6 +56,16 @@ CONDITIONS: tuple[Condition, ...] = (
     Condition("wrong-label-unguessable", "wrong_label", "unguessable wrong label",
               wrong_label_kind="unguessable", claims=("C6",),
               label_study=(3, "unguessable wrong label")),
+    # C6's matched-settings check: the unguessable label with entropy-only's KL and weight decay.
+    Condition("wrong-label-unguessable-matched", "wrong_label",
+              "unguessable wrong label, entropy-only's KL and weight decay",
+              wrong_label_kind="unguessable", claims=("C6",), variant="matched_entropy"),
+    Condition("random-clip", "random", "random reward, 4 mini-batches, clip 0.2",
+              claims=("C10",), variant="minibatch_clip", study="C10"),
+    Condition("random-noclip", "random", "random reward, 4 mini-batches, no clipping",
+              claims=("C10",), variant="minibatch_noclip", study="C10"),
+    Condition("outcome-guard", "outcome", "outcome with the update guard",
+              variant="update_guard", study="ablation"),
 )
 
 
@@ -60,17 +77,29 @@ def condition(name: str) -> Condition:
     raise KeyError(f"no condition {name!r}; known: {', '.join(c.name for c in CONDITIONS)}")
 
 
-def condition_of(reward_mode: str | None, wrong_label_kind: str | None = None) -> Condition | None:
-    """The condition a run's `[reward]` table is, or None (no mode, or a label without a kind)."""
+def condition_of(reward_mode: str | None, wrong_label_kind: str | None = None,
+                 overlays: tuple[str, ...] | list[str] = ()) -> Condition | None:
+    """The condition a run's `[reward]` table (and the overlays it recorded) is, or None (no
+    mode, or a label without a kind). A variant's overlay picks the variant's row."""
+    found = None
     for c in CONDITIONS:
         if c.reward_mode == reward_mode and c.wrong_label_kind == wrong_label_kind:
-            return c
-    return None
+            if c.variant is None and found is None:
+                found = c
+            elif c.variant is not None and c.variant in overlays:
+                return c
+    return found
 
 
 def overlay_of(reward_mode: str | None) -> str | None:
     """The preset overlay a reward mode brings (the same for every wrong-label kind)."""
-    return next((c.overlay for c in CONDITIONS if c.reward_mode == reward_mode), None)
+    return next((c.overlay for c in CONDITIONS if c.reward_mode == reward_mode
+                 and c.variant is None), None)
+
+
+def demo_conditions() -> tuple[Condition, ...]:
+    """The rows `rlvr demo` trains on every anchor, in display order."""
+    return tuple(c for c in CONDITIONS if c.study == "demo")
 
 
 def label_study_rows() -> tuple[tuple[str, str], ...]:

@@ -8,7 +8,7 @@ built in Python is validated the same way. A `dict` field must be a table; its v
 dataclass's to validate (the organism's mode mixes give their own, more precise, errors).
 `key=value` assignments (`--set`) are read against the field's annotation, as the flags read
 theirs: a text field takes the text as typed (`reward.label=12.70` is the label "12.70"), a
-list of text takes `a,b` or a TOML list, everything else is a TOML value.
+list takes `a,b` or a TOML list, everything else is a TOML value.
 """
 
 from __future__ import annotations
@@ -189,4 +189,10 @@ def _parse_value(raw: str, hint: Any) -> Any:
             return value
         inner = raw[1:-1] if raw.startswith("[") and raw.endswith("]") else raw
         return [part.strip().strip("'\"") for part in inner.split(",") if part.strip()]
+    if typing.get_origin(hint) is tuple and not isinstance(value, list) and "," in raw:
+        # `log.eval_steps=5,20` (and a pair such as `optim.betas=0.9,0.99`): the comma form
+        # text lists take, each part read as the TOML value it is.
+        return [_toml_value(part.strip()) for part in raw.split(",") if part.strip()]
+    if typing.get_origin(hint) is tuple and args[-1] is Ellipsis and not isinstance(value, list):
+        return [value]  # one item of a list of any length: `log.eval_steps=5`
     return value

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,10 +28,13 @@ __all__ = [
     "N_RESAMPLES",
     "Estimate",
     "across_seeds",
+    "bonferroni",
+    "difference",
     "item_accuracy",
     "paired_gain",
     "percentile_interval",
     "resample_weights",
+    "two_level",
     "within_noise",
 ]
 
@@ -53,6 +56,9 @@ class Estimate:
     method: str
     n: int
     per_seed: tuple[float, ...] = ()
+    # The item-bootstrap resamples behind an "items" interval (same seed and items → the same
+    # draws in every run), which `two_level` combines across seeds.
+    boot: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def has_interval(self) -> bool:
@@ -115,7 +121,9 @@ def item_accuracy(correct: Sequence[Sequence[bool]], *, seed: int = 0,
     totals = np.array([len(item) for item in correct], dtype=float)
     weights = resample_weights(len(hits), n_resamples, seed)
     value, low, high = _ratio_interval(weights, hits, totals)
-    return Estimate(value, low, high, "items", len(hits))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boot = (weights @ hits) / (weights @ totals)
+    return Estimate(value, low, high, "items", len(hits), boot=boot)
 
 
 def paired_gain(base: Sequence[Sequence[bool]], trained: Sequence[Sequence[bool]], *,
@@ -131,7 +139,8 @@ def paired_gain(base: Sequence[Sequence[bool]], trained: Sequence[Sequence[bool]
     value = hits[:, 1].sum() / totals[:, 1].sum() - hits[:, 0].sum() / totals[:, 0].sum()
     boot = (weights @ hits) / (weights @ totals)  # (B, 2)
     low, high = percentile_interval(boot[:, 1] - boot[:, 0])
-    return Estimate(float(value), float(low), float(high), "items", len(base))
+    return Estimate(float(value), float(low), float(high), "items", len(base),
+                    boot=boot[:, 1] - boot[:, 0])
 
 
 def across_seeds(values: Sequence[float], confidence: float = CONFIDENCE) -> Estimate:
@@ -149,3 +158,51 @@ def across_seeds(values: Sequence[float], confidence: float = CONFIDENCE) -> Est
     ci = stats.ttest_1samp(data, 0.0).confidence_interval(confidence)
     return Estimate(mean, float(ci.low), float(ci.high), "seeds", int(data.size),
                     tuple(data.tolist()))
+
+
+def two_level(estimates: Sequence[Estimate], *, confidence: float = CONFIDENCE, seed: int = 0
+              ) -> Estimate:
+    """Mean over seeds of per-run item estimates, with an interval from both noise sources.
+
+    Each resample b draws the seeds with replacement (multinomial counts) and takes, for every
+    drawn seed, its own item resample b; the runs' item resamples share their draws (same
+    items, same bootstrap seed), so resample b is one draw of items for every seed and the
+    spread holds the items' noise (common to all seeds) and the seeds' (training) noise. With
+    few seeds the seed part is resampled from few values, so the interval is widened to
+    contain the t-interval over the seed values (the more cautious end of each side).
+    Runs without matching resamples fall back to `across_seeds`.
+    """
+    if len(estimates) == 1:
+        return estimates[0]
+    boots = [e.boot for e in estimates]
+    if any(b is None for b in boots) or len({len(b) for b in boots}) != 1:
+        return across_seeds([e.value for e in estimates], confidence)
+    matrix = np.stack(boots)  # (S, B)
+    n_seeds, n_boot = matrix.shape
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(n_seeds, [1 / n_seeds] * n_seeds, size=n_boot)  # (B, S)
+    with np.errstate(invalid="ignore"):
+        resampled = (counts * matrix.T).sum(axis=1) / n_seeds
+    low, high = percentile_interval(resampled, confidence)
+    values = [e.value for e in estimates]
+    seeds = across_seeds(values, confidence)
+    if seeds.has_interval:
+        low, high = min(float(low), seeds.low), max(float(high), seeds.high)
+    return Estimate(float(np.mean(values)), float(low), float(high), "seeds×items", n_seeds,
+                    tuple(values), boot=resampled)
+
+
+def bonferroni(confidence: float, comparisons: int) -> float:
+    """The per-comparison confidence that keeps `comparisons` intervals jointly at `confidence`."""
+    return 1 - (1 - confidence) / max(1, comparisons)
+
+
+def difference(a: Estimate, b: Estimate, confidence: float = CONFIDENCE) -> Estimate:
+    """a − b for two item estimates whose resamples share their item draws (same items, same
+    bootstrap seed), e.g. two gains measured against different bases on the same items."""
+    if a.boot is None or b.boot is None or len(a.boot) != len(b.boot):
+        raise ValueError("a difference needs both estimates' matching item resamples")
+    boot = a.boot - b.boot
+    low, high = percentile_interval(boot, confidence)
+    return Estimate(a.value - b.value, float(low), float(high), "items", min(a.n, b.n),
+                    boot=boot)

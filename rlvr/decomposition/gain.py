@@ -131,7 +131,7 @@ def _estimate(point: float, boot: np.ndarray, n: int) -> Estimate:
     if n < MIN_INTERVAL_ITEMS:
         return Estimate(float(point), None, None, "none", n)
     low, high = percentile_interval(boot)
-    return Estimate(float(point), float(low), float(high), "items", n)
+    return Estimate(float(point), float(low), float(high), "items", n, boot=boot)
 
 
 def _shares(base: np.ndarray, trained: np.ndarray, styles: list[str]) -> tuple[StyleShares, ...]:

@@ -151,7 +151,8 @@ class OptimConfig:
     momentum: float = 0.0  # sgd only
     grad_clip: float = 1.0  # max global grad norm; 0 = off
     micro_batch_size: int = 16  # responses per forward/backward (gradient accumulation)
-    # > 0: rescale every optimizer update to this L2 norm (entropy-only control, docs/training.md)
+    # > 0: rescale every optimizer update to this L2 norm; the rate then has no effect, so
+    # setting both is refused (rlvr.rl.presets.resolve). Not part of any preset.
     update_norm: float = 0.0
 
     def __post_init__(self):

@@ -2,7 +2,7 @@
 → `--set section.key=value` → explicit CLI flags (later wins), validated as a `TrainConfig`.
 
 `paper` is the 1-shot RLVR paper's recipe, `organism` the same recipe in form at the organism's
-scale on a CPU; the overlays (`entropy_only`, `dr_grpo`) are laid on a preset before the user's
+scale on a CPU; the overlays (`entropy_only`, `dr_grpo`, the study's variants) are laid on a preset before the user's
 file, `--set` and flags, so those win. A preset is where a knob such as `max_new_tokens` gets
 its value: the dataclasses of rlvr.rl.config only validate it.
 """
@@ -56,7 +56,8 @@ _PAPER: dict[str, Any] = {
 # weight decay 0.01, grad clip 1) at the organism's scale: 16 rollouts at temperature 1 of at
 # most the longest working chain (rlvr.study.design.token_budget), and a learning rate chosen on
 # training signals alone by benchmarks/recipe_sweep.py (docs/training.md, "The organism
-# recipe"). The update guard skips steps without any reward signal.
+# recipe"). No update guard (the paper's recipe has none): `algo.skip_no_signal` is the named
+# `update_guard` ablation.
 _ORGANISM: dict[str, Any] = {
     "steps": 60,
     "model": {"device": "cpu", "dtype": "float32"},
@@ -65,7 +66,7 @@ _ORGANISM: dict[str, Any] = {
                 "max_prompt_tokens": 256, "batch_size": 64},
     "algo": {"adv_estimator": "grpo", "entropy_coeff": 0.001, "kl_coef": 0.001,
              "kl_type": "low_var_kl", "loss_agg": "token-mean", "ppo_epochs": 1,
-             "mini_batches": 1, "skip_no_signal": True},
+             "mini_batches": 1},
     "optim": {"name": "adamw", "lr": 1.6e-4, "weight_decay": 0.01, "grad_clip": 1.0,
               "micro_batch_size": 16},
     "log": {"save_every": 0, "eval_every": 20, "samples_every": 5},
@@ -79,14 +80,21 @@ PRESETS: dict[str, dict[str, Any]] = {"paper": _PAPER, "organism": _ORGANISM}
 # overlay its reward mode brings; others are asked for with --overlay. The names applied are
 # recorded in the run's config as `overlays`.
 OVERLAYS: dict[str, dict[str, dict[str, Any]]] = {
-    # Entropy-only (reward mode none), as the paper ran it: pg_coef 0, no KL, no weight decay.
-    # On the organism the Adam update is also rescaled to the norm an outcome run's updates
-    # have, so the control moves the weights as much as a reward run does (docs/training.md).
-    "entropy_only": {
-        "paper": {"algo": {"pg_coef": 0.0, "kl_coef": 0.0}, "optim": {"weight_decay": 0.0}},
-        "organism": {"algo": {"pg_coef": 0.0, "kl_coef": 0.0},
-                     "optim": {"weight_decay": 0.0, "update_norm": 0.043}},
-    },
+    # Entropy-only (reward mode none), as the paper ran it: pg_coef 0, no KL, no weight decay,
+    # on every preset (no update-norm rescale: that was our knob, not the paper's).
+    "entropy_only": {"*": {"algo": {"pg_coef": 0.0, "kl_coef": 0.0},
+                           "optim": {"weight_decay": 0.0}}},
+    # Variants of the study's conditions (rlvr.core.ablations names the row each one marks):
+    # KL and weight decay as entropy-only sets them (C6's matched-settings check), the update
+    # guard (skip steps without reward signal; not in the paper), and GRPO with several
+    # mini-batches per step so the PPO ratio leaves 1 and clipping can act (C10), clip 0.2 or
+    # clipping off (ε so large that the clamp never binds).
+    "matched_entropy": {"*": {"algo": {"kl_coef": 0.0}, "optim": {"weight_decay": 0.0}}},
+    "update_guard": {"*": {"algo": {"skip_no_signal": True}}},
+    "minibatch_clip": {"*": {"data": {"copies": 4}, "rollout": {"n": 8},
+                             "algo": {"mini_batches": 4, "clip_low": 0.2, "clip_high": 0.2}}},
+    "minibatch_noclip": {"*": {"data": {"copies": 4}, "rollout": {"n": 8},
+                               "algo": {"mini_batches": 4, "clip_low": 1e9, "clip_high": 1e9}}},
     # Dr. GRPO (Liu et al. 2025): advantages r − mean without the std scaling, and each
     # response's token sum divided by one constant, rollout.max_new_tokens (TRL's dr_grpo
     # divides by max_completion_length, the same), so neither difficulty nor length biases it.
@@ -152,4 +160,11 @@ def resolve(
             data.get("eval", {}).get("data_dir"))}})
     if "overlays" in base:  # the full list applied, not just the last layer's
         data["overlays"] = base["overlays"]
-    return config_from_dict(data)
+    config = config_from_dict(data)
+    asked_lr = any("lr" in layer.get("optim", {}) for layer in (file_layer, *layers))
+    if config.optim.update_norm > 0 and asked_lr:
+        # The rescale fixes every update's size, so the rate would be recorded but not used.
+        raise UserError(f"optim.update_norm = {config.optim.update_norm:g} rescales every "
+                        "update to a fixed size, so optim.lr would have no effect",
+                        "set one of optim.lr and optim.update_norm, not both")
+    return config

@@ -137,7 +137,9 @@ class Run:
     def role(self) -> str:
         if self.reward_mode is None:
             return "eval"
-        known = condition_of(self.reward_mode, self.wrong_label_kind)
+        overlays = self.config.get("overlays") or ()
+        known = condition_of(self.reward_mode, self.wrong_label_kind,
+                             tuple(overlays) if isinstance(overlays, list) else ())
         if known is None:
             return "wrong label" if self.reward_mode == "wrong_label" else self.reward_mode
         return known.role

@@ -1,228 +1,202 @@
-"""Claims the demo does not run by itself, as commands that extend a finished demo.
+"""Studies that extend a finished demo (rules: docs/analysis.md).
 
-    rlvr demo --claim C8 --out runs/demo     # gain vs latent skill (after `rlvr demo`)
-    rlvr demo --claim C9 --out runs/demo     # gain by anchor type (after `rlvr demo`)
+    rlvr demo --claim robust --out runs/demo   # every training verdict at lr ×0.5 and ×2
+    rlvr demo --claim C10 --out runs/demo      # random reward where clipping can act
 
-C8, "less latent skill, smaller gain": weaker organisms are derived from the demo's model
-(`rlvr.organism.derive`: continued pretraining on working completions that are right only with
-probability `work_acc`, the same mode mix). Each is evaluated once as its own base (its latent
-skill measured as the accuracy inside the working style of its sampled base responses) and
-trained with outcome reward from the demo's anchor and seeds. The claim's quantity is
-gain(demo model) − gain(weaker), paired by seed, with a t-interval over seeds (the weakest level
-when there are several). Results go to DEMO/c8/ (organisms, runs and c8.json) and the C8 entry
-of DEMO/claims.json.
+Robustness: each training condition of each training anchor kind is re-run at the organism
+recipe's learning rate × 0.5 and × 2, with the demo's seeds, evaluated at the last step
+(entropy-only also at C5's early steps); the claims are re-checked on those runs. A verdict is
+`stable` when no sensitivity verdict lies on the other side of its rule, `flips` when one does,
+`weaker` when one is only inconclusive; the values go to the row's `sensitivity`. C1's skill
+change at each rate is recorded beside it (`skill_change_by_lr`: does the damage grow with lr?).
 
-C9, "a good anchor is one the base partially solves with high reward variance, not the
-hardest": from the demo's own history (protocol.json) the anchor types are the top-variance
-anchor (the demo's; its outcome runs are reused), a random pool example (seeded), a
-zero-variance one (every selection seed scored it 0: always or never solved) and the hardest
-(lowest mean training accuracy). Each trains with outcome reward from every demo seed; the gain
-is held-out sampled accuracy (avg@k, the demo's evaluation) at the last step minus the base's,
-per seed. The claim's quantity is gain(top variance) − gain(hardest), paired by seed, with a
-t-interval over seeds. Results go to DEMO/c9/ (runs and c9.json) and the C9 entry of
-DEMO/claims.json.
+C10 (beyond the paper; Spurious Rewards, arXiv 2506.10947): random reward with 4 mini-batches
+per step (4 groups of 8 rollouts, one group per mini-batch), so from the second mini-batch on
+the PPO ratio leaves 1 and clipping can act; clip ε = 0.2 vs clipping off, from the
+variance-top anchor with the demo's seeds. The quantity is gain(clip) − gain(no clip), paired
+by seed; gains, mean `clip_frac` and the style shares of both sit beside it.
 """
 
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 from typing import Any
 
-from rlvr.errors import UserError
-from rlvr.study.demo import CLAIM_COMMANDS
+from rlvr.study.demo import ABLATIONS, CLAIM_COMMANDS
 
-__all__ = ["CLAIM_COMMANDS", "anchor_types", "claim_entry", "merge_claims", "run_c8", "run_c9",
-           "sampled_accuracy", "working_skill"]
+__all__ = ["CLAIM_COMMANDS", "LR_FACTORS", "merge_claims", "robust_mark", "run_c10",
+           "run_robust"]
 
-C8_TEXT = "less latent capability (skill) gives a smaller gain"
-WORK_ACC = (0.5,)  # the weaker organisms' corpus.work_acc (the demo's model has 1.0)
-C9_TEXT = ("a good anchor is one the base partially solves with high reward variance, "
-           "not the hardest")
-
-
-def sampled_accuracy(run: Path, step: int) -> tuple[float, int]:
-    """avg@k over every suite of `run`'s evaluation at `step` (items weigh equally) and the
-    number of items."""
-    path = run / "eval" / f"step-{step}" / "summary.json"
-    if not path.is_file():
-        raise UserError(f"{run} has no evaluation at step {step}")
-    suites = json.loads(path.read_text(encoding="utf-8"))["suites"]
-    n = sum(s["n_items"] for s in suites.values())
-    return sum(s["avg_at_k_strict"] * s["n_items"] for s in suites.values()) / n, n
+LR_FACTORS = (0.5, 2.0)
+C10_TEXT = ("random rewards raise accuracy through GRPO's clipping bias toward the base's "
+            "highest-prior behaviour (beyond the paper)")
+_DECIDED = {"reproduced": "contradicted", "contradicted": "reproduced"}
+# Verdicts no sensitivity run can hold (their rows get no robustness mark).
+_UNJUDGED = ("not run", "not testable on this anchor", "too small to judge")
 
 
-def working_skill(run: Path, step: int = 0) -> tuple[float | None, int]:
-    """Lenient accuracy (the right number, boxed or not) among the sampled base responses in
-    the working style: the latent skill, whatever the format. And how many there were (None
-    when there were none, e.g. a token budget that cuts every working chain)."""
-    from rlvr.decomposition.styles import organism_style
-
-    hits = total = 0
-    for path in sorted((run / "eval" / f"step-{step}").glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            r = json.loads(line)
-            if r["sample"] > 0 and organism_style(r["response"], r["format"],
-                                                  r["finish_reason"]) == "work":
-                hits += bool(r["correct_lenient"])
-                total += 1
-    return (hits / total if total else None), total
+def robust_mark(main: str, sensitivity: list[str]) -> str | None:
+    """stable / flips / weaker / not measured (module doc); None for an undecided row."""
+    if main in _UNJUDGED:
+        return None
+    judged = [v for v in sensitivity if v not in _UNJUDGED]
+    if not judged:
+        return "not measured"
+    if main in _DECIDED:
+        if _DECIDED[main] in judged:
+            return "flips"
+        return "weaker" if "inconclusive" in judged else "stable"
+    return "flips" if any(v in _DECIDED for v in judged) else "stable"
 
 
-def anchor_types(protocol: dict, seed: int = 0) -> dict[str, str]:
-    """{type: pool id} from the demo's ranked candidates (see the module doc)."""
-    ranked = protocol["candidates"]
-    top = ranked[0]["index"]
-    zero = [c for c in ranked if max(c["per_seed"]) == 0.0 and c["index"] != top]
-    hardest = min((c for c in ranked if c["index"] != top),
-                  key=lambda c: (c["mean_accuracy"], -c["score"]))
-    out = {"top-variance": top, "hardest": hardest["index"]}
-    if zero:
-        out["zero-variance"] = zero[-1]["index"]
-    rest = [c["index"] for c in ranked if c["index"] not in out.values()]
-    if rest:
-        out["random"] = random.Random(seed).choice(rest)
-    return out
-
-
-def claim_entry(claim_id: str, claim: str, measure: str, per_seed: list[float],
-                items: int) -> dict[str, Any]:
-    """One claims.json entry for a quantity predicted > 0 from its per-seed values (points),
-    with the checklist's own t-interval and verdict rule (rlvr.analysis.claims)."""
-    from rlvr.analysis.claims import verdict
-    from rlvr.core.stats import across_seeds
-
-    est = across_seeds([v / 100 for v in per_seed])
-    points = est.points()
-    return {"id": claim_id, "claim": claim, "measure": measure,
-            "rule": "reproduced when > 0 with a 95% interval excluding 0; contradicted when the "
-                    "interval lies at or below 0; else inconclusive",
-            "value": points["value"], "ci": points["ci"], "seeds": len(per_seed),
-            "items": items, "verdict": verdict(est, "positive")}
-
-
-def merge_claims(path: Path, entries: list[dict]) -> list[dict]:
-    """Replace (or add) `entries` by id in the claims.json at `path`; returns the new list."""
-    claims = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
-    new = {e["id"]: e for e in entries}
-    merged = [new.pop(c["id"], c) for c in claims] + list(new.values())
+def merge_claims(path: Path, entries: list[dict], key=lambda e: e["id"]) -> list[dict]:
+    """Replace (or add) `entries` by `key` in the claims.json at `path`; returns the list."""
     from rlvr.rundir.write import atomic_write_json
 
+    claims = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+    new = {key(e): e for e in entries}
+    merged = [new.pop(key(c), c) for c in claims] + list(new.values())
     atomic_write_json(path, merged)
     return merged
 
 
-def run_c9(demo: str | Path, *, workers: int = 2, console=None) -> dict[str, Any]:
-    """Train the other anchor types of a finished demo and write the C9 entry (module doc)."""
+def _context(demo: Path):
+    from rlvr.study.demo import plan
+    from rlvr.study.findings import layout, load_demo
+
+    protocol = load_demo(demo)
+    p = plan(protocol["quick"])
+    model = "" if protocol["model"] == "shipped organism" else protocol["model"]
+    return protocol, p, model, layout(demo, protocol["anchors"], protocol["seeds"])
+
+
+def run_robust(demo: str | Path, *, workers: int = 2, console=None) -> dict[str, Any]:
+    """Re-run every training condition at lr × LR_FACTORS; mark each training verdict."""
     from rich.console import Console
 
+    from rlvr.analysis.claims import check_claims
+    from rlvr.analysis.compute import analyze
+    from rlvr.rl.presets import resolve
     from rlvr.rundir.write import atomic_write_json, new_run_dir
-    from rlvr.study.demo import ABLATIONS, condition_config, plan, run_parallel
+    from rlvr.study.demo import condition_config, run_parallel
 
     console = console or Console(stderr=True)
     demo = Path(demo)
-    protocol = _load_demo(demo)
-    p = plan(protocol["quick"])
-    out = new_run_dir(demo / "c9")
-    types = anchor_types(protocol)
-    model = "" if protocol["model"] == "shipped organism" else protocol["model"]
-    budget = protocol["token_budget"]
-    outcome = next(name for name, mode, _ in ABLATIONS if mode == "outcome")
-    runs = {"top-variance": [demo / f"{outcome}-s{s}" for s in protocol["seeds"]]}
-    groups = []
-    for kind, anchor in types.items():
-        if kind == "top-variance":
+    protocol, p, model, lay = _context(demo)
+    base_lr = resolve("organism").optim.lr
+    out = new_run_dir(demo / "robust")
+    groups, folders = [], {}
+    for kind in lay.training:
+        labels = protocol["wrong_labels"][kind]
+        for factor in LR_FACTORS:
+            folders[kind, factor] = folder = out / f"{kind}-lr{factor:g}"
+            for name, mode, kind_, variant in ABLATIONS:
+                if variant or mode == "random":  # no training verdict reads them
+                    continue
+                label = None if kind_ is None else labels.get(kind_)
+                if kind_ == "guessable" and label is None:
+                    continue
+                groups.append(([condition_config(p, examples=[lay.anchors[kind]], mode=mode,
+                                        steps=p.steps, seed=s, budget=protocol["token_budget"],
+                                        model=model, label=label, kind=kind_,
+                                        lr=base_lr * factor,
+                                        eval_steps=p.early_steps if name == "entropy-only"
+                                        else ()) for s in lay.seeds],
+                               [folder / f"{name}-s{s}" for s in lay.seeds]))
+    console.print(f"robust: {len(groups)} seed groups at lr × {', '.join(map(str, LR_FACTORS))}"
+                  f" (base lr {base_lr:g}), {len(lay.seeds)} seeds × {p.steps} steps")
+    run_parallel(groups, workers, console, "robust", p.group_rows)
+    found: dict[tuple[str, float], dict[str, dict]] = {}
+    for (kind, factor), folder in folders.items():
+        runs = sorted(d for d in folder.iterdir() if (d / "config.toml").is_file())
+        analysis = analyze(runs, base=demo / "base", threshold=p.threshold, window=p.window)
+        found[kind, factor] = {c.id: c.to_json() for c in check_claims(analysis)}
+    claims = json.loads((demo / "claims.json").read_text(encoding="utf-8"))
+    for row in claims:
+        kind = lay.aliases.get(row.get("anchor_kind"), row.get("anchor_kind"))
+        if kind not in lay.training:
             continue
-        runs[kind] = [out / f"{kind}-s{s}" for s in protocol["seeds"]]
-        groups.append(([condition_config(p, examples=[anchor], mode="outcome", steps=p.steps,
-                                         seed=s, budget=budget, model=model, eval_steps=())
-                        for s in protocol["seeds"]],
-                       runs[kind]))
-    console.print(f"C9: {len(groups)} anchor types × {len(protocol['seeds'])} seeds "
-                  f"({', '.join(f'{k} {v}' for k, v in types.items())})")
-    run_parallel(groups, workers, console, "anchors", p.group_rows)
-    base, items = sampled_accuracy(demo / "base", 0)
-    gains = {kind: [100 * (sampled_accuracy(r, p.steps)[0] - base) for r in dirs]
-             for kind, dirs in runs.items()}
-    entry = claim_entry("C9", C9_TEXT, "held-out avg@k gain (points) of outcome training from "
-                        "the top-variance anchor minus from the hardest, paired by seed",
-                        [a - b for a, b in zip(gains["top-variance"], gains["hardest"],
-                                               strict=True)], items)
-    from rlvr.core.stats import across_seeds
+        sens = [{"lr_factor": f, "lr": base_lr * f, "value": found[kind, f][row["id"]]["value"],
+                 "ci": found[kind, f][row["id"]]["ci"],
+                 "verdict": found[kind, f][row["id"]]["verdict"]} for f in LR_FACTORS]
+        row["sensitivity"] = sens
+        row["robust"] = robust_mark(row["verdict"], [s["verdict"] for s in sens])
+        if row["id"] == "C1":
+            row["skill_change_by_lr"] = {"1": row.get("skill_change"), **{
+                f"{f:g}": found[kind, f]["C1"].get("skill_change") for f in LR_FACTORS}}
+    from rlvr.rundir.write import atomic_write_json as write
 
-    by_type = {}
-    for kind, g in gains.items():
-        est = across_seeds(g)
-        by_type[kind] = {"anchor": types[kind], "gains": g, "mean": est.value,
-                         "low": est.low, "high": est.high}
-    atomic_write_json(out / "c9.json", {"base_avg_at_k": base, "items": items,
-                                        "anchor_types": by_type, "claim": entry})
-    merge_claims(demo / "claims.json", [entry])
-    return {"claim": entry, "anchor_types": by_type}
+    write(demo / "claims.json", claims)
+    atomic_write_json(out / "robust.json", {
+        "base_lr": base_lr, "factors": list(LR_FACTORS),
+        "claims": {f"{k}-lr{f:g}": v for (k, f), v in found.items()}})
+    return {"claims": claims}
 
 
-def _load_demo(demo: Path) -> dict:
-    record = demo / "protocol.json"
-    if not record.is_file():
-        raise UserError(f"{demo} is not a finished demo (no protocol.json)",
-                        f"run `rlvr demo --out {demo}` first")
-    return json.loads(record.read_text(encoding="utf-8"))
+def _clip_frac(run: Path) -> float | None:
+    values = [json.loads(x).get("clip_frac") for x in
+              (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
 
 
-def run_c8(demo: str | Path, *, workers: int = 2, console=None,
-           work_acc: tuple[float, ...] = WORK_ACC) -> dict[str, Any]:
-    """Derive weaker organisms, train them from the demo's anchor, write the C8 entry."""
+def _style_shares(base: Path, runs: list[Path]) -> dict[str, dict[str, float | None]]:
+    """π(style) of the base and the mean over `runs` of their last evaluation."""
+    from rlvr.decomposition.gain import decompose
+    from rlvr.rundir.read import load_run
+
+    base_step = load_run(base).evals[0]
+    shares: dict[str, dict[str, Any]] = {}
+    for path in runs:
+        run = load_run(path)
+        result, _ = decompose(base_step, run.evals[max(run.evals)])
+        for s in (result.all.styles if result else ()):
+            row = shares.setdefault(s.style, {"base": s.base[0], "trained": []})
+            row["trained"].append(s.trained[0])
+    return {k: {"base": v["base"], "trained": (sum(x or 0 for x in v["trained"])
+                                              / len(v["trained"]))}
+            for k, v in shares.items()}
+
+
+def run_c10(demo: str | Path, *, workers: int = 2, console=None) -> dict[str, Any]:
+    """Random reward with several mini-batches, clip 0.2 vs off (module doc)."""
     from rich.console import Console
 
-    from rlvr.model.locate import model_path
-    from rlvr.organism.derive import derive
+    from rlvr.core.ablations import condition
+    from rlvr.core.stats import difference, two_level
     from rlvr.rundir.write import atomic_write_json, new_run_dir
-    from rlvr.study.demo import ABLATIONS, base_eval, condition_config, plan, run_parallel
+    from rlvr.study.demo import condition_config, run_parallel
+    from rlvr.study.findings import _entry, gain_estimates
 
     console = console or Console(stderr=True)
     demo = Path(demo)
-    protocol = _load_demo(demo)
-    p = plan(protocol["quick"])
-    out = new_run_dir(demo / "c8")
-    model = "" if protocol["model"] == "shipped organism" else protocol["model"]
-    outcome = next(name for name, mode, _ in ABLATIONS if mode == "outcome")
-    levels = {"demo model": {"base": demo / "base", "model": model or "shipped organism",
-                             "runs": [demo / f"{outcome}-s{s}" for s in protocol["seeds"]]}}
+    protocol, p, model, lay = _context(demo)
+    out = new_run_dir(demo / "c10")
+    anchor = lay.anchors["variance-top"]
+    runs = {}
     groups = []
-    for acc in work_acc:
-        name = f"work_acc-{acc:g}"
-        console.print(f"C8: deriving {name} from {model or 'the shipped organism'}")
-        weak = derive(model_path(model), out / name, work_acc=acc,
-                      steps=5 if protocol["quick"] else 400)
-        configs = [condition_config(p, examples=[protocol["anchor"]], mode="outcome",
-                                    steps=p.steps, seed=s, budget=protocol["token_budget"],
-                                    model=str(weak), eval_steps=())
-                   for s in protocol["seeds"]]
-        base_eval(configs[0], str(weak), out / f"{name}-base")
-        runs = [out / f"{name}-s{s}" for s in protocol["seeds"]]
-        levels[name] = {"base": out / f"{name}-base", "model": str(weak), "runs": runs}
-        groups.append((configs, runs))
-    run_parallel(groups, workers, console, "weaker organisms", p.group_rows)
-    rows = {}
-    for name, level in levels.items():
-        base, items = sampled_accuracy(level["base"], 0)
-        skill, n = working_skill(level["base"])
-        rows[name] = {"model": level["model"], "working_skill": skill, "working_samples": n,
-                      "base_avg_at_k": base,
-                      "gains": [100 * (sampled_accuracy(r, p.steps)[0] - base)
-                                for r in level["runs"]]}
-    weakest = list(rows)[-1]
-    skills = " vs ".join(_fmt(rows[k]["working_skill"]) for k in (weakest, "demo model"))
-    entry = claim_entry("C8", C8_TEXT, "held-out avg@k gain (points) of outcome training on "
-                        f"the demo's model minus on the {weakest} organism (working skill "
-                        f"{skills}), same anchor, paired by seed",
-                        [a - b for a, b in zip(rows["demo model"]["gains"],
-                                               rows[weakest]["gains"], strict=True)], items)
-    atomic_write_json(out / "c8.json", {"levels": rows, "claim": entry})
+    for name in ("random-clip", "random-noclip"):
+        variant = condition(name).variant
+        runs[name] = [out / f"{name}-s{s}" for s in lay.seeds]
+        groups.append(([condition_config(p, examples=[anchor], mode="random", steps=p.steps, seed=s,
+                                budget=protocol["token_budget"], model=model,
+                                n=max(2, p.rollout_n // 2), overlays=(variant,))
+                        for s in lay.seeds], runs[name]))
+    console.print(f"C10: random reward, 4 mini-batches, clip 0.2 vs off, anchor {anchor}, "
+                  f"{len(lay.seeds)} seeds × {p.steps} steps")
+    run_parallel(groups, workers, console, "C10", p.group_rows)
+    gains = {k: gain_estimates(demo / "base", v) for k, v in runs.items()}
+    diffs = [difference(a, b) for a, b in zip(gains["random-clip"], gains["random-noclip"],
+                                              strict=True)]
+    extra = {name: {"gain": two_level(g).points(),
+                    "clip_frac": [_clip_frac(r) for r in runs[name]],
+                    "style_shares": _style_shares(demo / "base", runs[name])}
+             for name, g in gains.items()}
+    entry = _entry("C10", C10_TEXT, "held-out avg@k gain (points) of random reward with clip "
+                   "0.2 minus with clipping off, 4 mini-batches per step, paired by seed",
+                   two_level(diffs), len(lay.seeds), diffs[0].n, extra)
+    entry.update(anchor=anchor, anchor_kind="variance-top")
+    atomic_write_json(out / "c10.json", entry)
     merge_claims(demo / "claims.json", [entry])
-    return {"claim": entry, "levels": rows}
-
-
-def _fmt(value: float | None) -> str:
-    return "unmeasured" if value is None else f"{value:.2f}"
+    return {"claim": entry}

@@ -27,8 +27,10 @@ from typing import Any
 from rlvr.errors import UserError
 from rlvr.problem import Problem
 
-__all__ = ["AnchorChoice", "Candidate", "WrongLabels", "anchor_pool", "calibration_examples",
-           "choose_anchor", "sample_answers", "token_budget", "wrong_labels"]
+__all__ = ["ANCHOR_KINDS", "TRAINING_KINDS", "AnchorChoice", "Candidate", "WrongLabels",
+           "anchor_kinds", "anchor_pool", "base_accuracy", "calibration_examples",
+           "choose_anchor", "sample_answers", "token_budget", "working_required",
+           "wrong_labels"]
 
 
 @functools.cache
@@ -167,3 +169,47 @@ def wrong_labels(answers: list[dict], gold: str, seed: int = 0) -> WrongLabels:
         if not any(grade(f"\\boxed{{{x}}}", label).correct_strict for x in produced):
             break
     return WrongLabels(gold, guessable, count, styles, label, len(answers), dict(produced))
+
+
+# --- anchors by kind ----------------------------------------------------------------------------
+
+ANCHOR_KINDS = ("variance-top", "working-required", "hardest", "random")
+TRAINING_KINDS = ("variance-top", "working-required")  # the training claims run on both
+
+
+def working_required(answers: Sequence[dict]) -> bool:
+    """A base sample writes a wrong boxed answer through a non-working style, and boxed
+    working is right (at least one boxed working sample is correct): on such an anchor only
+    the latent skill earns the reward."""
+    shortcut_fails = any(a["style"] != "work" and a["format"] == "boxed" and not a["correct"]
+                         for a in answers)
+    working_right = any(a["style"] == "work" and a["format"] == "boxed" and a["correct"]
+                        for a in answers)
+    return shortcut_fails and working_right
+
+
+def anchor_kinds(choice: AnchorChoice, samples: dict[str, Sequence[dict]], pool: Sequence[str],
+                 seed: int = 0) -> dict[str, str | None]:
+    """{kind: pool id or None} by the rules of docs/analysis.md ("Anchors by kind"):
+    variance-top = the top historical-variance candidate; working-required = the top
+    historical-variance candidate that `working_required` accepts; hardest = the lowest base
+    accuracy (over its samples) among the other candidates with at least one correct sample
+    (C9 compares it with variance-top); random = a
+    seeded pick among the candidates none of the others chose. Ties keep pool order."""
+    import random
+
+    ranked = [c.index for c in choice.candidates]  # by variance, ties in pool order
+    order = {index: i for i, index in enumerate(pool)}
+    required = next((i for i in ranked if working_required(samples[i])), None)
+    # Not the variance-top anchor itself: C9 compares the two.
+    solvable = [i for i in pool if any(a["correct"] for a in samples[i]) and i != choice.anchor]
+    hardest = min(solvable, key=lambda i: (base_accuracy(samples[i]), order[i]), default=None)
+    out: dict[str, str | None] = {"variance-top": choice.anchor, "working-required": required,
+                                  "hardest": hardest}
+    rest = [i for i in pool if i not in out.values()]
+    out["random"] = random.Random(seed).choice(rest) if rest else None
+    return out
+
+
+def base_accuracy(answers: Sequence[dict]) -> float:
+    return sum(bool(a["correct"]) for a in answers) / max(1, len(answers))
