@@ -167,7 +167,7 @@ def run_c10(demo: str | Path, *, workers: int = 2, console=None) -> dict[str, An
     from rlvr.core.stats import difference, two_level
     from rlvr.rundir.write import atomic_write_json, new_run_dir
     from rlvr.study.demo import condition_config, run_parallel
-    from rlvr.study.findings import _entry, gain_estimates
+    from rlvr.study.findings import claim_row, gain_estimates
 
     console = console or Console(stderr=True)
     demo = Path(demo)
@@ -193,7 +193,7 @@ def run_c10(demo: str | Path, *, workers: int = 2, console=None) -> dict[str, An
                     "clip_frac": [_clip_frac(r) for r in runs[name]],
                     "style_shares": _style_shares(demo / "base", runs[name])}
              for name, g in gains.items()}
-    entry = _entry("C10", C10_TEXT, "held-out avg@k gain (points) of random reward with clip "
+    entry = claim_row("C10", C10_TEXT, "held-out avg@k gain (points) of random reward with clip "
                    "0.2 minus with clipping off, 4 mini-batches per step, paired by seed",
                    two_level(diffs), len(lay.seeds), diffs[0].n, extra)
     entry.update(anchor=anchor, anchor_kind="variance-top")

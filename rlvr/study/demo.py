@@ -27,8 +27,9 @@ from typing import Any
 
 from rlvr.core.ablations import demo_conditions
 from rlvr.errors import UserError
+from rlvr.study.findings import PLUMBING
 
-__all__ = ["ABLATIONS", "CLAIM_COMMANDS", "DemoPlan", "DemoResult", "eval_schedule", "plan",
+__all__ = ["ABLATIONS", "CLAIM_COMMANDS", "PLUMBING", "DemoPlan", "DemoResult", "eval_schedule", "plan",
            "run_demo"]
 
 # Claims the demo does not run by itself, and the command that does (rlvr/study/claim_commands.py).
@@ -38,8 +39,6 @@ CLAIM_COMMANDS = {"robust": "rlvr demo --claim robust --out DEMO_DIR",
 # (run name, reward.mode, wrong_label_kind, variant overlay) of every condition the demo trains
 ABLATIONS = tuple((c.name, c.reward_mode, c.wrong_label_kind, c.variant)
                   for c in demo_conditions())
-PLUMBING = ("PLUMBING CHECK (--quick): sizes far below what a verdict needs; every claim reads "
-            "'too small to judge'. Run `rlvr demo` without --quick for results.")
 
 
 @dataclass(frozen=True)

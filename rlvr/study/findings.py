@@ -19,12 +19,15 @@ from typing import Any
 
 from rlvr.errors import UserError
 
-__all__ = ["WEAK", "WORK_ACC", "Layout", "gain_estimates", "gold", "layout", "load_demo",
+__all__ = ["PLUMBING", "WEAK", "WORK_ACC", "Layout", "claim_row", "gain_estimates", "gold", "layout",
+           "load_demo",
            "sample_summary", "write_all", "working_skill"]
 
 WORK_ACC = 0.5  # the weaker organism's corpus.work_acc (the demo's model has 1.0)
 WEAK = f"work_acc-{WORK_ACC:g}"
 NOT_TESTABLE = "not testable on this anchor"
+PLUMBING = ("PLUMBING CHECK (--quick): sizes far below what a verdict needs; every claim reads "
+            "'too small to judge'. Run `rlvr demo` without --quick for results.")
 C8_TEXT = "less latent capability (skill) gives a smaller gain"
 C9_TEXT = ("a good anchor is one the base partially solves with high reward variance, "
            "not the hardest")
@@ -139,7 +142,7 @@ def working_skill(run: Path, step: int = 0) -> tuple[float | None, int]:
     return (hits / total if total else None), total
 
 
-def _entry(cid: str, text: str, measure: str, estimate, seeds: int, items: int,
+def claim_row(cid: str, text: str, measure: str, estimate, seeds: int, items: int,
            extra: dict) -> dict:
     from rlvr.analysis.claims import RULES, Claim, size_rule, verdict
 
@@ -159,7 +162,7 @@ def c9_entry(out: Path, lay: Layout) -> dict:
         diffs = [difference(a, b) for a, b in zip(gains["variance-top"], gains["hardest"],
                                                   strict=True)]
         estimate, items = two_level(diffs), diffs[0].n
-    row = _entry("C9", C9_TEXT, "held-out avg@k gain (points) of outcome training from the "
+    row = claim_row("C9", C9_TEXT, "held-out avg@k gain (points) of outcome training from the "
                  "variance-top anchor minus from the hardest, paired by seed (all four anchor "
                  "kinds in by_anchor)", estimate, len(lay.seeds), items, {"by_anchor": by_anchor})
     return {**row, "anchor_kind": "by criterion"}
@@ -175,7 +178,7 @@ def c8_entry(out: Path, lay: Layout) -> dict:
     extra = {"gains": {"demo model": two_level(default).points(),
                        WEAK: two_level(weak).points()},
              "working_skill": {k: {"value": v, "samples": n} for k, (v, n) in skills.items()}}
-    row = _entry("C8", C8_TEXT, "held-out avg@k gain (points) of outcome training on the demo's "
+    row = claim_row("C8", C8_TEXT, "held-out avg@k gain (points) of outcome training on the demo's "
                  f"model minus on the {WEAK} organism (less latent skill, same mode mix), both "
                  f"from the {lay.c8_kind} anchor, paired by seed", two_level(diffs),
                  len(lay.seeds), diffs[0].n, extra)
@@ -236,8 +239,6 @@ def _value(row: dict) -> str:
 
 
 def claims_markdown(rows: list[dict], *, quick: bool) -> str:
-    from rlvr.study.demo import PLUMBING
-
     lines = ([f"**{PLUMBING}**", ""] if quick else []) + [
         "| id | anchor kind | anchor | value (points) | seeds × items | verdict | robust |",
         "|---|---|---|---|---|---|---|"]
@@ -250,8 +251,6 @@ def claims_markdown(rows: list[dict], *, quick: bool) -> str:
 
 def index_page(rows: list[dict], lay: Layout, protocol: dict, *, quick: bool) -> str:
     """OUT/report.html: the claims of every anchor kind, the contrast, links to the reports."""
-    from rlvr.study.demo import PLUMBING
-
     banner = f'<p style="background:#fde68a;padding:8px"><b>{html.escape(PLUMBING)}</b></p>'
     links = "".join(f'<li><a href="{kind}/report.html">{kind} anchor {html.escape(str(a))}</a>'
                     "</li>" for kind, a in lay.anchors.items() if kind in lay.training)
