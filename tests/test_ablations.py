@@ -21,7 +21,8 @@ def test_every_condition_is_a_reward_mode_with_a_known_overlay():
     assert len({c.name for c in CONDITIONS}) == len({c.role for c in CONDITIONS}) == len(CONDITIONS)
     assert {c.reward_mode for c in CONDITIONS} <= set(REWARD_MODES)
     assert all(c.overlay is None or c.overlay in OVERLAYS for c in CONDITIONS)
-    assert all(c.claims and all(x.startswith("C") for x in c.claims) for c in CONDITIONS)
+    assert all(all(x.startswith("C") for x in c.claims) for c in CONDITIONS)
+    assert all(c.claims for c in CONDITIONS if c.study != "ablation")
 
 
 def test_the_reward_registry_is_the_one_list_of_modes():
@@ -42,14 +43,17 @@ def test_the_reward_registry_is_the_one_list_of_modes():
 
 
 def test_readers_take_the_registry_rows():
-    assert ABLATIONS == tuple((c.name, c.reward_mode, c.wrong_label_kind) for c in CONDITIONS)
+    assert ABLATIONS == tuple((c.name, c.reward_mode, c.wrong_label_kind, c.variant)
+                              for c in CONDITIONS if c.study == "demo")
+    assert all(c.variant is None or c.variant in OVERLAYS for c in CONDITIONS)
     assert ROLES[1:-2] == DISPLAY_ORDER[:-2] == tuple(c.role for c in CONDITIONS)
     assert _CONTROLS == ("format-only", "entropy-only", "random")  # the controls, in order
     assert {role for role, _ in LABEL_ROWS} <= {c.role for c in CONDITIONS}
     for c in CONDITIONS:
-        run = SimpleNamespace(reward_mode=c.reward_mode, wrong_label_kind=c.wrong_label_kind)
+        run = SimpleNamespace(reward_mode=c.reward_mode, wrong_label_kind=c.wrong_label_kind,
+                              config={"overlays": [c.variant] if c.variant else []})
         assert Run.role.fget(run) == c.role
-    unknown_kind = SimpleNamespace(reward_mode="wrong_label", wrong_label_kind=None)
+    unknown_kind = SimpleNamespace(reward_mode="wrong_label", wrong_label_kind=None, config={})
     assert Run.role.fget(unknown_kind) == "wrong label" and condition_of("wrong_label") is None
 
 

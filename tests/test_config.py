@@ -30,7 +30,9 @@ def test_entropy_only_preset_zeroes_pg_kl_and_decay():
     assert (cfg.algo.pg_coef, cfg.algo.kl_coef, cfg.optim.weight_decay) == (0.0, 0.0, 0.0)
     assert cfg.algo.entropy_coeff == 0.001
     org = resolve("organism", sets=["reward.mode=none"])
-    assert org.algo.pg_coef == 0.0 and org.optim.update_norm > 0
+    # As the paper ran it on every preset: no update-norm rescale (issue #25).
+    assert (org.algo.pg_coef, org.algo.kl_coef, org.optim.weight_decay, org.optim.update_norm) == (
+        0.0, 0.0, 0.0, 0.0)
 
 
 def test_reward_mode_argument_sets_the_mode_its_overlay_is_for():

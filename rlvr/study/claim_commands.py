@@ -29,6 +29,7 @@ __all__ = ["CLAIM_COMMANDS", "LR_FACTORS", "merge_claims", "robust_mark", "run_c
            "run_robust"]
 
 LR_FACTORS = (0.5, 2.0)
+TRAINING_CLAIMS = ("C1", "C2", "C3", "C4", "C5", "C6", "C7")  # checked per training anchor
 C10_TEXT = ("random rewards raise accuracy through GRPO's clipping bias toward the base's "
             "highest-prior behaviour (beyond the paper)")
 _DECIDED = {"reproduced": "contradicted", "contradicted": "reproduced"}
@@ -115,7 +116,7 @@ def run_robust(demo: str | Path, *, workers: int = 2, console=None) -> dict[str,
     claims = json.loads((demo / "claims.json").read_text(encoding="utf-8"))
     for row in claims:
         kind = lay.aliases.get(row.get("anchor_kind"), row.get("anchor_kind"))
-        if kind not in lay.training:
+        if kind not in lay.training or row["id"] not in TRAINING_CLAIMS:
             continue
         sens = [{"lr_factor": f, "lr": base_lr * f, "value": found[kind, f][row["id"]]["value"],
                  "ci": found[kind, f][row["id"]]["ci"],
