@@ -4,8 +4,9 @@
     rlvr demo --claim C10 --out runs/demo      # random reward where clipping can act
 
 Robustness: each training condition of each training anchor kind is re-run at the organism
-recipe's learning rate × 0.5 and × 2, with the demo's seeds, evaluated at the last step
-(entropy-only also at C5's early steps); the claims are re-checked on those runs. A verdict is
+recipe's learning rate × 0.5 and × 2, with the demo's seeds, evaluated at the last step only
+(so C3 and C5, which read earlier evaluations, are `not measured`); the claims are re-checked
+on those runs. A verdict is
 `stable` when no sensitivity verdict lies on the other side of its rule, `flips` when one does,
 `weaker` when one is only inconclusive; the values go to the row's `sensitivity`. C1's skill
 change at each rate is recorded beside it (`skill_change_by_lr`: does the damage grow with lr?).
@@ -101,9 +102,7 @@ def run_robust(demo: str | Path, *, workers: int = 2, console=None) -> dict[str,
                 groups.append(([condition_config(p, examples=[lay.anchors[kind]], mode=mode,
                                         steps=p.steps, seed=s, budget=protocol["token_budget"],
                                         model=model, label=label, kind=kind_,
-                                        lr=base_lr * factor,
-                                        eval_steps=p.early_steps if name == "entropy-only"
-                                        else ()) for s in lay.seeds],
+                                        lr=base_lr * factor) for s in lay.seeds],
                                [folder / f"{name}-s{s}" for s in lay.seeds]))
     console.print(f"robust: {len(groups)} seed groups at lr × {', '.join(map(str, LR_FACTORS))}"
                   f" (base lr {base_lr:g}), {len(lay.seeds)} seeds × {p.steps} steps")
