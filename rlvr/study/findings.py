@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -187,26 +187,29 @@ def c8_entry(out: Path, lay: Layout) -> dict:
 
 def training_rows(out: Path, folder: Path, kind: str, anchor: str, p, *, quick: bool,
                   testable: bool) -> tuple[list[dict], str]:
-    """C1-C7 of one training anchor kind (its runs only), its report page and Markdown."""
+    """C1-C7 of one training anchor kind (its runs only), its report page (the same rows as
+    claims.json: C7 not testable where no guessable label exists) and Markdown."""
     from rlvr.analysis.claims import check_claims
     from rlvr.analysis.compute import analyze
-    from rlvr.analysis.report import render_markdown, write_report
+    from rlvr.analysis.report import render_html, render_markdown, write_claims
 
     runs = sorted(d for d in folder.iterdir() if (d / "config.toml").is_file())
     analysis = analyze(runs, base=out / "base", threshold=p.threshold, window=p.window)
-    title = f"rlvr demo, {kind} anchor {anchor}: where did the gain come from?"
-    write_report(analysis, folder / "report.html",
-                 title=("PLUMBING CHECK (--quick, too small to judge) · " if quick else "")
-                 + title)
-    rows = []
-    for row in (c.to_json() for c in check_claims(analysis)):
-        if row["id"] in ("C8", "C9"):
-            continue
-        if row["id"] == "C7" and not testable:
-            row.update(verdict=NOT_TESTABLE, note="no base sample wrote a wrong boxed answer "
-                       "on this anchor, so no guessable label exists")
-        rows.append({**row, "anchor": anchor, "anchor_kind": kind})
-    return rows, f"## {kind} anchor {anchor}\n\n" + render_markdown(analysis)
+    claims = []
+    for c in check_claims(analysis):
+        if c.id in ("C8", "C9"):
+            continue  # measured across anchors and organisms: OUT/claims.json has them
+        if c.id == "C7" and not testable:
+            c = replace(c, verdict=NOT_TESTABLE, note="no base sample wrote a wrong boxed "
+                        "answer on this anchor, so no guessable label exists")
+        claims.append(c)
+    title = (("PLUMBING CHECK (--quick, too small to judge) · " if quick else "")
+             + f"rlvr demo, {kind} anchor {anchor}: where did the gain come from?")
+    (folder / "report.html").write_text(render_html(analysis, title=title, claims=claims),
+                                        encoding="utf-8")
+    write_claims(analysis, folder, claims)
+    rows = [{**c.to_json(), "anchor": anchor, "anchor_kind": kind} for c in claims]
+    return rows, f"## {kind} anchor {anchor}\n\n" + render_markdown(analysis, claims)
 
 
 def write_all(out: Path, lay: Layout, p, *, quick: bool) -> tuple[Path, str]:
