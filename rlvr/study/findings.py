@@ -241,14 +241,52 @@ def _value(row: dict) -> str:
     return f"{row['value']:+.1f}" + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "")
 
 
+def details(row: dict) -> str:
+    """The claim's own parts, in a few words (the table's last column)."""
+    def v(x):
+        return "—" if not x else _value(x)
+
+    parts = []
+    if row["id"] == "C1":
+        parts += [f"skill change {v(row.get('skill_change'))}",
+                  f"previous rule: {row.get('previous_verdict')}"]
+        if row.get("skill_damage"):
+            parts.append("skill damage")
+        if row.get("skill_change_by_lr"):
+            parts.append("skill change by lr factor: " + ", ".join(
+                f"×{k} {v(x)}" for k, x in row["skill_change_by_lr"].items()))
+    if row["id"] == "C4":
+        parts.append(f"outcome − format-only {v(row.get('outcome_minus_format'))}")
+    if row["id"] == "C5" and row.get("peak_step") is not None:
+        parts.append(f"largest early gain at step {row['peak_step']}; fade "
+                     f"{v(row.get('fade'))}")
+    if row["id"] == "C6":
+        parts.append(f"matched KL/weight decay {v(row.get('matched_settings'))}")
+    for name in ("random-clip", "random-noclip"):
+        if name in row:
+            fracs = [f for f in row[name]["clip_frac"] if f is not None]
+            parts.append(f"{name} gain {v(row[name]['gain'])}, clip_frac "
+                         f"{sum(fracs) / max(1, len(fracs)):.4f}")
+    for kind, x in (row.get("by_anchor") or {}).items():
+        parts.append(f"{kind} {x['anchor']} {v(x)}")
+    for name, x in (row.get("gains") or {}).items():
+        parts.append(f"{name} gain {v(x)}")
+    if row.get("sensitivity"):
+        parts.append("lr " + ", ".join(f"×{s['lr_factor']:g}: {s['verdict']}"
+                                       for s in row["sensitivity"]))
+    if row.get("note"):
+        parts.append(row["note"])
+    return "; ".join(parts).replace("|", "/")
+
+
 def claims_markdown(rows: list[dict], *, quick: bool) -> str:
     lines = ([f"**{PLUMBING}**", ""] if quick else []) + [
-        "| id | anchor kind | anchor | value (points) | seeds × items | verdict | robust |",
-        "|---|---|---|---|---|---|---|"]
+        "| id | anchor kind | anchor | value (points) | seeds × items | verdict | robust | "
+        "details |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['id']} | {r.get('anchor_kind') or '—'} | {r.get('anchor') or '—'} "
                      f"| {_value(r)} | {r['seeds']} × {r['items']} | {r['verdict']} | "
-                     f"{r.get('robust') or '—'} |")
+                     f"{r.get('robust') or '—'} | {details(r)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -272,3 +310,10 @@ def index_page(rows: list[dict], lay: Layout, protocol: dict, *, quick: bool) ->
             "<th>anchor kind</th><th>anchor</th><th>claim</th><th>value (points)</th>"
             "<th>seeds × items</th><th>verdict</th><th>robust</th><th>note</th></tr>"
             f"{table}</table><h2>Reports per training anchor</h2><ul>{links}</ul></body>")
+
+
+if __name__ == "__main__":  # README's claims table: python -m rlvr.study.findings CLAIMS.json
+    import sys
+
+    print(claims_markdown(json.loads(Path(sys.argv[1]).read_text(encoding="utf-8")),
+                          quick=False), end="")
