@@ -33,11 +33,11 @@ def main() -> None:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     from rlvr.rl.lockstep import SeedGroup
     from rlvr.rl.problem_sets import eval_suites
-    from rlvr.study.demo import _config, plan
+    from rlvr.study.demo import condition_config, plan
     from rlvr.study.design import token_budget
 
     p = plan()
-    configs = [_config(p, examples=[args.example], mode="outcome", steps=args.steps, seed=s,
+    configs = [condition_config(p, examples=[args.example], mode="outcome", steps=args.steps, seed=s,
                        budget=token_budget()) for s in p.seeds]
     times: dict[str, list[float]] = {"rollout": [], "prepare": [], "update": []}
     with tempfile.TemporaryDirectory() as tmp:

@@ -186,7 +186,8 @@ KEYS: tuple[Key, ...] = (
         _A + "ppo_micro_batch_size_per_gpu", "responses per forward/backward (memory); the "
         "verl scripts use `use_dynamic_bsz` instead", export=False),
     Key("optim.update_norm", None, None, "TRL: no key; rlvr's callback rescales each update "
-        "(rlvr.rl.trl_record); verl: no equivalent (rlvr's organism control)"),
+        "(rlvr.rl.trl_record); verl: no equivalent (a matched entropy-only control; refused "
+        "together with optim.lr)"),
     Key("log.save_every", "save_steps", "trainer.save_freq", "0 = only at the end",
         to_trl=lambda v, _c: v or SKIP),
     Key("log.save_every", "save_strategy", None, "TRL: 0 = no periodic checkpoints",
