@@ -102,10 +102,12 @@ class DemoResult:
 
 
 def condition_config(p: DemoPlan, *, examples: list[str], mode: str, steps: int, seed: int,
-            budget: int, model: str = "", label: str | None = None, kind: str | None = None,
-            evaluate: bool = True, n: int | None = None,
-            eval_steps: tuple[int, ...] = (), overlays: tuple[str, ...] = (),
-            lr: float | None = None):
+                     budget: int, model: str = "", label: str | None = None,
+                     kind: str | None = None, evaluate: bool = True, n: int | None = None,
+                     eval_steps: tuple[int, ...] = (), overlays: tuple[str, ...] = (),
+                     lr: float | None = None):
+    """The organism preset for one run of the study: a condition's reward on `examples`, the
+    variant's overlays, a learning rate when a sensitivity run changes it."""
     from rlvr.rl.presets import resolve
 
     overrides: dict[str, Any] = {
