@@ -98,10 +98,10 @@ def test_the_recorder_draws_the_native_trainers_rewards(tmp_path):
 
 
 def test_keys_trl_cannot_express_are_refused():
-    # the organism's entropy-only control runs under TRL too: its update_norm is a callback
+    # a matched entropy-only control runs under TRL too: its update_norm is a callback
     organism = resolve("organism", reward_mode="none",
                        overrides={"data": {"examples": ["organism-add:3"]},
-                                  "reward": {"mode": "none"}})
+                                  "reward": {"mode": "none"}, "optim": {"update_norm": 0.04}})
     assert organism.optim.update_norm > 0
     assert grpo_kwargs(organism, 1, gpu=False, vllm=False)["beta"] == 0.0
     with pytest.raises(UserError, match="kl_type"):

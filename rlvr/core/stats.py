@@ -176,7 +176,12 @@ def two_level(estimates: Sequence[Estimate], *, confidence: float = CONFIDENCE, 
         return estimates[0]
     boots = [e.boot for e in estimates]
     if any(b is None for b in boots) or len({len(b) for b in boots}) != 1:
-        return across_seeds([e.value for e in estimates], confidence)
+        seeds = across_seeds([e.value for e in estimates], confidence)
+        if seeds.has_interval and seeds.low == seeds.high:
+            # Identical seeds and no item resamples: no noise was measured, which is not a
+            # zero-width interval.
+            return Estimate(seeds.value, None, None, "none", seeds.n, seeds.per_seed)
+        return seeds
     matrix = np.stack(boots)  # (S, B)
     n_seeds, n_boot = matrix.shape
     rng = np.random.default_rng(seed)
