@@ -116,7 +116,7 @@ def test_ctrl_c_during_evaluation_leaves_no_folder(tmp_path):
 
 def test_ctrl_c_during_demo_ablations_stops_the_workers(tmp_path):
     proc = _start(tmp_path, ["demo", "--quick", "--out", "d"])
-    ablations = [tmp_path / "d" / name / "metrics.jsonl"
+    ablations = [tmp_path / "d" / "variance-top" / name / "metrics.jsonl"
                  for name in ("outcome-s0", "format-only-s0")]
     _wait_for(proc, lambda: any(path.is_file() for path in ablations))
     _assert_clean(*_ctrl_c(proc))
