@@ -31,7 +31,7 @@ from rlvr.rl.core_algos import entropy_from_logits, token_logprobs
 from rlvr.rl.eval_hook import eval_due
 from rlvr.rl.problem_sets import eval_suites
 from rlvr.rl.steps import Tally, update_totals
-from rlvr.rl.trainer import Trainer
+from rlvr.rl.trainer import Trainer, rollout_seed
 
 __all__ = ["SeedGroup", "train_seeds"]
 
@@ -85,7 +85,7 @@ class SeedGroup:
         S, B = len(self.trainers), len(jobs)
         ids, mask, positions = left_pad([t0.prompt_ids[i // copies] for i, _ in jobs], pad)
         # Seed k decodes rows k·B … k·B + B − 1, its noise keyed as Trainer._rollout keys it.
-        keys = torch.cat([row_keys(t.config.seed * 1_000_003 + step, jobs, t0.device)
+        keys = torch.cat([row_keys(rollout_seed(t.config.seed, step), jobs, t0.device)
                           for t in self.trainers])
         params = SamplingParams(temperature=r.temperature, top_p=r.top_p, n=r.n,
                                 max_new_tokens=r.max_new_tokens)

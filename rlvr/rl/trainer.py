@@ -46,10 +46,16 @@ from rlvr.rl.problem_sets import training_problems
 from rlvr.rl.steps import StepPlan, Tally, update_totals
 from rlvr.rundir.snapshot import read_snapshot
 
-__all__ = ["StepPlan", "Trainer"]
+__all__ = ["StepPlan", "Trainer", "rollout_seed"]
 
 # Response tokens projected onto the vocabulary at once: 4,096 × 152k fp32 logits ≈ 2.5 GB.
 _LOGIT_CHUNK = 4096
+
+
+def rollout_seed(run_seed: int, step: int) -> int:
+    """The sampling seed of a step's rollouts: the native trainer and lock-step seeds share it,
+    so a seed group samples exactly what each run alone would."""
+    return run_seed * 1_000_003 + step
 
 
 class Trainer:
@@ -176,7 +182,7 @@ class Trainer:
         # The rollout noise is a hash of (seed, prompt, sample, token): a step's rollouts
         # depend only on the weights and this seed, so a resumed run samples the same ones.
         params = SamplingParams(temperature=r.temperature, top_p=r.top_p, n=r.n,
-                                max_new_tokens=r.max_new_tokens, seed=self.config.seed * 1_000_003 + step)
+                                max_new_tokens=r.max_new_tokens, seed=rollout_seed(self.config.seed, step))
         with self.autocast:
             completions = generate(self.model, self.tokenizer, prompts, params,
                                    batch_size=r.batch_size, progress=self.progress,
