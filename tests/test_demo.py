@@ -75,7 +75,8 @@ def test_demo_quick_runs_every_stage_and_says_it_is_a_plumbing_check(demo):
     page = (folder / "report.html").read_text(encoding="utf-8")
     assert {"decomposition bars", "waterfall", "training curves"} <= set(images(page))
     assert "Label study" in page and "Claims checklist" in page and "PLUMBING CHECK" in page
-    assert "PLUMBING CHECK" in (out / "report.html").read_text(encoding="utf-8")
+    index = (out / "report.html").read_text(encoding="utf-8")
+    assert "PLUMBING CHECK" in index and "pass@k curves" in images(index)
 
 
 def test_demo_claims_rows_by_anchor_kind_all_too_small(demo):
@@ -97,6 +98,14 @@ def test_demo_claims_rows_by_anchor_kind_all_too_small(demo):
         assert c7["verdict"] == "not testable on this anchor"
     c1 = next(r for r in training if r["id"] == "C1")
     assert "previous_verdict" in c1 and "skill_change" in c1
+    # C1 reads the coverage check: the base and the outcome runs evaluated again with
+    # coverage_samples samples on coverage_per_suite items per family, every seed compared.
+    p = plan(quick=True)
+    cover = c1["coverage"]
+    assert cover["samples"] == p.coverage_samples and cover["k"][-1] == p.coverage_samples
+    assert cover["items"] == p.coverage_per_suite * len(FAMILIES)
+    assert [s["seed"] for s in cover["per_seed"]] == list(p.seeds)
+    assert "coverage (" in printed and "solved only after training" in printed
     c5 = next(r for r in training if r["id"] == "C5")
     assert set(c5["early_gains"]) == {str(s) for s in plan(quick=True).early_steps}
     assert {r["id"] for r in rows} >= {"C8", "C9"}

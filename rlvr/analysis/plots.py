@@ -23,6 +23,7 @@ __all__ = [
     "ROLE_COLORS",
     "decomposition_bars",
     "mode_share_plot",
+    "pass_at_k_plot",
     "test_accuracy_curves",
     "training_curves",
     "waterfall_plot",
@@ -243,4 +244,30 @@ def zero_variance_plot(runs: Sequence[Run]) -> bytes | None:
     ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     ax.grid(alpha=0.3)
     fig.legend(loc="outside right upper", fontsize=8)
+    return _png(fig)
+
+
+def pass_at_k_plot(panels: Sequence[tuple[str, Sequence[int], Sequence[Estimate],
+                                          Sequence[Estimate]]]) -> bytes | None:
+    """pass@k of the base and of the trained model against k (log scale), one panel per
+    (title, ks, base, trained), 95% intervals as bands: curves that meet or cross at large k
+    are what selection without new skill looks like."""
+    panels = [p for p in panels if len(p[1]) >= 2]
+    if not panels:
+        return None
+    fig = _figure(4.2 * len(panels), 3.3)
+    axes = fig.subplots(1, len(panels), squeeze=False).ravel()
+    for ax, (title, ks, base, trained) in zip(axes, panels, strict=True):
+        for label, curve, color in (("base", base, ROLE_COLORS["base"]),
+                                    ("outcome", trained, ROLE_COLORS["outcome"])):
+            ax.plot(ks, [e.value for e in curve], marker="o", color=color, label=label)
+            if all(e.has_interval for e in curve):
+                ax.fill_between(ks, [e.low for e in curve], [e.high for e in curve],
+                                color=color, alpha=0.2, linewidth=0)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(list(ks), [str(k) for k in ks])
+        ax.set(title=title, xlabel="k (samples)", ylabel="pass@k", ylim=(0, 1.05))
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, loc="lower right")
     return _png(fig)

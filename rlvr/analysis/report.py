@@ -20,7 +20,7 @@ from rlvr.analysis.compute import Analysis
 from rlvr.analysis.narrative import examples, opening, setup, style_series
 from rlvr.analysis.report_tables import Table, ci, tables, who
 
-__all__ = ["headline", "render_html", "render_markdown", "write_claims", "write_report"]
+__all__ = ["headline", "image_tag", "render_html", "render_markdown", "write_claims", "write_report"]
 
 
 def headline(analysis: Analysis) -> list[str]:
@@ -113,14 +113,7 @@ def _html_table(table: Table, level: str | None = "h3") -> str:
     return "\n".join(out)
 
 
-def _img(png: bytes | None, alt: str) -> str:
-    if png is None:
-        return f'<p class="empty">No data for: {html.escape(alt)}.</p>'
-    data = base64.b64encode(png).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-
-
-def _img(png: bytes | None, alt: str) -> str:
+def image_tag(png: bytes | None, alt: str) -> str:
     if png is None:
         return f'<p class="empty">No data for: {html.escape(alt)}.</p>'
     data = base64.b64encode(png).decode("ascii")
@@ -145,22 +138,22 @@ def _sections(analysis: Analysis, found: dict[str, Table]) -> list[str]:
         "<h2>Claims checklist</h2>", _html_table(found["claims"], None),
         "<h2>Accuracy</h2>", _html_table(found["accuracy"], None),
         "<h2>Where the gain came from</h2>", _html_table(found["decomposition"], None),
-        _img(plots.decomposition_bars(analysis.comparisons), "decomposition bars"),
+        image_tag(plots.decomposition_bars(analysis.comparisons), "decomposition bars"),
         _html_table(found["styles"]),
         _html_table(found["coverage"]),
         "<h2>Conditions and contrasts</h2>", _html_table(found["conditions"], None),
-        _img(plots.waterfall_plot(base_acc, analysis.conditions), "waterfall"),
+        image_tag(plots.waterfall_plot(base_acc, analysis.conditions), "waterfall"),
         _html_table(found["contrasts"]),
         "<h2>Reasoning styles over training</h2>",
-        _img(plots.mode_share_plot(series), "style shares over steps"),
+        image_tag(plots.mode_share_plot(series), "style shares over steps"),
         _html_table(_examples_table(analysis)),
         "<h2>Training and post-saturation</h2>", _html_table(found["saturation"]),
         "<h3>Training curves</h3>",
-        _img(plots.training_curves(runs, analysis.saturations), "training curves"),
+        image_tag(plots.training_curves(runs, analysis.saturations), "training curves"),
         "<h3>Zero-variance groups over steps</h3>",
-        _img(plots.zero_variance_plot(runs), "zero-variance fraction"),
+        image_tag(plots.zero_variance_plot(runs), "zero-variance fraction"),
         "<h3>Held-out accuracy over steps</h3>",
-        _img(plots.test_accuracy_curves(runs, analysis.saturations),
+        image_tag(plots.test_accuracy_curves(runs, analysis.saturations),
              "test accuracy over steps"),
         "<h2>Label study</h2>", _html_table(found["labels"], None),
     ] + (["<h2>Results by group</h2>", _html_table(found["groups"], None)]

@@ -86,8 +86,11 @@ def _estimates(per_item: np.ndarray, weights: np.ndarray) -> Estimate:
     value = float(per_item.mean())
     if n < MIN_INTERVAL_ITEMS:
         return Estimate(value, None, None, "none", n)
-    low, high = percentile_interval(weights @ per_item / n)
-    return Estimate(value, float(low), float(high), "items", n)
+    boot = weights @ per_item / n
+    low, high = percentile_interval(boot)
+    # The resamples travel with the estimate: coverage of several seeds against one base
+    # shares its item draws, so rlvr.core.stats.two_level can combine them.
+    return Estimate(value, float(low), float(high), "items", n, boot=boot)
 
 
 def _only(keys, solver, other) -> tuple[OnlySolved, ...]:

@@ -12,6 +12,8 @@
    C8's weaker organism (derived meanwhile, then trained on the working-required anchor).
    Evaluations only where a claim reads them: every run at its last step, outcome also early
    (C3's pre-saturation point), entropy-only densely early (C5).
+   C1's coverage check: the base and the outcome runs' last checkpoints evaluated again with
+   32 samples on 16 held-out items per family (pass@k up to 32; rlvr.study.coverage_check).
 4. Claims per anchor kind (rlvr.study.findings), reports, `claims.json`, `protocol.json`.
 """
 
@@ -58,6 +60,10 @@ class DemoPlan:
     rollout_n: int
     label_samples: int  # base samples per candidate: anchor kinds and wrong labels (≥ 32)
     derive_steps: int = 400  # C8's weaker organism (rlvr.organism.derive)
+    # C1's coverage check (rlvr.study.coverage_check): samples per item and held-out items per
+    # family of the base's and the outcome runs' second evaluation (pass@k up to k = samples).
+    coverage_samples: int = 32
+    coverage_per_suite: int = 16
     max_new_tokens: int = 0  # 0 = the measured token budget (protocol.token_budget)
     # Rollouts per seed group (one stacked forward): 2-3 seeds of 16 per group buy ≈ 1.25×,
     # more nothing (docs/benchmarks.md, "Seed groups").
@@ -73,7 +79,7 @@ def plan(quick: bool = False) -> DemoPlan:
                         history_n=4, seeds=(0, 1), steps=3, outcome_eval_steps=(),
                         early_steps=(1, 2), n_per_suite=4, eval_samples=2, rollout_n=4,
                         label_samples=8, derive_steps=5, max_new_tokens=24, window=1,
-                        threshold=0.95)
+                        threshold=0.95, coverage_samples=4, coverage_per_suite=2)
     # 3 seeds (one seed group of 48 rollouts) × 100 held-out items (25 per family) meets the
     # verdict size rule (rlvr.analysis.claims.MIN_SEEDS, MIN_ITEMS). avg@4 beside greedy: an
     # evaluation costs more than a run's 60 training steps at avg@8, and the interval is
@@ -169,6 +175,16 @@ def _derive_job(model: str, out: str, work_acc: float, steps: int) -> str:
     from rlvr.organism.derive import derive
 
     return str(derive(model_path(model), Path(out), work_acc=work_acc, steps=steps))
+
+
+def _eval_job(config, model: str, out: str) -> str:
+    """Worker body: one evaluation-only run (`base_eval`) on one torch thread."""
+    import torch
+
+    torch.set_num_threads(1)
+    _quiet()
+    base_eval(config, model, Path(out))
+    return out
 
 
 def _one_thread() -> None:
@@ -299,6 +315,7 @@ def _run_demo(out: Path, given: str, *, quick: bool, seed: int, workers: int, mo
               console) -> DemoResult:
     from rlvr.rundir.write import atomic_write_json
     from rlvr.study import findings
+    from rlvr.study.coverage_check import coverage_config, coverage_targets
     from rlvr.study.design import TRAINING_KINDS, anchor_kinds, token_budget, wrong_labels
 
     started = time.perf_counter()
@@ -354,11 +371,16 @@ def _run_demo(out: Path, given: str, *, quick: bool, seed: int, workers: int, mo
     run_parallel(groups, workers, console, "conditions", p.group_rows,
                   jobs=((_derive_job, (model, str(weak_dir), findings.WORK_ACC,
                                        p.derive_steps)),))
-    console.print("[bold]4/5[/] C8: the weaker organism's base and outcome runs")
+    console.print(f"[bold]4/5[/] C8: the weaker organism's base and outcome runs; C1's "
+                  f"coverage check ({p.coverage_samples} samples × {p.coverage_per_suite} "
+                  "items per family, base and outcome runs) meanwhile")
     weak = [condition_config(p, examples=[c8_anchor], mode="outcome", steps=p.steps, seed=s,
                     budget=budget, model=str(weak_dir)) for s in seeds]
     base_eval(weak[0], str(weak_dir), layout.c8_base)
-    run_parallel([(weak, layout.c8_runs)], workers, console, "C8", p.group_rows)
+    wide = coverage_config(probe, p.coverage_samples, p.coverage_per_suite)
+    run_parallel([(weak, layout.c8_runs)], workers, console, "C8", p.group_rows,
+                 jobs=tuple((_eval_job, (wide, m, str(d))) for m, d in
+                            coverage_targets(out, layout.training, seeds, p.steps, model)))
 
     console.print("[bold]5/5[/] claims and reports")
     report, markdown = findings.write_all(out, layout, p, quick=quick)

@@ -215,6 +215,7 @@ def training_rows(out: Path, folder: Path, kind: str, anchor: str, p, *, quick: 
 def write_all(out: Path, lay: Layout, p, *, quick: bool) -> tuple[Path, str]:
     """Every claims row into OUT/claims.json, a report per training anchor, OUT/report.html."""
     from rlvr.rundir.write import atomic_write_json
+    from rlvr.study.coverage_check import coverage_checks
 
     protocol = load_demo(out)
     rows, markdown = [], []
@@ -227,10 +228,16 @@ def write_all(out: Path, lay: Layout, p, *, quick: bool) -> tuple[Path, str]:
                                     quick=quick, testable=labels.get("guessable") is not None)
         rows += found
         markdown.append(text)
+    checks = coverage_checks(out, list(lay.training), lay.seeds)
+    for row in rows:
+        source = lay.aliases.get(row["anchor_kind"], row["anchor_kind"])
+        if row["id"] == "C1" and source in checks:
+            row["coverage"] = checks[source].to_json()
     rows += [c8_entry(out, lay), c9_entry(out, lay)]
     atomic_write_json(out / "claims.json", rows)
     page = out / "report.html"
-    page.write_text(index_page(rows, lay, protocol, quick=quick), encoding="utf-8")
+    page.write_text(index_page(rows, lay, protocol, quick=quick, checks=checks),
+                    encoding="utf-8")
     return page, "\n".join(markdown) + "\n" + claims_markdown(rows, quick=quick)
 
 
@@ -252,6 +259,8 @@ def details(row: dict) -> str:
                   f"previous rule: {row.get('previous_verdict')}"]
         if row.get("skill_damage"):
             parts.append("skill damage")
+        if row.get("coverage"):
+            parts.append(coverage_line(row["coverage"]))
         if row.get("skill_change_by_lr"):
             parts.append("skill change by lr factor: " + ", ".join(
                 f"×{k} {v(x)}" for k, x in row["skill_change_by_lr"].items()))
@@ -290,8 +299,40 @@ def claims_markdown(rows: list[dict], *, quick: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def index_page(rows: list[dict], lay: Layout, protocol: dict, *, quick: bool) -> str:
-    """OUT/report.html: the claims of every anchor kind, the contrast, links to the reports."""
+def coverage_line(c: dict) -> str:
+    """C1's coverage check from its claims.json entry, in one line."""
+    def at(i: int) -> str:
+        d = c["difference"][i]
+        ci = d.get("ci")
+        return f"{d['value']:+.1f}" + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "")
+
+    only = "/".join(str(s["only_trained"]) for s in c["per_seed"])
+    return (f"coverage ({c['samples']} samples × {c['items']} items): pass@{c['k'][0]} "
+            f"{at(0)}, pass@{c['k'][-1]} {at(-1)}; solved only after training, per seed: "
+            f"{only}; {c['reading']}")
+
+
+def _coverage_section(checks) -> str:
+    from rlvr.analysis.plots import pass_at_k_plot
+    from rlvr.analysis.report import image_tag
+
+    if not checks:
+        return ""
+    png = pass_at_k_plot([(f"{kind} anchor", c.ks, c.base, c.trained)
+                          for kind, c in checks.items()])
+    lines = "".join(f"<li><b>{html.escape(kind)}</b>: {html.escape(coverage_line(c.to_json()))}"
+                    "</li>" for kind, c in checks.items())
+    return ("<h2>C1's coverage check: pass@k, base vs outcome runs</h2><p>The base and the "
+            "outcome runs evaluated again with many samples on a subset of held-out items "
+            "(mean over seeds, 95% two-level intervals). Selection among modes the base "
+            "already has lifts pass@1 while pass@k at large k stays equal or falls.</p>"
+            + image_tag(png, "pass@k curves") + f"<ul>{lines}</ul>")
+
+
+def index_page(rows: list[dict], lay: Layout, protocol: dict, *, quick: bool,
+               checks=None) -> str:
+    """OUT/report.html: the claims of every anchor kind, the contrast, C1's coverage check,
+    links to the reports."""
     banner = f'<p style="background:#fde68a;padding:8px"><b>{html.escape(PLUMBING)}</b></p>'
     links = "".join(f'<li><a href="{kind}/report.html">{kind} anchor {html.escape(str(a))}</a>'
                     "</li>" for kind, a in lay.anchors.items() if kind in lay.training)
@@ -309,7 +350,7 @@ def index_page(rows: list[dict], lay: Layout, protocol: dict, *, quick: bool) ->
             "<table border=1 cellpadding=4 style='border-collapse:collapse'><tr><th>id</th>"
             "<th>anchor kind</th><th>anchor</th><th>claim</th><th>value (points)</th>"
             "<th>seeds × items</th><th>verdict</th><th>robust</th><th>note</th></tr>"
-            f"{table}</table><h2>Reports per training anchor</h2><ul>{links}</ul></body>")
+            f"{table}</table>{_coverage_section(checks)}<h2>Reports per training anchor</h2><ul>{links}</ul></body>")
 
 
 if __name__ == "__main__":  # README's claims table: python -m rlvr.study.findings CLAIMS.json
