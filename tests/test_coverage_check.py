@@ -41,7 +41,7 @@ def test_sharper_seeds_lift_pass_at_1_and_not_pass_at_8(tmp_path):
     assert c.samples == 8 and c.ks == (1, 2, 4, 8) and len(c.per_seed) == 3
     assert c.difference[0].value == pytest.approx((6 / 8 + 7 / 8 + 6.5 / 8) / 3 - 1 / 8)
     assert c.difference[0].has_interval and c.difference[0].low > 0
-    assert c.difference[-1].value == pytest.approx(0) and c.reading == SELECTION
+    assert c.difference[-1].value == pytest.approx(0) and c.reading.startswith(SELECTION)
     row = c.to_json()
     assert row["items"] == 12 and row["k"] == [1, 2, 4, 8]
     assert [s["only_trained"] for s in row["per_seed"]] == [0, 0, 0]
@@ -87,3 +87,33 @@ def test_targets_and_config(tmp_path):
     wide = coverage_config(config, 32, 16)
     assert (wide.eval.samples, wide.eval.n_per_suite, wide.eval.greedy) == (32, 16, False)
     assert wide.eval.suites == config.eval.suites and wide.rollout == config.rollout
+
+
+def test_claims_table_shows_coverage_and_an_identity_as_such(tmp_path):
+    from rlvr.study.findings import details
+
+    out = _demo(tmp_path, ["CWWWWWWW"] * 12, {0: ["CCCCCCWW"] * 12, 1: ["CCCCCCCW"] * 12})
+    cover = coverage_checks(out, ["working-required"], [0, 1])["working-required"].to_json()
+    line = details({"id": "C1", "skill_change": None, "previous_verdict": "inconclusive",
+                    "coverage": cover})
+    assert "coverage (8 samples × 12 items): pass@1 +" in line
+    assert "pass@8 +0.0 (both solve every item)" in line and "per seed: 0/0" in line
+    assert SELECTION in line
+    same = details({"id": "C6", "matched_settings": {"value": 0.0, "ci": [0.0, 0.0]}})
+    assert "same right answers as entropy-only on every item and seed" in same
+    differ = details({"id": "C6", "matched_settings": {"value": 1.0, "ci": [-1.0, 3.0]}})
+    assert "matched KL/weight decay +1.0 [-1.0, +3.0]" in differ
+
+
+def test_a_base_that_solves_everything_is_at_the_ceiling(tmp_path):
+    from rlvr.study.findings import coverage_line
+
+    out = _demo(tmp_path, ["CWWWWWWW"] * 12, {0: ["CCCCCCWW"] * 12, 1: ["CCCCCCCW"] * 12,
+                                               2: ["CCCCCCWW"] * 12})
+    c = coverage_checks(out, ["working-required"], [0, 1, 2])["working-required"]
+    assert c.base_at_ceiling and c.reading.startswith(SELECTION) and "at the ceiling" in c.reading
+    assert c.meet_k == 8  # above the base up to k = 4, equal (both 100%) at k = 8
+    line = coverage_line(c.to_json())
+    assert "pass@8 +0.0 (both solve every item)" in line and "from k = 8" in line
+    below = _demo(tmp_path / "b", ["WWWWWWWW"] + ["CWWWWWWW"] * 11, {0: ["CWWWWWWW"] * 12})
+    assert not coverage_checks(below, ["working-required"], [0])["working-required"].base_at_ceiling

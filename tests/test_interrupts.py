@@ -124,6 +124,20 @@ def test_ctrl_c_during_demo_ablations_stops_the_workers(tmp_path):
     assert _group_gone(proc.pid)  # the worker processes went with it
 
 
+def test_sigterm_to_the_demo_alone_stops_its_workers(tmp_path):
+    # `kill PID` reaches the main process only (no terminal sends it to the group): the demo
+    # must still take its pool workers down and leave no folder.
+    proc = _start(tmp_path, ["demo", "--quick", "--out", "d"])
+    ablations = [tmp_path / "d" / "variance-top" / name / "metrics.jsonl"
+                 for name in ("outcome-s0", "format-only-s0")]
+    _wait_for(proc, lambda: any(path.is_file() for path in ablations))
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=LIMIT_S)
+    _assert_clean(proc.returncode, err)
+    assert not (tmp_path / "d").exists()
+    assert _group_gone(proc.pid)
+
+
 @pytest.mark.parametrize(("block", "args"), [
     ("typer", ["demo", "--quick", "--out", "d"]),  # importing the command line itself
     ("torch", ["demo", "--quick", "--out", "d"]),  # importing inside the command

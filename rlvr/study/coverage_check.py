@@ -81,8 +81,24 @@ class CoverageCheck:
         return sorted(set.intersection(*sets)) if sets else []
 
     @property
+    def base_at_ceiling(self) -> bool:
+        """The base solves every item within the largest k: coverage cannot widen there."""
+        return self.base[-1].value >= 1.0 - 1e-9
+
+    @property
+    def meet_k(self) -> int | None:
+        """The smallest k from which the seeds' mean difference is no longer above 0 beyond
+        noise (its interval reaches 0); None while it stays above."""
+        return next((k for k, d in zip(self.ks, self.difference, strict=True)
+                     if not d.has_interval or d.low <= 0), None)
+
+    @property
     def reading(self) -> str:
-        return reading(self.difference[-1], len(self.every_seed_only_trained))
+        found = reading(self.difference[-1], len(self.every_seed_only_trained))
+        if self.base_at_ceiling:
+            found += (f"; at the ceiling: the base solves every item within {self.ks[-1]} "
+                      "samples, so coverage could not widen and the curves cannot cross")
+        return found
 
     def to_json(self) -> dict:
         return {
@@ -94,6 +110,7 @@ class CoverageCheck:
                           "not_above_k": c.not_above_k, "only_trained": len(c.only_trained),
                           "only_base": len(c.only_base)} for seed, c in self.per_seed],
             "only_trained_every_seed": [list(x) for x in self.every_seed_only_trained],
+            "base_at_ceiling": self.base_at_ceiling, "meet_k": self.meet_k,
             "reading": self.reading,
         }
 

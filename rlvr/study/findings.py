@@ -270,7 +270,14 @@ def details(row: dict) -> str:
         parts.append(f"largest early gain at step {row['peak_step']}; fade "
                      f"{v(row.get('fade'))}")
     if row["id"] == "C6":
-        parts.append(f"matched KL/weight decay {v(row.get('matched_settings'))}")
+        matched = row.get("matched_settings")
+        if matched and matched["value"] == 0 and matched.get("ci") == [0.0, 0.0]:
+            # Every resample is 0 only when both sides count the same right answers on every
+            # item in every seed: an identity, which an interval notation would hide.
+            parts.append("matched KL/weight decay +0.0: the same right answers as "
+                         "entropy-only on every item and seed (nothing to resample)")
+        else:
+            parts.append(f"matched KL/weight decay {v(matched)}")
     for name in ("random-clip", "random-noclip"):
         if name in row:
             fracs = [f for f in row[name]["clip_frac"] if f is not None]
@@ -302,14 +309,18 @@ def claims_markdown(rows: list[dict], *, quick: bool) -> str:
 def coverage_line(c: dict) -> str:
     """C1's coverage check from its claims.json entry, in one line."""
     def at(i: int) -> str:
-        d = c["difference"][i]
+        d, b = c["difference"][i], c["base"][i]
         ci = d.get("ci")
+        if ci == [0.0, 0.0] and b["value"] == 100:
+            return "+0.0 (both solve every item)"
         return f"{d['value']:+.1f}" + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "")
 
     only = "/".join(str(s["only_trained"]) for s in c["per_seed"])
+    meet = c.get("meet_k")
     return (f"coverage ({c['samples']} samples × {c['items']} items): pass@{c['k'][0]} "
-            f"{at(0)}, pass@{c['k'][-1]} {at(-1)}; solved only after training, per seed: "
-            f"{only}; {c['reading']}")
+            f"{at(0)}, pass@{c['k'][-1]} {at(-1)}"
+            + (f", no longer above the base from k = {meet}" if meet else "")
+            + f"; solved only after training, per seed: {only}; {c['reading']}")
 
 
 def _coverage_section(checks) -> str:
