@@ -1,0 +1,236 @@
+"""How close the organism's decode and update come to this CPU's matrix-product ceiling.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/roofline.py [--json] [--quick]
+
+One process, one torch thread, fp32:
+
+(a) the ceiling: `F.linear` at the organism's own shapes (its fused q/k/v, output, gate/up and
+    down projections at 16, 64, 128 and a GRPO group's ~1,000 rows, plus 1024³), each the best
+    of repeated calls; the ceiling is the best of those rates.
+(b) achieved GFLOP/s, model FLOPs counted analytically (below) over measured seconds:
+    - `decode`: the decode loop (`rlvr.model.decode.decode` through `policy.make_decoder`, so
+      the path the rollout uses: prefill, then per token the model step, the keyed sampling and
+      the bookkeeping) of R distinct 12-token prompts × `--new` tokens at temperature 1, no row
+      stopping, R = 16, 64, 128; best of `--rounds`, after one warm-up call (which includes any
+      compile);
+    - `update`: the trainer's scoring forward + backward (`policy.response_stats` with entropy,
+      then `backward`) of one GRPO step's 16 responses, sampled by the organism preset;
+    - `step`: one whole `Trainer.step()` of the organism preset (rollout, reward, reference
+      forward, forward + backward, AdamW), median of the steps after a warm-up.
+    Each is also given as a fraction of (a).
+
+Model FLOPs (a multiply-add = 2 FLOPs). With hidden E, layers L, heads H, K/V heads Hkv, head
+dim D, MLP width I and vocabulary V, one token that attends to c keys costs in the forward
+    F(c) = 2·L·(E·(H + 2·Hkv)·D + H·D·E + 3·E·I) + 4·L·H·D·c  [+ 2·E·V when its logits are made];
+the prefill makes logits at the last prompt position only, a decode step at every row, the
+scoring forward at response positions only; the backward costs 2× its forward. The shared
+prompt of a GRPO group is counted once (the forward computes it once), pads never. Norms,
+rotary, softmax, sampling and the optimizer are not counted: they are the overhead.
+
+The 1-min load average (`os.getloadavg`) is read beside every figure; a figure taken at a load
+above 1.5 is marked `"loaded": true` (another process shared the CPU: its rate is a floor).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+LOADED = 1.5
+
+
+def _load() -> dict:
+    load = os.getloadavg()[0]
+    return {"load": round(load, 2), "loaded": load > LOADED}
+
+
+def _dims(model) -> dict:
+    c = model.config
+    head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+    return {"E": c.hidden_size, "L": c.num_hidden_layers, "H": c.num_attention_heads,
+            "Hkv": c.num_key_value_heads, "D": head_dim, "I": c.intermediate_size,
+            "V": c.vocab_size}
+
+
+def token_flops(d: dict, keys: int, logits: bool) -> int:
+    """F(c) of the module docstring: one token's forward FLOPs attending to `keys` keys."""
+    proj = d["E"] * (d["H"] + 2 * d["Hkv"]) * d["D"] + d["H"] * d["D"] * d["E"] + 3 * d["E"] * d["I"]
+    out = 2 * d["L"] * proj + 4 * d["L"] * d["H"] * d["D"] * keys
+    return out + (2 * d["E"] * d["V"] if logits else 0)
+
+
+def _best(fn, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def ceiling(d: dict, quick: bool) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    E, I, qkv = d["E"], d["I"], (d["H"] + 2 * d["Hkv"]) * d["D"]
+    shapes = [(rows, i, o) for rows in (16, 64, 128, 1024)
+              for i, o in ((E, qkv), (d["H"] * d["D"], E), (E, 2 * I), (I, E))]
+    if not quick:
+        shapes.append((1024, 1024, 1024))
+    rates = {}
+    for rows, i, o in shapes:
+        x, w = torch.randn(rows, i), torch.randn(o, i)
+        calls = 2 if quick else max(3, int(2e8 // (rows * i * o)))  # ≈ 0.4 GFLOP a shape
+        seconds = _best(lambda x=x, w=w: F.linear(x, w), calls)
+        rates[f"{rows}x{i}x{o}"] = round(2 * rows * i * o / seconds / 1e9, 1)
+    return {"gflops": max(rates.values()), "shapes": rates, **_load()}
+
+
+def decode_rate(model, d: dict, rows: int, new: int, rounds: int) -> dict:
+    import torch
+
+    from rlvr.model.decode import decode, row_keys
+    from rlvr.model.policy import make_decoder
+    from rlvr.model.sampling import SamplingParams
+
+    prompt = 12
+    gen = torch.Generator().manual_seed(rows)
+    ids = torch.randint(3, d["V"], (rows, prompt), generator=gen)  # distinct rows: no dedup
+    mask, positions = torch.ones_like(ids), torch.arange(prompt).expand(rows, prompt)
+    params = SamplingParams(temperature=1.0, max_new_tokens=new, seed=0)
+    keys = row_keys(0, [(0, r) for r in range(rows)], "cpu")
+
+    def run():
+        with torch.inference_mode():
+            decoder = make_decoder(model, rows, prompt + new)
+            out = decode(decoder, ids, mask, positions, keys, params, eos=(-1,), pad_id=0)
+        assert all(len(t) == new for t, _ in out)
+    t0 = time.perf_counter()
+    run()  # warm-up (compiles, if the decoder compiles)
+    warm = time.perf_counter() - t0
+    seconds = _best(run, rounds)
+    flops = rows * (sum(token_flops(d, c, False) for c in range(1, prompt + 1))
+                    + 2 * d["E"] * d["V"]  # the prefill's last-position logits
+                    + sum(token_flops(d, prompt + s, True) for s in range(1, new)))
+    return {"gflops": round(flops / seconds / 1e9, 2), "ms_per_token": round(1e3 * seconds / new, 3),
+            "first_call_s": round(warm, 2), **_load()}
+
+
+def _trainer(scratch: Path, steps: int):
+    from rlvr.rl.presets import resolve
+    from rlvr.rl.trainer import Trainer
+
+    config = resolve("organism", reward_mode="outcome", overrides={
+        "seed": 0, "steps": steps, "data": {"examples": ["organism-add:0"]},
+        "eval": {"suites": []}, "log": {"samples_every": 0}})
+    return Trainer(config, scratch)
+
+
+def group_flops(d: dict, batch, rows) -> tuple[int, int]:
+    """Forward FLOPs of scoring `rows` of a Batch: (shared prompt once + responses)."""
+    prompt = int(batch.attention[0, :batch.input_ids.shape[1] - batch.tokens.shape[1]].sum())
+    flops = sum(token_flops(d, c, False) for c in range(1, prompt + 1))
+    tokens = 0
+    for r in rows.tolist():
+        n = int(batch.mask[r].sum())
+        tokens += n
+        flops += sum(token_flops(d, prompt + s, True) for s in range(1, n + 1))
+    return flops, tokens
+
+
+def update_rate(trainer, d: dict, rounds: int) -> dict:
+    import torch
+
+    from rlvr.model.policy import response_stats
+
+    batch = trainer._rollout(1)
+    rows = torch.arange(len(batch.completions))
+
+    def run():
+        logp, ent = response_stats(trainer.model, batch.input_ids, batch.attention, batch.tokens,
+                                   batch.mask.bool(), temperature=1.0, entropy=True)
+        (logp.sum() + 0.001 * ent.sum()).backward()
+        trainer.model.zero_grad(set_to_none=True)
+    run()
+    seconds = _best(run, rounds)
+    forward, tokens = group_flops(d, batch, rows)
+    return {"gflops": round(3 * forward / seconds / 1e9, 2), "ms": round(1e3 * seconds, 2),
+            "response_tokens": tokens, **_load()}
+
+
+def step_rate(trainer, d: dict, steps: int) -> dict:
+    import torch
+
+    captured = []
+    rollout = trainer._rollout
+
+    def keep(step):
+        captured.append(rollout(step))
+        return captured[-1]
+    trainer._rollout = keep
+    seconds, flops = [], []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        trainer.step()
+        seconds.append(time.perf_counter() - t0)
+        b = captured[-1]
+        forward, _ = group_flops(d, b, torch.arange(len(b.completions)))
+        # the rollout ≈ one forward of the same tokens; the reference's forward; the policy's
+        # forward + backward
+        flops.append(forward * (1 + (trainer.ref is not None) + 3))
+    rates = [f / s for f, s in zip(flops[1:], seconds[1:], strict=True)]
+    return {"gflops": round(statistics.median(rates) / 1e9, 2),
+            "s": round(statistics.median(seconds[1:]), 3), **_load()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--quick", action="store_true", help="tiny settings (a smoke test)")
+    parser.add_argument("--model", help="a model folder (default: the shipped organism)")
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    from rlvr.model.rollout import load_model
+    from rlvr.organism import default_path
+
+    model, _ = load_model(args.model or default_path(), device="cpu")
+    d = _dims(model)
+    rounds, new, steps = (1, 4, 2) if args.quick else (5, 48, 6)
+    top = ceiling(d, args.quick)
+    detail = {"ceiling": top}
+    for rows in (16, 64, 128):
+        detail[f"decode_{rows}"] = decode_rate(model, d, rows, new, rounds)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = _trainer(Path(tmp) / "run", steps)
+        detail["update"] = update_rate(trainer, d, rounds)
+        detail["step"] = step_rate(trainer, d, steps)
+    result = {"ceiling_gflops": top["gflops"],
+              "decode": {str(r): detail[f"decode_{r}"]["gflops"] for r in (16, 64, 128)},
+              "update": detail["update"]["gflops"], "step": detail["step"]["gflops"],
+              "fraction": {k: round(v["gflops"] / top["gflops"], 3)
+                           for k, v in detail.items() if k != "ceiling"},
+              "load": {k: v["load"] for k, v in detail.items()},
+              "loaded": sorted(k for k, v in detail.items() if v["loaded"]),
+              "threads": torch.get_num_threads(),
+              "fast_decode": os.environ.get("RLVR_FAST_DECODE", "1"), "detail": detail}
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(f"ceiling {top['gflops']} GFLOP/s (load {top['load']})")
+    for key, value in detail.items():
+        if key != "ceiling":
+            mark = " (load > 1.5)" if value["loaded"] else ""
+            print(f"{key:>10}: {value['gflops']:7.2f} GFLOP/s = {result['fraction'][key]:.2f} "
+                  f"of the ceiling, load {value['load']}{mark}")
+
+
+if __name__ == "__main__":
+    main()
