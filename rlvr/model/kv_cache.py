@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from rlvr.model import native_step
 from rlvr.model.weights import (
     Layer,
     default_positions,
@@ -58,6 +59,8 @@ class DecodeCache:
         self.bias = torch.zeros(batch_size, w.kv_heads, 1, max_length, dtype=dtype,
                                 device=device)
         self.cos = self.sin = None
+        self.native = _native_args(w, self.kv[0]) if not torch.is_autocast_enabled(
+            device.type) else None
 
     @torch.no_grad()
     def prefill(self, input_ids, attention_mask, position_ids) -> torch.Tensor:
@@ -101,6 +104,14 @@ class DecodeCache:
         t = self.length
         if t >= self.max_length:
             raise ValueError(f"the cache holds {self.max_length} positions; all are used")
+        if self.native is not None:
+            fn, layers = self.native
+            w = self.w
+            logits = fn(token, position, w.embed, layers, self.kv, self.bias, self.cos,
+                        self.sin, w.norm, w.head_w, _or_empty(w.head_b, w.head_w), *self.shape,
+                        t, w.layers[0].eps, w.norm_eps)
+            self.length = t + 1
+            return logits
         cos, sin = self.cos[position], self.sin[position]  # (B, (H + 2·Hkv)·D)
         h = F.embedding(token, self.w.embed)  # (B, E)
         for kv, layer in zip(self.kv, self.w.layers, strict=True):
@@ -132,3 +143,24 @@ class DecodeCache:
         """Keep only rows `index` (B',) of the batch, in that order."""
         self.kv = [kv.index_select(1, index) for kv in self.kv]
         self.bias = self.bias.index_select(0, index)
+
+
+def _or_empty(tensor, like: torch.Tensor) -> torch.Tensor:
+    return tensor if tensor is not None else like.new_empty(0)
+
+
+def _native_args(w, cache: torch.Tensor):
+    """(compiled step, its flat per-layer weights) when `rlvr.model.native_step` can run this
+    cache (fp32 on the CPU, one norm epsilon), else None: the eager step below."""
+    if cache.device.type != "cpu" or cache.dtype != torch.float32 or w.head_w is None:
+        return None
+    if w.embed.dtype != torch.float32 or len({layer.eps for layer in w.layers}) != 1:
+        return None
+    fn = native_step.step_function()
+    if fn is None:
+        return None
+    flat = []
+    for layer in w.layers:
+        for field in layer[1:]:
+            flat.append(_or_empty(field, layer.norm1).detach().contiguous())
+    return fn, flat
