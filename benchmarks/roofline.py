@@ -77,9 +77,9 @@ def ceiling(d: dict, quick: bool) -> dict:
     import torch
     import torch.nn.functional as F
 
-    E, I, qkv = d["E"], d["I"], (d["H"] + 2 * d["Hkv"]) * d["D"]
+    E, mlp, qkv = d["E"], d["I"], (d["H"] + 2 * d["Hkv"]) * d["D"]
     shapes = [(rows, i, o) for rows in (16, 64, 128, 1024)
-              for i, o in ((E, qkv), (d["H"] * d["D"], E), (E, 2 * I), (I, E))]
+              for i, o in ((E, qkv), (d["H"] * d["D"], E), (E, 2 * mlp), (mlp, E))]
     if not quick:
         shapes.append((1024, 1024, 1024))
     rates = {}

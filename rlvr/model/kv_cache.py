@@ -73,9 +73,7 @@ class DecodeCache:
         needed = int(positions.max()) + 1 + self.max_length - seq
         cos, sin = rope_tables(self.model, needed, w.embed.dtype, device)
         # Per-step tables over all q/k/v heads: v passes through (cos 1, sin 0).
-        qk, v = w.heads + w.kv_heads, w.kv_heads * w.head_dim
-        self.cos = torch.cat([cos.repeat(1, qk), cos.new_ones(cos.shape[0], v)], dim=1)
-        self.sin = torch.cat([sin.repeat(1, qk), sin.new_zeros(sin.shape[0], v)], dim=1)
+        self.cos, self.sin = native_step.rope_columns((cos, sin), w)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         pad = (attention_mask == 0)[:, None, None, :]  # (B, 1, 1, P)
@@ -108,7 +106,8 @@ class DecodeCache:
             fn, layers = self.native
             w = self.w
             logits = fn(token, position, w.embed, layers, self.kv, self.bias, self.cos,
-                        self.sin, w.norm, w.head_w, _or_empty(w.head_b, w.head_w), *self.shape,
+                        self.sin, w.norm, w.head_w, native_step.or_empty(w.head_b, w.head_w),
+                        *self.shape,
                         t, w.layers[0].eps, w.norm_eps)
             self.length = t + 1
             return logits
@@ -145,22 +144,13 @@ class DecodeCache:
         self.bias = self.bias.index_select(0, index)
 
 
-def _or_empty(tensor, like: torch.Tensor) -> torch.Tensor:
-    return tensor if tensor is not None else like.new_empty(0)
-
 
 def _native_args(w, cache: torch.Tensor):
     """(compiled step, its flat per-layer weights) when `rlvr.model.native_step` can run this
-    cache (fp32 on the CPU, one norm epsilon), else None: the eager step below."""
-    if cache.device.type != "cpu" or cache.dtype != torch.float32 or w.head_w is None:
-        return None
-    if w.embed.dtype != torch.float32 or len({layer.eps for layer in w.layers}) != 1:
+    cache (fp32 on the CPU, one norm epsilon), else None: the eager step above."""
+    if cache.dtype != torch.float32 or not native_step.usable(w):
         return None
     fn = native_step.step_function()
     if fn is None:
         return None
-    flat = []
-    for layer in w.layers:
-        for field in layer[1:]:
-            flat.append(_or_empty(field, layer.norm1).detach().contiguous())
-    return fn, flat
+    return fn, [t for layer in w.layers for t in native_step.flat_layer(layer)]

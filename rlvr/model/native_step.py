@@ -23,7 +23,9 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["enabled", "step_function"]
+import torch
+
+__all__ = ["enabled", "flat_layer", "or_empty", "rope_columns", "step_function", "usable"]
 
 _SOURCE = r"""
 #include <torch/extension.h>
@@ -71,7 +73,8 @@ static void residual(Tensor& h, const Tensor& x, const Tensor& w, const Tensor& 
 }
 
 // layers: per layer [norm1, qkv_w, qkv_b, o_w, o_b, norm2, gate_up_w, gate_up_b, down_w,
-// down_b] (an absent bias is an empty tensor); kv: per layer (2, B, Hkv, M, D) contiguous;
+// down_b] (an absent bias is an empty tensor); kv: per layer (2, B, Hkv, M, D), contiguous
+// but for the stride of its first dimension;
 // bias: (B, Hkv, 1, M) additive key mask; cos, sin: (P, (H + 2 Hkv) D) per-position tables.
 Tensor step(const Tensor& token, const Tensor& position, const Tensor& embed,
             const std::vector<Tensor>& layers, const std::vector<Tensor>& kv,
@@ -98,7 +101,8 @@ Tensor step(const Tensor& token, const Tensor& position, const Tensor& embed,
     Tensor qkv = linear(rms(h, L[0], eps), L[1], L[2]);  // (B, width)
     const float* pq = qkv.data_ptr<float>();
     float* cache = kv[i].data_ptr<float>();
-    const int64_t plane = B * kv_heads * M * dim;  // keys, then values
+    // keys, then values; the cache may be a slice of a larger one along rows
+    const int64_t plane = kv[i].stride(0);
     for (int64_t b = 0; b < B; ++b) {
       const float* row = pq + b * width;
       const float* rc = pc + b * width;
@@ -152,6 +156,34 @@ Tensor step(const Tensor& token, const Tensor& position, const Tensor& embed,
 _STATE: dict = {}
 
 
+def usable(w) -> bool:
+    """Whether `step` can run these (possibly seed-stacked) fused weights: fp32 on the CPU,
+    an output layer, one norm epsilon."""
+    return (w.embed.device.type == "cpu" and w.embed.dtype == torch.float32
+            and w.head_w is not None and len({layer.eps for layer in w.layers}) == 1)
+
+
+def or_empty(tensor, like: torch.Tensor) -> torch.Tensor:
+    """The C++ side's "no bias": an empty tensor."""
+    return tensor.detach() if tensor is not None else like.new_empty(0)
+
+
+def flat_layer(layer, model: int | None = None) -> list[torch.Tensor]:
+    """A `rlvr.model.weights.Layer`'s ten tensors in `step`'s order (model `model` of a
+    seed-stacked one), absent biases empty."""
+    fields = [f if f is None or model is None else f[model] for f in layer[1:]]
+    return [or_empty(f, layer.norm1).contiguous() for f in fields]
+
+
+def rope_columns(rope, w) -> tuple[torch.Tensor, torch.Tensor]:
+    """`rope_tables`' cos/sin (L, D) repeated over the q and k heads, with v's columns passing
+    through (cos 1, sin 0): (L, (H + 2·Hkv)·D) tables that `step` indexes by position."""
+    cos, sin = rope
+    qk, v = w.heads + w.kv_heads, w.kv_heads * w.head_dim
+    return (torch.cat([cos.repeat(1, qk), cos.new_ones(cos.shape[0], v)], dim=1),
+            torch.cat([sin.repeat(1, qk), sin.new_zeros(sin.shape[0], v)], dim=1))
+
+
 def enabled() -> bool:
     """False when `RLVR_FAST_DECODE=0`: the eager decode step (the path before this module)."""
     return os.environ.get("RLVR_FAST_DECODE", "1").strip() != "0"
@@ -170,8 +202,6 @@ def _flavour() -> tuple[str, list[str]]:
     """The extension's name and vector flags: AVX2 + FMA where torch itself runs its AVX2 (or
     AVX-512) kernels on this CPU, else the compiler's portable baseline. The name carries the
     choice, so a build folder shared by different CPUs never loads the wrong one."""
-    import torch
-
     if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
         return "rlvr_decode_step_avx2", ["-mavx2", "-mfma"]
     return "rlvr_decode_step", []
@@ -179,15 +209,19 @@ def _flavour() -> tuple[str, list[str]]:
 
 def _build():
     try:
-        from torch.utils import cpp_extension
-
-        name, flags = _flavour()
-        folder = cpp_extension._get_build_directory(name, verbose=False)
-        if not os.path.exists(os.path.join(folder, f"{name}.so")):
-            print("rlvr: compiling the C++ decode step once for this machine (about a minute; "
-                  "RLVR_FAST_DECODE=0 skips it)", file=sys.stderr, flush=True)
-        module = cpp_extension.load_inline(name, cpp_sources=_SOURCE, functions=["step"],
-                                           extra_cflags=["-O3", *flags], verbose=False)
-        return module.step
+        return _compile()
     except Exception:  # noqa: BLE001 - no compiler, a build error: the eager step stays
         return None
+
+
+def _compile():
+    from torch.utils import cpp_extension
+
+    name, flags = _flavour()
+    folder = cpp_extension._get_build_directory(name, verbose=False)
+    if not os.path.exists(os.path.join(folder, f"{name}.so")):
+        print("rlvr: compiling the C++ decode step once for this machine (about a minute; "
+              "RLVR_FAST_DECODE=0 skips it)", file=sys.stderr, flush=True)
+    module = cpp_extension.load_inline(name, cpp_sources=_SOURCE, functions=["step"],
+                                       extra_cflags=["-O3", *flags], verbose=False)
+    return module.step

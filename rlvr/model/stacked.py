@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from rlvr.model import native_step
 from rlvr.model.fast_forward import supports
 from rlvr.model.weights import Layer, Weights, full_mask, fused_weights, rope_tables, rotate
 
@@ -121,6 +122,7 @@ class StackedDecode:
         self.kv = [torch.zeros(size, dtype=dtype, device=device) for _ in w.layers]
         self.bias = torch.zeros(S * rows, w.kv_heads, 1, max_length, dtype=dtype, device=device)
         self.rope = None
+        self.native = _native_args(w) if not torch.is_autocast_enabled(device.type) else None
 
     @torch.no_grad()
     def prefill(self, input_ids, attention_mask, position_ids) -> torch.Tensor:
@@ -131,6 +133,8 @@ class StackedDecode:
             x.reshape(S, B, P) for x in (input_ids, attention_mask, position_ids))
         needed = int(position_ids.max()) + 1 + self.max_length
         self.rope = rope_tables(self.model, needed, self.w.embed.dtype, input_ids.device)
+        if self.native is not None:
+            self.tables = native_step.rope_columns(self.rope, self.w)
         pad = (attention_mask.reshape(S * B, P) == 0)[:, None, None, :]
         self.bias[..., :P].masked_fill_(pad, float("-inf"))
 
@@ -149,6 +153,8 @@ class StackedDecode:
             raise ValueError(f"the cache holds {self.max_length} positions; all are used")
         token = token.reshape(self.S, -1)
         S, B = token.shape
+        if self.native is not None:
+            return self._native_step(token, position.reshape(S, B), t)
         heads, kv_heads, dim = w.heads, w.kv_heads, w.head_dim
         flat = position.reshape(-1)
         cos, sin = self.rope[0][flat][:, None], self.rope[1][flat][:, None]  # (S·B, 1, D)
@@ -172,8 +178,39 @@ class StackedDecode:
         self.length = t + 1
         return _head(w, h).reshape(S * B, -1)
 
+    def _native_step(self, token, position, t: int) -> torch.Tensor:
+        """Model s's rows through `rlvr.model.native_step` on its slice of the cache: the
+        same kernel as a single run's decode (`rlvr.model.kv_cache`), so a seed group samples
+        what each run alone would."""
+        w, (fn, per_model) = self.w, self.native
+        B, out = token.shape[1], []
+        for s, (embed, layers, norm, head_w, head_b) in enumerate(per_model):
+            rows = slice(s * B, (s + 1) * B)
+            out.append(fn(token[s], position[s], embed, layers, [kv[:, rows] for kv in self.kv],
+                          self.bias[rows], *self.tables, norm, head_w, head_b, w.heads,
+                          w.kv_heads, w.head_dim, t, w.layers[0].eps, w.norm_eps))
+        self.length = t + 1
+        return torch.cat(out)
+
     def can_select(self) -> bool:
         return False  # the S models' rows share one cache tensor: none is dropped
 
     def select_rows(self, index: torch.Tensor) -> None:
         raise NotImplementedError("a stacked decode keeps every row (can_select() is False)")
+
+
+def _native_args(w: Weights):
+    """(compiled step, per model (embed, flat layers, norm, head, head bias)) when
+    `rlvr.model.native_step` can run these stacked fp32 CPU weights, else None."""
+    if not native_step.usable(w):
+        return None
+    fn = native_step.step_function()
+    if fn is None:
+        return None
+    per_model = []
+    for s in range(w.embed.shape[0]):
+        layers = [native_step.flat_layer(layer, s) for layer in w.layers]
+        head_b = None if w.head_b is None else w.head_b[s]
+        per_model.append((w.embed[s], [t for layer in layers for t in layer], w.norm[s],
+                          w.head_w[s], native_step.or_empty(head_b, w.norm[s])))
+    return fn, per_model

@@ -1,0 +1,58 @@
+"""rlvr.model.native_step: the C++ decode step equals the eager one, and its absence (disabled,
+or no compiler) falls back to the eager step without an error."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_fast_lm import MODELS, _batch, _model
+
+from rlvr.model import native_step
+from rlvr.model.kv_cache import DecodeCache
+
+pytestmark = pytest.mark.skipif(native_step.step_function() is None,
+                                reason="no C++ compiler for the native decode step")
+
+
+def _decode(model, ids, mask, positions, steps: int):
+    cache = DecodeCache(model, ids.shape[0], ids.shape[1] + steps)
+    out = []
+    with torch.inference_mode():
+        out.append(cache.prefill(ids, mask, positions))
+        position = positions[:, -1]
+        gen = torch.Generator().manual_seed(9)
+        for step in range(steps):
+            token = torch.randint(0, out[0].shape[-1], (ids.shape[0],), generator=gen)
+            position = position + 1
+            out.append(cache.step(token, position))
+            if step == 2:  # rows dropped mid-way, as the decode loop does
+                keep = torch.tensor([0, 2, 3, 5])
+                cache.select_rows(keep)
+                ids, position = ids[keep], position[keep]
+    return cache, out
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_native_step_equals_the_eager_step(name, monkeypatch):
+    model = _model(name).eval()
+    ids, mask, positions = _batch(seed=6)
+    native, fast = _decode(model, ids, mask, positions, 6)
+    monkeypatch.setenv("RLVR_FAST_DECODE", "0")
+    eager, slow = _decode(model, ids, mask, positions, 6)
+    assert native.native is not None and eager.native is None
+    for a, b in zip(fast, slow, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    for a, b in zip(native.kv, eager.kv, strict=True):  # the cache writes agree too
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_a_failed_build_falls_back_to_the_eager_step(monkeypatch):
+    def broken():
+        raise OSError("no compiler")
+    monkeypatch.setattr(native_step, "_STATE", {})
+    monkeypatch.setattr(native_step, "_compile", broken)
+    assert native_step.step_function() is None
+    model = _model("llama-untied").eval()
+    ids, mask, positions = _batch(seed=7)
+    cache, out = _decode(model, ids, mask, positions, 4)
+    assert cache.native is None and all(torch.isfinite(o).all() for o in out)

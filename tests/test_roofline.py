@@ -1,0 +1,38 @@
+"""benchmarks/roofline.py at tiny settings: the JSON it prints has the issue's shape (its
+speed is not tested: figures go to docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_roofline_quick_json_shape():
+    from rlvr.organism import default_path
+
+    if not (default_path() / "config.json").is_file():
+        pytest.skip("the shipped organism is not in this checkout")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "roofline.py"), "--quick",
+                          "--json"], capture_output=True, text=True, env=env, timeout=600,
+                         check=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["ceiling_gflops"] > 0
+    assert set(result["decode"]) == {"16", "64", "128"}
+    figures = [*result["decode"].values(), result["update"], result["step"]]
+    assert all(isinstance(x, float) and x > 0 for x in figures)
+    assert set(result["fraction"]) == {"decode_16", "decode_64", "decode_128", "update", "step"}
+    for rows, rate in result["decode"].items():
+        assert result["fraction"][f"decode_{rows}"] == pytest.approx(
+            rate / result["ceiling_gflops"], abs=1e-3)
+    assert set(result["load"]) == {"ceiling", "decode_16", "decode_64", "decode_128", "update",
+                                   "step"}
+    assert all(isinstance(v, float) for v in result["load"].values())
+    assert set(result["loaded"]) <= set(result["load"])
