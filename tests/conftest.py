@@ -29,3 +29,12 @@ def benchmarks_dir(shared_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def train_pool_path(shared_dir: Path) -> Path:
     return shared_dir / "data" / "train" / "dsr_sub.parquet"
+
+
+def pytest_sessionstart(session) -> None:
+    """Build the C++ decode step (rlvr.model.native_step) before any test runs: on a fresh
+    machine its one-time build note would otherwise land in whichever test's stderr decodes
+    first (subprocesses reuse the build cached by torch)."""
+    from rlvr.model import native_step
+
+    native_step.step_function()

@@ -3,7 +3,9 @@
 The cache holds the whole response from the start (written in place, never concatenated), and
 a decode step is plain batched matrix products over the fused weights of
 `rlvr.model.weights`: ≈ 1.7-1.9× faster per token than the Hugging Face step on the organism
-at 16 rows (docs/benchmarks.md), with the same logits. Use it only on a model
+at 16 rows (docs/benchmarks.md), with the same logits. On an fp32 CPU cache the step runs in
+C++ (`rlvr.model.native_step`, ≈ 2-3× faster again at 16 rows) when that module could be
+built; otherwise, or with `RLVR_FAST_DECODE=0`, the eager step below. Use it only on a model
 `rlvr.model.fast_forward.supports`; `rlvr.model.policy.make_decoder` makes that choice.
 """
 
