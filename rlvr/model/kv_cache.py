@@ -105,12 +105,10 @@ class DecodeCache:
         if t >= self.max_length:
             raise ValueError(f"the cache holds {self.max_length} positions; all are used")
         if self.native is not None:
-            fn, layers = self.native
-            w = self.w
+            (fn, layers), w = self.native, self.w
             logits = fn(token, position, w.embed, layers, self.kv, self.bias, self.cos,
                         self.sin, w.norm, w.head_w, native_step.or_empty(w.head_b, w.head_w),
-                        *self.shape,
-                        t, w.layers[0].eps, w.norm_eps)
+                        *self.shape, t, w.layers[0].eps, w.norm_eps)
             self.length = t + 1
             return logits
         cos, sin = self.cos[position], self.sin[position]  # (B, (H + 2·Hkv)·D)
