@@ -203,7 +203,7 @@ def main() -> None:
 
     model, _ = load_model(args.model or default_path(), device="cpu")
     d = _dims(model)
-    rounds, new, steps = (1, 4, 2) if args.quick else (5, 48, 6)
+    rounds, new, steps = (1, 4, 2) if args.quick else (10, 48, 6)
     top = ceiling(d, args.quick)
     detail = {"ceiling": top}
     for rows in (16, 64, 128):
