@@ -10,8 +10,8 @@ from test_fast_lm import MODELS, _batch, _model
 from rlvr.model import native_step
 from rlvr.model.kv_cache import DecodeCache
 
-pytestmark = pytest.mark.skipif(native_step.step_function() is None,
-                                reason="no C++ compiler for the native decode step")
+needs_build = pytest.mark.skipif(native_step.step_function() is None,
+                                 reason="no C++ compiler for the native decode step")
 
 
 def _decode(model, ids, mask, positions, steps: int):
@@ -32,6 +32,7 @@ def _decode(model, ids, mask, positions, steps: int):
     return cache, out
 
 
+@needs_build
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_native_step_equals_the_eager_step(name, monkeypatch):
     model = _model(name).eval()
