@@ -47,12 +47,16 @@ def test_native_step_equals_the_eager_step(name, monkeypatch):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
-def test_a_failed_build_falls_back_to_the_eager_step(monkeypatch):
+def test_a_failed_build_falls_back_to_the_eager_step(monkeypatch, capsys):
     def broken():
-        raise OSError("no compiler")
+        raise OSError("no compiler\nmore lines")
     monkeypatch.setattr(native_step, "_STATE", {})
     monkeypatch.setattr(native_step, "_compile", broken)
     assert native_step.step_function() is None
+    said = capsys.readouterr().err
+    # one line, with the cause, once per process (the second call reads the cached None)
+    assert "could not be built (OSError: no compiler)" in said and "more lines" not in said
+    assert native_step.step_function() is None and capsys.readouterr().err == ""
     model = _model("llama-untied").eval()
     ids, mask, positions = _batch(seed=7)
     cache, out = _decode(model, ids, mask, positions, 4)

@@ -210,7 +210,15 @@ def _flavour() -> tuple[str, list[str]]:
 def _build():
     try:
         return _compile()
-    except Exception:  # noqa: BLE001 - no compiler, a build error: the eager step stays
+    except Exception as exc:  # noqa: BLE001 - no compiler or ninja, a build error
+        # Decoding stays right on the eager step, only slower: say so once, with the cause,
+        # rather than leave a user to wonder why this machine decodes at half speed.
+        from rlvr.errors import notice
+
+        cause = (str(exc).strip().splitlines() or [""])[0][:200]
+        notice(f"the C++ decode step could not be built ({type(exc).__name__}: {cause}); "
+               "decoding uses the eager step, slower on CPU (RLVR_FAST_DECODE=0 skips the "
+               "attempt)")
         return None
 
 
@@ -218,8 +226,10 @@ def _compile():
     from torch.utils import cpp_extension
 
     name, flags = _flavour()
-    folder = cpp_extension._get_build_directory(name, verbose=False)
-    if not os.path.exists(os.path.join(folder, f"{name}.so")):
+    # A private helper of torch, used only to word the note: without it the note is shown.
+    folder_of = getattr(cpp_extension, "_get_build_directory", None)
+    if folder_of is None or not os.path.exists(os.path.join(folder_of(name, verbose=False),
+                                                            f"{name}.so")):
         print("rlvr: compiling the C++ decode step once for this machine (about a minute; "
               "RLVR_FAST_DECODE=0 skips it)", file=sys.stderr, flush=True)
     module = cpp_extension.load_inline(name, cpp_sources=_SOURCE, functions=["step"],
