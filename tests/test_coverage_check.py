@@ -9,6 +9,8 @@ import pytest
 from rundirs import make_run
 
 from rlvr.core.stats import Estimate
+from rlvr.errors import UserError
+from rlvr.rl.checkpoint import STATE_FILE
 from rlvr.study.coverage_check import (
     FOLDER,
     SELECTION,
@@ -16,8 +18,8 @@ from rlvr.study.coverage_check import (
     WIDER,
     coverage_checks,
     coverage_config,
+    coverage_reading,
     coverage_targets,
-    reading,
 )
 
 
@@ -30,12 +32,18 @@ def _demo(tmp_path: Path, base: list[str], trained: dict[int, list[str]]) -> Pat
     return tmp_path
 
 
+def _checks(out: Path, seeds: list[int], kinds=("working-required",)):
+    """The demo's call: each kind's outcome runs (here only their names matter)."""
+    runs = {kind: [out / kind / f"outcome-s{s}" for s in seeds] for kind in kinds}
+    return coverage_checks(out, runs, seeds)
+
+
 def test_sharper_seeds_lift_pass_at_1_and_not_pass_at_8(tmp_path):
     # base: each item right in 1 of 8 samples (pass@8 = 1); trained: 6 or 7 of 8 right
     base = ["CWWWWWWW"] * 12
     out = _demo(tmp_path, base, {0: ["CCCCCCWW"] * 12, 1: ["CCCCCCCW"] * 12,
                                  2: ["CCCCCCWW"] * 6 + ["CCCCCCCW"] * 6})
-    check = coverage_checks(out, ["working-required", "variance-top"], [0, 1, 2])
+    check = _checks(out, [0, 1, 2], ("working-required", "variance-top"))
     assert list(check) == ["working-required"]  # a kind without runs is left out
     c = check["working-required"]
     assert c.samples == 8 and c.ks == (1, 2, 4, 8) and len(c.per_seed) == 3
@@ -50,18 +58,18 @@ def test_sharper_seeds_lift_pass_at_1_and_not_pass_at_8(tmp_path):
 def test_an_item_only_training_solves_in_every_seed_reads_wider(tmp_path):
     base = ["WWWWWWWW"] + ["CWWWWWWW"] * 11
     out = _demo(tmp_path, base, {s: ["CWWWWWWW"] * 12 for s in (0, 1, 2)})
-    c = coverage_checks(out, ["working-required"], [0, 1, 2])["working-required"]
+    c = _checks(out, [0, 1, 2])["working-required"]
     assert c.every_seed_only_trained == [("s", "s-0")]
     assert c.reading == WIDER
     # Solved only by one seed: not in every seed, so no longer WIDER on that account.
     out2 = _demo(tmp_path / "b", base, {0: ["CWWWWWWW"] * 12, 1: ["WWWWWWWW"] + ["CWWWWWWW"] * 11,
                                         2: ["WWWWWWWW"] + ["CWWWWWWW"] * 11})
-    c2 = coverage_checks(out2, ["working-required"], [0, 1, 2])["working-required"]
+    c2 = _checks(out2, [0, 1, 2])["working-required"]
     assert c2.every_seed_only_trained == [] and c2.reading != WIDER
 
 
 def test_no_base_evaluation_no_check(tmp_path):
-    assert coverage_checks(tmp_path, ["working-required"], [0]) == {}
+    assert _checks(tmp_path, [0]) == {}
 
 
 @pytest.mark.parametrize(("low", "high", "only", "expected"), [
@@ -73,16 +81,23 @@ def test_no_base_evaluation_no_check(tmp_path):
 ])
 def test_reading_rule(low, high, only, expected):
     method = "none" if low is None else "items"
-    assert reading(Estimate(0.0, low, high, method, 12), only) == expected
+    assert coverage_reading(Estimate(0.0, low, high, method, 12), only) == expected
 
 
 def test_targets_and_config(tmp_path):
     from rlvr.rl.presets import resolve
 
-    targets = coverage_targets(tmp_path, {"working-required": tmp_path / "wr"}, [0, 1], 60, "")
+    runs = [tmp_path / "wr" / f"outcome-s{s}" for s in (0, 1)]
+    for run in runs:  # the latest complete checkpoint is the one evaluated
+        for step in (20, 60):
+            (run / "checkpoints" / f"step-{step}").mkdir(parents=True)
+            (run / "checkpoints" / f"step-{step}" / STATE_FILE).write_bytes(b"")
+    targets = coverage_targets(tmp_path, {"working-required": runs}, "")
     assert targets[0] == ("", tmp_path / FOLDER / "base")
-    assert targets[2] == (str(tmp_path / "wr" / "outcome-s1" / "checkpoints" / "step-60"),
+    assert targets[2] == (str(runs[1] / "checkpoints" / "step-60"),
                           tmp_path / FOLDER / "working-required" / "outcome-s1")
+    with pytest.raises(UserError, match="no checkpoint"):
+        coverage_targets(tmp_path, {"variance-top": [tmp_path / "vt" / "outcome-s0"]}, "")
     config = resolve("organism", overrides={"eval": {"suites": ["organism"], "samples": 4}})
     wide = coverage_config(config, 32, 16)
     assert (wide.eval.samples, wide.eval.n_per_suite, wide.eval.greedy) == (32, 16, False)
@@ -93,7 +108,7 @@ def test_claims_table_shows_coverage_and_an_identity_as_such(tmp_path):
     from rlvr.study.findings import details
 
     out = _demo(tmp_path, ["CWWWWWWW"] * 12, {0: ["CCCCCCWW"] * 12, 1: ["CCCCCCCW"] * 12})
-    cover = coverage_checks(out, ["working-required"], [0, 1])["working-required"].to_json()
+    cover = _checks(out, [0, 1])["working-required"].to_json()
     line = details({"id": "C1", "skill_change": None, "previous_verdict": "inconclusive",
                     "coverage": cover})
     assert "coverage (8 samples × 12 items): pass@1 +" in line
@@ -110,10 +125,10 @@ def test_a_base_that_solves_everything_is_at_the_ceiling(tmp_path):
 
     out = _demo(tmp_path, ["CWWWWWWW"] * 12, {0: ["CCCCCCWW"] * 12, 1: ["CCCCCCCW"] * 12,
                                                2: ["CCCCCCWW"] * 12})
-    c = coverage_checks(out, ["working-required"], [0, 1, 2])["working-required"]
+    c = _checks(out, [0, 1, 2])["working-required"]
     assert c.base_at_ceiling and c.reading.startswith(SELECTION) and "at the ceiling" in c.reading
     assert c.meet_k == 8  # above the base up to k = 4, equal (both 100%) at k = 8
     line = coverage_line(c.to_json())
     assert "pass@8 +0.0 (both solve every item)" in line and "from k = 8" in line
     below = _demo(tmp_path / "b", ["WWWWWWWW"] + ["CWWWWWWW"] * 11, {0: ["CWWWWWWW"] * 12})
-    assert not coverage_checks(below, ["working-required"], [0])["working-required"].base_at_ceiling
+    assert not _checks(below, [0])["working-required"].base_at_ceiling

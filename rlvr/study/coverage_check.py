@@ -13,7 +13,6 @@ rule was fixed before the first run.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -21,8 +20,8 @@ from rlvr.analysis.claims import BAND
 from rlvr.core.stats import Estimate, two_level
 from rlvr.decomposition.coverage import Coverage, coverage
 
-__all__ = ["FOLDER", "CoverageCheck", "coverage_checks", "coverage_config", "coverage_targets",
-           "reading"]
+__all__ = ["FOLDER", "CoverageCheck", "coverage_checks", "coverage_config", "coverage_reading",
+           "coverage_targets"]
 
 FOLDER = "coverage"  # OUT/coverage/base, OUT/coverage/<kind>/outcome-s<seed>
 SELECTION = "no wider coverage after training (as selection predicts)"
@@ -36,20 +35,28 @@ def coverage_config(config, samples: int, per_suite: int):
                                         greedy=False))
 
 
-def coverage_targets(out: Path, training: dict[str, Path], seeds: list[int], steps: int,
-                     model: str) -> list[tuple[str, Path]]:
+def coverage_targets(out: Path, outcome_runs: dict[str, list[Path]], model: str
+                     ) -> list[tuple[str, Path]]:
     """(model folder, evaluation folder) pairs: the base first ("" = the shipped organism),
-    then every training anchor kind's outcome runs at their last checkpoint."""
+    then every anchor kind's outcome runs at their latest checkpoint (their last step)."""
+    from rlvr.errors import UserError
+    from rlvr.rl.checkpoint import latest_checkpoint
+
     targets = [(model, out / FOLDER / "base")]
-    for kind, folder in training.items():
-        for seed in seeds:
-            run = folder / f"outcome-s{seed}"
-            targets.append((str(run / "checkpoints" / f"step-{steps}"),
-                            out / FOLDER / kind / f"outcome-s{seed}"))
+    for kind, runs in outcome_runs.items():
+        for run in runs:
+            checkpoint = latest_checkpoint(run)
+            if checkpoint is None:
+                raise UserError(f"{run} has no checkpoint to evaluate for C1's coverage check")
+            targets.append((str(checkpoint), _folder(out, kind, run)))
     return targets
 
 
-def reading(difference: Estimate, every_seed_only_trained: int) -> str:
+def _folder(out: Path, kind: str, run: Path) -> Path:
+    return out / FOLDER / kind / run.name
+
+
+def coverage_reading(difference: Estimate, every_seed_only_trained: int) -> str:
     """The rule of docs/analysis.md: at the largest k, the trained − base difference's 95%
     interval ends at or below +BAND points and no item is solved only after training in every
     seed → SELECTION; its low end above 0, or such an item → WIDER; else inconclusive."""
@@ -66,13 +73,16 @@ def reading(difference: Estimate, every_seed_only_trained: int) -> str:
 class CoverageCheck:
     """The coverage of one anchor kind's outcome runs against the base, seeds combined."""
 
-    kind: str
-    samples: int
     per_seed: tuple[tuple[int, Coverage], ...]
     ks: tuple[int, ...]
     base: tuple[Estimate, ...]
     trained: tuple[Estimate, ...]
     difference: tuple[Estimate, ...]
+
+    @property
+    def samples(self) -> int:
+        """Samples per item behind the curves (pass@k is read up to k = samples)."""
+        return self.ks[-1]
 
     @property
     def every_seed_only_trained(self) -> list[tuple[str, str]]:
@@ -94,7 +104,7 @@ class CoverageCheck:
 
     @property
     def reading(self) -> str:
-        found = reading(self.difference[-1], len(self.every_seed_only_trained))
+        found = coverage_reading(self.difference[-1], len(self.every_seed_only_trained))
         if self.base_at_ceiling:
             found += (f"; at the ceiling: the base solves every item within {self.ks[-1]} "
                       "samples, so coverage could not widen and the curves cannot cross")
@@ -115,23 +125,22 @@ class CoverageCheck:
         }
 
 
-def coverage_checks(out: Path, kinds: list[str], seeds: list[int]) -> dict[str, CoverageCheck]:
-    """Every anchor kind's CoverageCheck from OUT/coverage (kinds without runs are left out)."""
+def coverage_checks(out: Path, outcome_runs: dict[str, list[Path]], seeds: list[int]
+                    ) -> dict[str, CoverageCheck]:
+    """Every anchor kind's CoverageCheck from the evaluations `coverage_targets` named (the
+    runs of a kind in the order of `seeds`; kinds without evaluations are left out)."""
     from rlvr.rundir.read import load_run
 
-    root = out / FOLDER
-    if not (root / "base").is_dir():
+    if not (out / FOLDER / "base").is_dir():
         return {}
-    base = load_run(root / "base").evals[0]
-    per_item = Counter((suite, r.id) for suite, recs in base.records.items() for r in recs)
-    samples = min(per_item.values())
+    base = load_run(out / FOLDER / "base").evals[0]
     found = {}
-    for kind in kinds:
+    for kind, runs in outcome_runs.items():
         covers = []
-        for seed in seeds:
-            run = root / kind / f"outcome-s{seed}"
-            if run.is_dir():
-                cover = coverage(base, load_run(run).evals[0])
+        for seed, run in zip(seeds, runs, strict=True):
+            folder = _folder(out, kind, run)
+            if folder.is_dir():
+                cover = coverage(base, load_run(folder).evals[0])
                 if cover is not None:
                     covers.append((seed, cover))
         if not covers or len({c.ks for _, c in covers}) != 1:
@@ -139,6 +148,6 @@ def coverage_checks(out: Path, kinds: list[str], seeds: list[int]) -> dict[str, 
         ks = covers[0][1].ks
         curve = {name: tuple(two_level([getattr(c, name)[i] for _, c in covers])
                              for i in range(len(ks))) for name in ("trained", "difference")}
-        found[kind] = CoverageCheck(kind, samples, tuple(covers), ks, covers[0][1].base,
-                                    curve["trained"], curve["difference"])
+        found[kind] = CoverageCheck(tuple(covers), ks, covers[0][1].base, curve["trained"],
+                                    curve["difference"])
     return found

@@ -380,7 +380,7 @@ def _run_demo(out: Path, given: str, *, quick: bool, seed: int, workers: int, mo
     wide = coverage_config(probe, p.coverage_samples, p.coverage_per_suite)
     run_parallel([(weak, layout.c8_runs)], workers, console, "C8", p.group_rows,
                  jobs=tuple((_eval_job, (wide, m, str(d))) for m, d in
-                            coverage_targets(out, layout.training, seeds, p.steps, model)))
+                            coverage_targets(out, layout.outcome_runs, model)))
 
     console.print("[bold]5/5[/] claims and reports")
     report, markdown = findings.write_all(out, layout, p, quick=quick)

@@ -68,6 +68,11 @@ class Layout:
     c8_runs: list[Path] = field(default_factory=list)
     c8_kind: str = "working-required"
 
+    @property
+    def outcome_runs(self) -> dict[str, list[Path]]:
+        """Each training anchor kind's outcome runs, in the order of `seeds`."""
+        return {kind: self.c9_runs[kind] for kind in self.training}
+
 
 def layout(out: Path, anchors: dict[str, str | None], seeds: list[int]) -> Layout:
     """OUT/<kind>/<condition>-s<seed> per distinct training anchor; OUT/c9/<kind>-s<seed> for
@@ -228,7 +233,7 @@ def write_all(out: Path, lay: Layout, p, *, quick: bool) -> tuple[Path, str]:
                                     quick=quick, testable=labels.get("guessable") is not None)
         rows += found
         markdown.append(text)
-    checks = coverage_checks(out, list(lay.training), lay.seeds)
+    checks = coverage_checks(out, lay.outcome_runs, lay.seeds)
     for row in rows:
         source = lay.aliases.get(row["anchor_kind"], row["anchor_kind"])
         if row["id"] == "C1" and source in checks:
@@ -309,11 +314,10 @@ def claims_markdown(rows: list[dict], *, quick: bool) -> str:
 def coverage_line(c: dict) -> str:
     """C1's coverage check from its claims.json entry, in one line."""
     def at(i: int) -> str:
-        d, b = c["difference"][i], c["base"][i]
-        ci = d.get("ci")
-        if ci == [0.0, 0.0] and b["value"] == 100:
+        d = c["difference"][i]
+        if d.get("ci") == [0.0, 0.0] and c["base"][i]["value"] == 100:
             return "+0.0 (both solve every item)"
-        return f"{d['value']:+.1f}" + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "")
+        return _value(d)
 
     only = "/".join(str(s["only_trained"]) for s in c["per_seed"])
     meet = c.get("meet_k")
