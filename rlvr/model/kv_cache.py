@@ -23,6 +23,7 @@ from rlvr.model.weights import (
     head_logits,
     mlp,
     residual,
+    rope_columns,
     rope_tables,
     run_layers,
     sdpa_attend,
@@ -75,7 +76,7 @@ class DecodeCache:
         needed = int(positions.max()) + 1 + self.max_length - seq
         cos, sin = rope_tables(self.model, needed, w.embed.dtype, device)
         # Per-step tables over all q/k/v heads: v passes through (cos 1, sin 0).
-        self.cos, self.sin = native_step.rope_columns((cos, sin), w)
+        self.cos, self.sin = rope_columns((cos, sin), w)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         pad = (attention_mask == 0)[:, None, None, :]  # (B, 1, 1, P)
@@ -142,7 +143,6 @@ class DecodeCache:
         """Keep only rows `index` (B',) of the batch, in that order."""
         self.kv = [kv.index_select(1, index) for kv in self.kv]
         self.bias = self.bias.index_select(0, index)
-
 
 
 def _native_args(w, cache: torch.Tensor):

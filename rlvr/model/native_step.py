@@ -25,7 +25,7 @@ import sys
 
 import torch
 
-__all__ = ["enabled", "flat_layer", "or_empty", "rope_columns", "step_function", "usable"]
+__all__ = ["enabled", "flat_layer", "or_empty", "step_function", "usable"]
 
 _SOURCE = r"""
 #include <torch/extension.h>
@@ -173,15 +173,6 @@ def flat_layer(layer, model: int | None = None) -> list[torch.Tensor]:
     seed-stacked one), absent biases empty."""
     fields = [f if f is None or model is None else f[model] for f in layer[1:]]
     return [or_empty(f, layer.norm1).contiguous() for f in fields]
-
-
-def rope_columns(rope, w) -> tuple[torch.Tensor, torch.Tensor]:
-    """`rope_tables`' cos/sin (L, D) repeated over the q and k heads, with v's columns passing
-    through (cos 1, sin 0): (L, (H + 2·Hkv)·D) tables that `step` indexes by position."""
-    cos, sin = rope
-    qk, v = w.heads + w.kv_heads, w.kv_heads * w.head_dim
-    return (torch.cat([cos.repeat(1, qk), cos.new_ones(cos.shape[0], v)], dim=1),
-            torch.cat([sin.repeat(1, qk), sin.new_zeros(sin.shape[0], v)], dim=1))
 
 
 def enabled() -> bool:

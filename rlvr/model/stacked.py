@@ -20,7 +20,15 @@ import torch.nn.functional as F
 
 from rlvr.model import native_step
 from rlvr.model.fast_forward import supports
-from rlvr.model.weights import Layer, Weights, full_mask, fused_weights, rope_tables, rotate
+from rlvr.model.weights import (
+    Layer,
+    Weights,
+    full_mask,
+    fused_weights,
+    rope_columns,
+    rope_tables,
+    rotate,
+)
 
 __all__ = ["StackedDecode", "logits", "stack"]
 
@@ -135,7 +143,7 @@ class StackedDecode:
         needed = int(position_ids.max()) + 1 + self.max_length
         self.rope = rope_tables(self.model, needed, self.w.embed.dtype, input_ids.device)
         if self.native is not None:
-            self.tables = native_step.rope_columns(self.rope, self.w)
+            self.tables = rope_columns(self.rope, self.w)
         pad = (attention_mask.reshape(S * B, P) == 0)[:, None, None, :]
         self.bias[..., :P].masked_fill_(pad, float("-inf"))
 

@@ -23,8 +23,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint as recompute_in_backward
 
 __all__ = ["Checkpointed", "Layer", "Weights", "decoder_layer", "default_positions", "final_norm",
-           "full_mask", "fused_weights", "head_logits", "mlp", "residual", "rope_tables",
-           "rotate", "run_layers", "sdpa_attend"]
+           "full_mask", "fused_weights", "head_logits", "mlp", "residual", "rope_columns",
+           "rope_tables", "rotate", "run_layers", "sdpa_attend"]
 
 
 class Layer(NamedTuple):
@@ -107,6 +107,15 @@ def rope_tables(model, length: int, dtype, device) -> tuple[torch.Tensor, torch.
         sin = torch.cat([-sin[:, :half], sin[:, half:]], dim=-1).contiguous()
     per_module[(device, dtype)] = (rotary.inv_freq, cos, sin)
     return cos, sin
+
+
+def rope_columns(rope, w) -> tuple[torch.Tensor, torch.Tensor]:
+    """`rope_tables`' cos/sin (L, D) repeated over the q and k heads, with v's columns passing
+    through (cos 1, sin 0): (L, (H + 2·Hkv)·D) tables that `step` indexes by position."""
+    cos, sin = rope
+    qk, v = w.heads + w.kv_heads, w.kv_heads * w.head_dim
+    return (torch.cat([cos.repeat(1, qk), cos.new_ones(cos.shape[0], v)], dim=1),
+            torch.cat([sin.repeat(1, qk), sin.new_zeros(sin.shape[0], v)], dim=1))
 
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
