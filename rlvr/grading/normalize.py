@@ -95,6 +95,20 @@ def strip_braces(s: str) -> str:
     return s
 
 
+def group_end(s: str, i: int) -> int | None:
+    """The index of the `}` that closes the brace group opening at s[i] == "{" (every brace
+    counts, escaped or not, as the MATH scorers count them), or None when it never closes."""
+    depth = 0
+    for j in range(i, len(s)):
+        if s[j] == "{":
+            depth += 1
+        elif s[j] == "}":
+            depth -= 1
+            if depth == 0:
+                return j
+    return None
+
+
 def _read_arg(s: str, i: int) -> tuple[str, int] | None:
     """One TeX argument at s[i:]: a brace group's content or a single character."""
     while i < len(s) and s[i] == " ":
@@ -103,15 +117,8 @@ def _read_arg(s: str, i: int) -> tuple[str, int] | None:
         return None
     if s[i] != "{":
         return s[i], i + 1
-    depth = 0
-    for j in range(i, len(s)):
-        if s[j] == "{":
-            depth += 1
-        elif s[j] == "}":
-            depth -= 1
-            if depth == 0:
-                return s[i + 1 : j], j + 1
-    return None
+    end = group_end(s, i)
+    return None if end is None else (s[i + 1 : end], end + 1)
 
 
 def brace_args(s: str, command: str, nargs: int) -> str:

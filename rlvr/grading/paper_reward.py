@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import re
 
+from rlvr.grading.normalize import group_end
+
 __all__ = ["last_box", "mathd_normalize", "paper_correct", "value_normalize"]
 
 MAX_ANSWER_CHARS = 1000  # a longer box is compared as a string only
@@ -44,15 +46,8 @@ def last_box(text: str) -> str | None:
     i = start + len("\\boxed")
     if text[i:i + 1] != "{":
         return None
-    depth = 0
-    for j in range(i, len(text)):
-        if text[j] == "{":
-            depth += 1
-        elif text[j] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i + 1:j]
-    return None
+    end = group_end(text, i)
+    return None if end is None else text[i + 1:end]
 
 
 # --- the string comparison ("mathd") ---------------------------------------------------------
