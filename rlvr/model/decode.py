@@ -20,6 +20,7 @@ from collections.abc import Iterable
 import torch
 
 from rlvr.errors import UserError
+from rlvr.model import native_step
 from rlvr.model.sampling import SamplingParams
 
 __all__ = ["choose", "decode", "left_pad", "row_keys"]
@@ -57,12 +58,15 @@ def decode(decoder, ids, mask, positions, keys: torch.Tensor, params: SamplingPa
     for step in range(budget):
         token = choose(logits, params, keys[active], step)  # (A,)
         token = torch.where(alive, token, torch.full_like(token, pad_id))
-        tokens[active[alive], step] = token[alive]
+        tokens[active, step] = token  # a finished row's pad is what `tokens` holds already
         ended = torch.isin(token, eos_ids) & alive
-        lengths[active[ended]] = step + 1
-        stopped[active[ended]] = True
-        alive &= ~ended
-        if not bool(alive.any()) or step + 1 == budget:
+        if bool(ended.any()):  # most steps end no row: skip its bookkeeping
+            lengths[active[ended]] = step + 1
+            stopped[active[ended]] = True
+            alive &= ~ended
+            if not bool(alive.any()):
+                break
+        if step + 1 == budget:
             break
         # Drop finished rows once they are a quarter of the batch, so a few long (looping)
         # responses stop carrying the dead rows' compute (model.generate keeps them all).
@@ -87,6 +91,9 @@ def choose(logits: torch.Tensor, params: SamplingParams, keys: torch.Tensor,
     if params.temperature == 0:
         return logits.argmax(dim=-1)
     logits = logits / params.temperature
+    fused = native_step.sample_function() if logits.device.type == "cpu" else None
+    if fused is not None and params.top_p == 1:
+        return fused(logits, keys.contiguous(), step)  # the same draw, one pass, no buffers
     if params.top_p < 1:
         logits = _top_p_filter(logits, params.top_p)
     # Gumbel-max: argmax(logits + Gumbel noise) is an exact draw from softmax(logits).

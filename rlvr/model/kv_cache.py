@@ -56,7 +56,10 @@ class DecodeCache:
             dtype = torch.get_autocast_dtype(device.type)
         # Keys and values of a layer in one tensor, so a step writes both with one copy.
         size = (2, batch_size, w.kv_heads, max_length, w.head_dim)
-        self.kv = [torch.zeros(size, dtype=dtype, device=device) for _ in w.layers]
+        # Never zeroed: the prefill writes every prompt column and a step its own before any
+        # read, and a step reads columns up to its own only (11.8 MB of memset per organism
+        # rollout of 64 rows).
+        self.kv = [torch.empty(size, dtype=dtype, device=device) for _ in w.layers]
         # Additive key mask (0 or −inf), one copy per K/V head so that a step's scores are
         # a single baddbmm over (B·kv_heads) matrices.
         self.bias = torch.zeros(batch_size, w.kv_heads, 1, max_length, dtype=dtype,

@@ -1,158 +1,44 @@
-"""One decode step of a Llama/Qwen2 model in C++: the matrix products of ATen, everything
-between them in plain loops.
+"""One decode step of a Llama/Qwen2 model in C++, and its sampling draw: the matrix products
+of ATen, everything between them in plain loops.
 
 On the organism (hidden 96, 4 layers) an eager decode step is bound by what surrounds its
 matrix products: ~180 torch calls per token, and attention as two batched products of one
 query row each (MKL pays a call per (row, head)). `torch.compile` did not help on this CPU
-(measured in docs/benchmarks.md, "Roofline"). This module compiles, once per machine, a C++
-function that runs the whole step: the q/k/v, output, gate/up, down and head projections
-through `at::mm` / `at::addmm` (the same kernels as the eager step), and the RMS norms,
-rotary embedding, cache write, single-query attention and SwiGLU as loops over rows.
+(measured in docs/benchmarks.md, "Roofline"). This module compiles, once per machine, the C++
+of `native_step.cpp` (shipped beside it):
 
-`step_function()` returns the compiled function, or None when it cannot be had (no C++
-compiler, a build error, `RLVR_FAST_DECODE=0`): the caller then keeps the eager step, with no
-error shown. The build (~1 minute) happens on first use and is cached by torch under
-`TORCH_EXTENSIONS_DIR` (default `~/.cache/torch_extensions`); a line on stderr says so.
-Plain fp32 arithmetic without `-ffast-math` (no reassociation beyond the 8-lane dot product);
-AVX2 + FMA only where torch's own capability check finds them (`_flavour`). Logits equal the eager step's within float rounding
-(tests/test_fast_lm.py checks 1e-5 against the Hugging Face forward).
+- `step`: the whole decode step. The q/k/v, output, gate/up, down and head projections go
+  through `at::mm` / `at::addmm` (the same kernels as the eager step); the RMS norms, rotary
+  embedding, cache write, single-query attention (scores, softmax and the weighted values in
+  one pass per head) and SwiGLU are loops over rows, in AVX2 registers where the head size
+  is a multiple of 8.
+- `sample`: `rlvr.model.decode.choose`'s Gumbel-max draw at top_p 1, the same hash and the
+  same arithmetic in one pass over the logits instead of ~20 tensor operations. Its logarithm
+  is the C library's where torch's is its own vector routine; both are within an ulp, and the
+  tokens drawn agree (tests/test_native_step.py compares them over 50k rows).
+
+`step_function()` / `sample_function()` return the compiled functions, or None when they
+cannot be had (no C++ compiler, a build error, `RLVR_FAST_DECODE=0`): the callers then keep the
+eager step and the torch draw. The build (~1 minute) happens on first use and is cached by
+torch under `TORCH_EXTENSIONS_DIR` (default `~/.cache/torch_extensions`); a line on stderr
+says so, and a failed build prints one notice with its cause. fp32 without `-ffast-math`:
+sums are reassociated only into 8 vector lanes, and e^x is a polynomial within ~2 ulp; AVX2 +
+FMA only where torch's own capability check finds them (`_flavour`). Logits equal the eager
+step's within 1e-5 (tests/test_native_step.py, on five architectures).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import torch
 
-__all__ = ["enabled", "flat_layer", "or_empty", "step_function", "usable"]
+__all__ = ["enabled", "flat_layer", "or_empty", "sample_function", "step_function", "usable"]
 
-_SOURCE = r"""
-#include <torch/extension.h>
-#include <algorithm>
-#include <cmath>
-#include <vector>
-
-using at::Tensor;
-constexpr int64_t kMaxDim = 512;
-
-// Dot product in 8 independent lanes: the compiler vectorises it without -ffast-math.
-static inline float dot(const float* a, const float* b, int64_t n) {
-  float lane[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; ++l) lane[l] += a[i + l] * b[i + l];
-  float total = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
-  for (; i < n; ++i) total += a[i] * b[i];
-  return total;
-}
-
-// y = w * (x / sqrt(mean(x^2) + eps)), row by row (the Hugging Face RMSNorm in fp32).
-static Tensor rms(const Tensor& x, const Tensor& w, double eps) {
-  auto out = at::empty_like(x);
-  const int64_t rows = x.size(0), n = x.size(1);
-  const float* px = x.data_ptr<float>();
-  const float* pw = w.data_ptr<float>();
-  float* po = out.data_ptr<float>();
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = px + r * n;
-    const float inv = 1.f / std::sqrt(dot(xr, xr, n) / n + (float)eps);
-    for (int64_t i = 0; i < n; ++i) po[r * n + i] = pw[i] * (xr[i] * inv);
-  }
-  return out;
-}
-
-static Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
-  return b.numel() ? at::addmm(b, x, w.t()) : at::mm(x, w.t());
-}
-
-// h + x @ w^T (+ b), accumulated into h's storage.
-static void residual(Tensor& h, const Tensor& x, const Tensor& w, const Tensor& b) {
-  if (b.numel()) { h.add_(at::addmm(b, x, w.t())); return; }
-  h.addmm_(x, w.t());
-}
-
-// layers: per layer [norm1, qkv_w, qkv_b, o_w, o_b, norm2, gate_up_w, gate_up_b, down_w,
-// down_b] (an absent bias is an empty tensor); kv: per layer (2, B, Hkv, M, D), contiguous
-// but for the stride of its first dimension;
-// bias: (B, Hkv, 1, M) additive key mask; cos, sin: (P, (H + 2 Hkv) D) per-position tables.
-Tensor step(const Tensor& token, const Tensor& position, const Tensor& embed,
-            const std::vector<Tensor>& layers, const std::vector<Tensor>& kv,
-            const Tensor& bias, const Tensor& cos, const Tensor& sin, const Tensor& norm,
-            const Tensor& head_w, const Tensor& head_b, int64_t heads, int64_t kv_heads,
-            int64_t dim, int64_t t, double eps, double norm_eps) {
-  const int64_t B = token.size(0), E = embed.size(1), width = (heads + 2 * kv_heads) * dim;
-  const int64_t M = kv[0].size(3), group = heads / kv_heads, half = dim / 2;
-  TORCH_CHECK(dim <= kMaxDim, "head_dim above ", kMaxDim);
-  const float scale = 1.f / std::sqrt((float)dim);
-  Tensor h = embed.index_select(0, token).contiguous();
-  Tensor c = cos.index_select(0, position).contiguous();
-  Tensor s = sin.index_select(0, position).contiguous();
-  const float* pc = c.data_ptr<float>();
-  const float* ps = s.data_ptr<float>();
-  const float* pbias = bias.data_ptr<float>();
-  std::vector<float> rotated(width);
-  auto scores = at::empty({B * heads, t + 1}, h.options());
-  float* psc = scores.data_ptr<float>();
-  auto attn = at::empty({B, heads * dim}, h.options());
-  float* pa = attn.data_ptr<float>();
-  for (size_t i = 0; i < kv.size(); ++i) {
-    const Tensor* L = &layers[i * 10];
-    Tensor qkv = linear(rms(h, L[0], eps), L[1], L[2]);  // (B, width)
-    const float* pq = qkv.data_ptr<float>();
-    float* cache = kv[i].data_ptr<float>();
-    // keys, then values; the cache may be a slice of a larger one along rows
-    const int64_t plane = kv[i].stride(0);
-    for (int64_t b = 0; b < B; ++b) {
-      const float* row = pq + b * width;
-      const float* rc = pc + b * width;
-      const float* rs = ps + b * width;
-      // rotary: x * cos + (halves of each head swapped) * sin; v passes (cos 1, sin 0)
-      for (int64_t base = 0; base < width; base += dim) {
-        for (int64_t o = 0; o < half; ++o)
-          rotated[base + o] = row[base + o] * rc[base + o] + row[base + o + half] * rs[base + o];
-        for (int64_t o = half; o < dim; ++o)
-          rotated[base + o] = row[base + o] * rc[base + o] + row[base + o - half] * rs[base + o];
-      }
-      for (int64_t g = 0; g < kv_heads; ++g) {
-        float* k = cache + ((b * kv_heads + g) * M + t) * dim;
-        float* v = k + plane;
-        for (int64_t d = 0; d < dim; ++d) {
-          k[d] = rotated[(heads + g) * dim + d];
-          v[d] = rotated[(heads + kv_heads + g) * dim + d];
-        }
-      }
-      for (int64_t hq = 0; hq < heads; ++hq) {
-        const int64_t g = hq / group;
-        const float* q = rotated.data() + hq * dim;
-        const float* keys = cache + (b * kv_heads + g) * M * dim;
-        const float* mask = pbias + (b * kv_heads + g) * M;
-        float* sc = psc + (b * heads + hq) * (t + 1);
-        for (int64_t p = 0; p <= t; ++p) sc[p] = dot(q, keys + p * dim, dim) * scale + mask[p];
-      }
-    }
-    const Tensor probs = at::_softmax(scores, 1, false);
-    const float* pp = probs.data_ptr<float>();
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t hq = 0; hq < heads; ++hq) {
-        const int64_t g = hq / group;
-        const float* values = cache + plane + (b * kv_heads + g) * M * dim;
-        const float* w = pp + (b * heads + hq) * (t + 1);
-        float acc[kMaxDim] = {0.f};  // local: no aliasing with the cache, kept in registers
-        for (int64_t p = 0; p <= t; ++p)
-          for (int64_t d = 0; d < dim; ++d) acc[d] += w[p] * values[p * dim + d];
-        std::copy(acc, acc + dim, pa + b * heads * dim + hq * dim);
-      }
-    residual(h, attn, L[3], L[4]);
-    Tensor gu = linear(rms(h, L[5], eps), L[6], L[7]);  // (B, 2 I)
-    const int64_t I = gu.size(1) / 2;
-    Tensor act = at::silu(gu.narrow(1, 0, I)).mul_(gu.narrow(1, I, I));
-    residual(h, act, L[8], L[9]);
-  }
-  return linear(rms(h, norm, norm_eps), head_w, head_b);
-}
-"""
-
+# The C++ source ships beside this module (package data).
+_SOURCE_FILE = Path(__file__).with_name("native_step.cpp")
 _STATE: dict = {}
 
 
@@ -182,11 +68,22 @@ def enabled() -> bool:
 
 def step_function():
     """The compiled `step`, built on first use; None when disabled or unavailable."""
+    module = _module()
+    return None if module is None else module.step
+
+
+def sample_function():
+    """The compiled `sample` (`rlvr.model.decode.choose`'s Gumbel draw, fused), or None."""
+    module = _module()
+    return None if module is None else module.sample
+
+
+def _module():
     if not enabled():
         return None
-    if "fn" not in _STATE:
-        _STATE["fn"] = _build()
-    return _STATE["fn"]
+    if "module" not in _STATE:
+        _STATE["module"] = _build()
+    return _STATE["module"]
 
 
 def _flavour() -> tuple[str, list[str]]:
@@ -223,6 +120,7 @@ def _compile():
                                                             f"{name}.so")):
         print("rlvr: compiling the C++ decode step once for this machine (about a minute; "
               "RLVR_FAST_DECODE=0 skips it)", file=sys.stderr, flush=True)
-    module = cpp_extension.load_inline(name, cpp_sources=_SOURCE, functions=["step"],
+    module = cpp_extension.load_inline(name, cpp_sources=_SOURCE_FILE.read_text(),
+                                       functions=["step", "sample"],
                                        extra_cflags=["-O3", *flags], verbose=False)
-    return module.step
+    return module

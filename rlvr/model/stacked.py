@@ -128,7 +128,8 @@ class StackedDecode:
         self.S, self.B, self.max_length, self.length = S, rows, max_length, 0
         size = (2, S * rows, w.kv_heads, max_length, w.head_dim)
         dtype, device = w.embed.dtype, w.embed.device
-        self.kv = [torch.zeros(size, dtype=dtype, device=device) for _ in w.layers]
+        # never zeroed: see rlvr.model.kv_cache (every column is written before it is read)
+        self.kv = [torch.empty(size, dtype=dtype, device=device) for _ in w.layers]
         self.bias = torch.zeros(S * rows, w.kv_heads, 1, max_length, dtype=dtype, device=device)
         self.rope = None
         self.native = _native_args(w) if not torch.is_autocast_enabled(device.type) else None
