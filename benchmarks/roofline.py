@@ -15,6 +15,9 @@ One process, one torch thread, fp32:
       compile);
     - `update`: the trainer's scoring forward + backward (`policy.response_stats` with entropy,
       then `backward`) of one GRPO step's 16 responses, sampled by the organism preset;
+    - `products_only_64`: the decode step's matrix products alone at 64 rows (its 17 calls
+      in order, one weight each, the attention of a mean-context step counted but not run):
+      what `decode_64` would reach if everything between the products were free, its bound;
     - `step`: one whole `Trainer.step()` of the organism preset (rollout, reward, reference
       forward, forward + backward, AdamW), median of the steps after a warm-up.
     Each is also given as a fraction of (a).
@@ -89,6 +92,33 @@ def ceiling(d: dict, quick: bool) -> dict:
         seconds = _best(lambda x=x, w=w: F.linear(x, w), calls)
         rates[f"{rows}x{i}x{o}"] = round(2 * rows * i * o / seconds / 1e9, 1)
     return {"gflops": max(rates.values()), "shapes": rates, **_load()}
+
+
+def products_only(d: dict, rows: int, keys: int, calls: int) -> dict:
+    """A decode step's matrix products alone at `rows` rows, in the step's order with one
+    weight per layer and projection (so weights stream from cache as in the step): the rate
+    decode would reach if everything between the products were free, a step attending to
+    `keys` keys (its attention counted as free work). The upper bound of `decode_<rows>`."""
+    import torch
+
+    E, mlp, width = d["E"], d["I"], (d["H"] + 2 * d["Hkv"]) * d["D"]
+    layers = [(torch.randn(width, E), torch.randn(E, d["H"] * d["D"]), torch.randn(2 * mlp, E),
+               torch.randn(E, mlp)) for _ in range(d["L"])]
+    head = torch.randn(d["V"], E)
+    x, h, act = torch.randn(rows, E), torch.randn(rows, E), torch.randn(rows, mlp)
+    attn = torch.randn(rows, d["H"] * d["D"])
+
+    def step():
+        for qkv, o, gate_up, down in layers:
+            torch.mm(x, qkv.t())
+            h.addmm_(attn, o.t())
+            torch.mm(x, gate_up.t())
+            h.addmm_(act, down.t())
+        torch.mm(x, head.t())
+    step()
+    seconds = _best(step, calls)
+    return {"gflops": round(rows * token_flops(d, keys, True) / seconds / 1e9, 2),
+            "ms_per_token": round(1e3 * seconds, 3), **_load()}
 
 
 def decode_rate(model, d: dict, rows: int, new: int, rounds: int) -> dict:
@@ -208,6 +238,8 @@ def main() -> None:
     detail = {"ceiling": top}
     for rows in (16, 64, 128):
         detail[f"decode_{rows}"] = decode_rate(model, d, rows, new, rounds)
+    # the decode loop's mean context: 12 prompt tokens, then half the new ones
+    detail["products_only_64"] = products_only(d, 64, 12 + new // 2, 20 if args.quick else 300)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = _trainer(Path(tmp) / "run", steps)
         detail["update"] = update_rate(trainer, d, rounds)

@@ -28,11 +28,14 @@ def test_roofline_quick_json_shape():
     assert set(result["decode"]) == {"16", "64", "128"}
     figures = [*result["decode"].values(), result["update"], result["step"]]
     assert all(isinstance(x, float) and x > 0 for x in figures)
-    assert set(result["fraction"]) == {"decode_16", "decode_64", "decode_128", "update", "step"}
+    # the bound of decode at 64 rows (its products alone) is reported beside it
+    assert result["detail"]["products_only_64"]["gflops"] > 0
+    assert set(result["fraction"]) == {"decode_16", "decode_64", "decode_128",
+                                       "products_only_64", "update", "step"}
     for rows, rate in result["decode"].items():
         assert result["fraction"][f"decode_{rows}"] == pytest.approx(
             rate / result["ceiling_gflops"], abs=1e-3)
-    assert set(result["load"]) == {"ceiling", "decode_16", "decode_64", "decode_128", "update",
-                                   "step"}
+    assert set(result["load"]) == {"ceiling", "decode_16", "decode_64", "decode_128",
+                                   "products_only_64", "update", "step"}
     assert all(isinstance(v, float) for v in result["load"].values())
     assert set(result["loaded"]) <= set(result["load"])
