@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rlvr.model import native_score
 from rlvr.model.weights import (
     Checkpointed,
     Weights,
@@ -118,6 +119,8 @@ def _outputs(model, input_ids, attention_mask, position_ids, logits_to_keep: int
     keep = min(logits_to_keep, seq) if logits_to_keep > 0 else seq
     positions = default_positions(position_ids, batch, seq, input_ids.device)
     cos, sin = rope_tables(model, int(positions.max()) + 1, w.embed.dtype, input_ids.device)
+    if native_score.usable(w, checkpoint=checkpoint):
+        return _packed(w, input_ids, attention_mask, positions, (cos, sin), keep)
     if attention_mask is None:
         return _forward(w, input_ids, None, positions, (cos, sin), keep)
     widths = seq - attention_mask.flip(-1).to(torch.int8).argmax(-1)  # last real column + 1
@@ -155,6 +158,30 @@ def _outputs(model, input_ids, attention_mask, position_ids, logits_to_keep: int
         out[index, :kept] = part
     width = w.embed.shape[1] if w.head_w is None else w.head_w.shape[0]
     return out if out is not None else w.embed.new_zeros(batch, keep, width)
+
+
+def _packed(w: Weights, input_ids, attention_mask, positions, rope, keep: int):
+    """`_outputs` through `rlvr.model.native_score`: the layers over real tokens only (the
+    shared prompt once), then the final norm / output layer over the tokens in the kept
+    window, placed back in (B, keep, ·) with zeros at pads."""
+    batch, seq = input_ids.shape
+    real = (torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None
+            else attention_mask.bool())
+    shared = _shared_prefix(input_ids, real, positions, seq)
+    packed = native_score.pack(input_ids, real, positions, shared)
+    h = native_score.run_layers(w, packed, rope)
+    total = h.shape[0]
+    index = packed.index[:, seq - keep:]
+    used = torch.zeros(total + 1, dtype=torch.bool, device=h.device)
+    used[index] = True
+    if not used[:total].all():  # project only what the window shows
+        chosen = used[:total].nonzero().squeeze(1)
+        h = h[chosen]
+        remap = torch.full((total + 1,), len(chosen), dtype=torch.long, device=h.device)
+        remap[chosen] = torch.arange(len(chosen), device=h.device)
+        index = remap[index]
+    out = _project(h, w)
+    return torch.cat([out, out.new_zeros(1, out.shape[1])])[index]
 
 
 def _buckets(widths: list[int], seq: int) -> list[tuple[int, int]]:

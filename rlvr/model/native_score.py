@@ -1,0 +1,189 @@
+"""The scoring forward + backward of a Llama/Qwen2 model over real tokens only, in C++.
+
+The trainer scores a GRPO step's responses with a forward and a backward over right-padded
+rows that share a prompt. On the organism (hidden 96) the eager path spends as long around its
+matrix products (rotary, norms, SwiGLU, their backward, autograd bookkeeping) as in them, and a
+third of the products are pads. Here the rows are packed: the real tokens of every row one
+after another, the shared prompt (when the caller found one) once at the front (`pack`). One
+`torch.autograd.Function` (`run_layers`) runs the whole decoder stack on that (N, E) sequence
+with a C++ forward and backward (`rlvr.model.native_score_source`): the products through ATen's
+`mm`/`addmm` (the same MKL kernels as the eager path), everything between them in loops. The
+embedding before it and the final norm / output layer after it stay in torch autograd; the
+fused weights of `rlvr.model.weights.fused_weights` carry the gradients back to the model's
+own parameters as in the eager path.
+
+`kernels()` returns the compiled module, or None when it cannot be had (no C++ compiler, a
+build error, `RLVR_FAST_SCORE=0`): `rlvr.model.fast_forward` then keeps its eager forward. The
+build (~1 minute) happens once per machine, cached by torch under `TORCH_EXTENSIONS_DIR`
+(default `~/.cache/torch_extensions`); a failed build gives a one-line notice. Plain fp32
+arithmetic without `-ffast-math` (`-fno-trapping-math` only lets the compiler turn the
+comparisons of the exp/sigmoid loops into vector blends); AVX2 + FMA where torch itself runs
+AVX2 kernels (the rule of `rlvr.model.native_step`). Logits equal the eager forward's within float rounding
+(tests/test_native_score.py).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
+
+from rlvr.model.native_score_source import SOURCE
+
+__all__ = ["Packed", "enabled", "kernels", "pack", "run_layers", "usable"]
+
+_STATE: dict = {}
+
+
+def enabled() -> bool:
+    """False when `RLVR_FAST_SCORE=0`: the eager scoring forward (the path before this module)."""
+    return os.environ.get("RLVR_FAST_SCORE", "1").strip() != "0"
+
+
+def kernels():
+    """The compiled module (`forward`, `backward`), built on first use; None when disabled or
+    unavailable."""
+    if not enabled():
+        return None
+    if "module" not in _STATE:
+        _STATE["module"] = _build()
+    return _STATE["module"]
+
+
+def usable(w, *, checkpoint: bool) -> bool:
+    """Whether the packed C++ stack can run these fused weights here: fp32 on the CPU, no
+    autocast, no gradient checkpointing asked for, the extension built."""
+    return (w.embed.device.type == "cpu" and w.embed.dtype == torch.float32
+            and not torch.is_autocast_enabled("cpu")
+            and not (checkpoint and torch.is_grad_enabled())
+            and kernels() is not None)
+
+
+class Packed(NamedTuple):
+    """Rows as one sequence of their real tokens (`pack`)."""
+
+    ids: torch.Tensor  # (N,) token ids
+    positions: torch.Tensor  # (N,) rotary positions
+    prefix_end: torch.Tensor  # (N,) int64: keys [0, prefix_end) are the shared prompt's
+    segment: torch.Tensor  # (N,) int64: the token's own keys are [segment, itself]
+    index: torch.Tensor  # (B, S) packed index of each column, N at pads
+
+
+def pack(input_ids: torch.Tensor, real: torch.Tensor, positions: torch.Tensor,
+         shared: int) -> Packed:
+    """The real tokens (`real` (B, S) bool) of rows whose first `shared` columns are the same
+    in every row: those columns' real tokens once, then each row's own real tokens."""
+    batch, seq = input_ids.shape
+    head = real[0, :shared]
+    prompt = int(head.sum())
+    own = real[:, shared:]
+    counts = own.sum(1)
+    total = prompt + int(counts.sum())
+    ids = torch.cat([input_ids[0, :shared][head], input_ids[:, shared:][own]])
+    pos = torch.cat([positions[0, :shared][head], positions[:, shared:][own]])
+    starts = prompt + counts.cumsum(0) - counts
+    zeros = counts.new_zeros(prompt)
+    segment = torch.cat([zeros, torch.repeat_interleave(starts, counts)])
+    prefix_end = torch.cat([zeros, counts.new_full((total - prompt,), prompt)])
+    first = torch.where(head, head.cumsum(0) - 1, total)
+    rest = torch.where(own, prompt + own.flatten().cumsum(0).view_as(own) - 1, total)
+    index = torch.cat([first.expand(batch, -1), rest], dim=1)
+    return Packed(ids, pos.long(), prefix_end.long().contiguous(), segment.long().contiguous(),
+                  index)
+
+
+def run_layers(w, packed: Packed, rope) -> torch.Tensor:
+    """The last decoder layer's hidden states (N, E) of the packed tokens, differentiable in
+    `w`'s embedding and layer weights; `rope` = `rlvr.model.weights.rope_tables(...)`."""
+    h = F.embedding(packed.ids, w.embed)
+    cos = rope[0].index_select(0, packed.positions).contiguous()
+    sin = rope[1].index_select(0, packed.positions).contiguous()
+    plan = _Plan(cos, sin, packed.prefix_end, packed.segment, [layer.eps for layer in w.layers],
+                 (w.heads, w.kv_heads, w.head_dim))
+    weights = [t for layer in w.layers for t in layer[1:]]
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad
+                                       for t in (h, *weights)):
+        return _Stack.apply(h, plan, *weights)
+    with torch.no_grad():
+        return kernels().forward(h, *plan[:4], _flat(weights, h), plan.eps, *plan.shape,
+                                 False)[0]
+
+
+class _Plan(NamedTuple):
+    cos: torch.Tensor
+    sin: torch.Tensor
+    prefix_end: torch.Tensor
+    segment: torch.Tensor
+    eps: list
+    shape: tuple
+
+
+def _flat(weights, like: torch.Tensor) -> list[torch.Tensor]:
+    """The C++ side's layer tensors: detached, contiguous, an absent bias empty."""
+    return [like.new_empty(0) if t is None else t.detach().contiguous() for t in weights]
+
+
+class _Stack(torch.autograd.Function):
+    """The decoder layers as one autograd node: C++ forward, C++ backward."""
+
+    @staticmethod
+    def forward(ctx, h, plan, *weights):
+        flat = _flat(weights, h)
+        out = kernels().forward(h.detach().contiguous(), *plan[:4], flat, plan.eps, *plan.shape,
+                                True)
+        # Intermediates of the C++ forward (not inputs or outputs), kept until the backward.
+        ctx.kept, ctx.flat, ctx.plan = out[1:], flat, plan
+        ctx.present = [t is not None for t in weights]
+        return out[0]
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        plan = ctx.plan
+        grads = kernels().backward(grad.contiguous(), ctx.kept, *plan[:4], ctx.flat,
+                                   *plan.shape)
+        ctx.kept = None
+        return (grads[0], None, *[g if present else None
+                                  for g, present in zip(grads[1:], ctx.present, strict=True)])
+
+
+def _build():
+    try:
+        return _compile()
+    except Exception as exc:  # noqa: BLE001 - no compiler or ninja, a build error
+        # Scoring stays right on the eager forward, only slower: say so once, with the cause.
+        from rlvr.errors import notice
+
+        cause = (str(exc).strip().splitlines() or [""])[0][:200]
+        notice(f"the C++ scoring forward could not be built ({type(exc).__name__}: {cause}); "
+               "scoring uses the eager forward, slower on CPU (RLVR_FAST_SCORE=0 skips the "
+               "attempt)")
+        return None
+
+
+def _flavour() -> tuple[str, list[str]]:
+    """The extension's name and vector flags, by `rlvr.model.native_step`'s rule: AVX2 + FMA
+    where torch runs its own AVX2 (or AVX-512) kernels on this CPU. The name carries the
+    choice, so a build folder shared by different CPUs never loads the wrong one."""
+    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
+        return "rlvr_score_stack_avx2", ["-mavx2", "-mfma"]
+    return "rlvr_score_stack", []
+
+
+def _compile():
+    from torch.utils import cpp_extension
+
+    name, flags = _flavour()
+    # A private helper of torch, used only to word the note: without it the note is shown.
+    folder_of = getattr(cpp_extension, "_get_build_directory", None)
+    if folder_of is None or not os.path.exists(os.path.join(folder_of(name, verbose=False),
+                                                            f"{name}.so")):
+        print("rlvr: compiling the C++ scoring forward once for this machine (about a minute; "
+              "RLVR_FAST_SCORE=0 skips it)", file=sys.stderr, flush=True)
+    return cpp_extension.load_inline(name, cpp_sources=SOURCE, functions=["forward", "backward"],
+                                     extra_cflags=["-O3", "-fno-trapping-math", *flags],
+                                     verbose=False)

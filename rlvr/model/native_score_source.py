@@ -1,0 +1,396 @@
+"""The C++ source of `rlvr.model.native_score`: a Llama/Qwen2 decoder layer stack over packed
+tokens (real tokens only, rows one after another), forward and backward.
+
+Token i attends to the keys [0, prefix_end[i]) ∪ [segment[i], i] of the packed sequence: a
+shared prompt stored once at the front (prefix_end = its length for every row token, 0 for
+its own tokens), then each row's own tokens (segment = the row's first packed index). The
+matrix products go through `at::mm` / `at::addmm` (MKL, as in the eager path); the RMS norms,
+rotary embedding, attention (one query at a time: ≤ a few hundred keys, head_dim ≤ 512) and
+SwiGLU are loops. The forward keeps, per layer, what its backward reads (the layer input,
+normed inputs and inverse RMS, rotated q/k/v, attention output and row log-sum-exp, the
+gate/up projection and its sigmoid, the SwiGLU output); the backward recomputes attention
+probabilities from the log-sum-exp rather than storing (tokens × keys × heads) of them.
+Single-threaded loops in a fixed order: the same inputs give the same bits.
+"""
+
+SOURCE = r"""
+#include <torch/extension.h>
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+using at::Tensor;
+constexpr int64_t kMaxDim = 512;
+constexpr int kSaved = 12;  // tensors kept per layer for the backward
+
+// Dot product in 8 independent lanes: the compiler vectorises it without -ffast-math.
+static inline float dot(const float* a, const float* b, int64_t n) {
+  float lane[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; ++l) lane[l] += a[i + l] * b[i + l];
+  float total = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+  for (; i < n; ++i) total += a[i] * b[i];
+  return total;
+}
+
+// Sum and maximum in 8 lanes, as `dot`.
+static inline float sum8(const float* a, int64_t n) {
+  float lane[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; ++l) lane[l] += a[i + l];
+  float total = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+  for (; i < n; ++i) total += a[i];
+  return total;
+}
+
+static inline float max8(const float* a, int64_t n) {
+  const float low = -std::numeric_limits<float>::infinity();
+  float lane[8] = {low, low, low, low, low, low, low, low};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; ++l) lane[l] = std::max(lane[l], a[i + l]);
+  float top = low;
+  for (int l = 0; l < 8; ++l) top = std::max(top, lane[l]);
+  for (; i < n; ++i) top = std::max(top, a[i]);
+  return top;
+}
+
+struct Geometry {
+  int64_t heads, kv_heads, dim, width;
+  const int64_t* prefix_end;
+  const int64_t* segment;
+};
+
+// y = w * (x / sqrt(mean(x^2) + eps)) row by row; inv gets each row's 1 / sqrt(...).
+static Tensor rms(const Tensor& x, const Tensor& w, double eps, Tensor& inv) {
+  const int64_t rows = x.size(0), n = x.size(1);
+  auto out = at::empty_like(x);
+  inv = at::empty({rows}, x.options());
+  const float* px = x.data_ptr<float>();
+  const float* pw = w.data_ptr<float>();
+  float* po = out.data_ptr<float>();
+  float* pi = inv.data_ptr<float>();
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = px + r * n;
+    const float s = 1.f / std::sqrt(dot(xr, xr, n) / n + (float)eps);
+    pi[r] = s;
+    for (int64_t i = 0; i < n; ++i) po[r * n + i] = pw[i] * (xr[i] * s);
+  }
+  return out;
+}
+
+// The RMS norm's backward: dx += d(norm)/dx · dy, dw += Σ_rows dy · x · inv.
+static void rms_back(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& inv,
+                     Tensor& dx, Tensor& dw) {
+  const int64_t rows = x.size(0), n = x.size(1);
+  TORCH_CHECK(n <= 16384, "hidden size above 16384");
+  const float* pdy = dy.data_ptr<float>();
+  const float* px = x.data_ptr<float>();
+  const float* pw = w.data_ptr<float>();
+  const float* pi = inv.data_ptr<float>();
+  float* pdx = dx.data_ptr<float>();
+  float* pdw = dw.data_ptr<float>();
+  std::vector<float> g(n);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* d = pdy + r * n;
+    const float* xr = px + r * n;
+    const float s = pi[r];
+    for (int64_t i = 0; i < n; ++i) g[i] = d[i] * pw[i];
+    const float c = s * s * s * dot(g.data(), xr, n) / n;
+    float* out = pdx + r * n;
+    for (int64_t i = 0; i < n; ++i) {
+      out[i] += s * g[i] - xr[i] * c;
+      pdw[i] += d[i] * (xr[i] * s);
+    }
+  }
+}
+
+static Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  return b.numel() ? at::addmm(b, x, w.t()) : at::mm(x, w.t());
+}
+
+// h + x @ w^T (+ b), as a new tensor (h is kept for the backward).
+static Tensor residual(const Tensor& h, const Tensor& x, const Tensor& w, const Tensor& b) {
+  if (b.numel()) return h + at::addmm(b, x, w.t());
+  return at::addmm(h, x, w.t());
+}
+
+// Rotary embedding of the q and k heads of each row in place: x * cos + flip_halves(x) * sin,
+// with per-row tables (N, dim); `back` applies the transpose (the backward).
+static void rotate(Tensor& qkv, const Tensor& cos, const Tensor& sin, const Geometry& g,
+                   bool back) {
+  const int64_t N = qkv.size(0), D = g.dim, half = D / 2;
+  float* p = qkv.data_ptr<float>();
+  const float* pc = cos.data_ptr<float>();
+  const float* ps = sin.data_ptr<float>();
+  float tmp[kMaxDim];
+  for (int64_t r = 0; r < N; ++r) {
+    const float* c = pc + r * D;
+    const float* s = ps + r * D;
+    for (int64_t head = 0; head < g.heads + g.kv_heads; ++head) {
+      float* x = p + r * g.width + head * D;
+      std::copy(x, x + D, tmp);
+      if (!back) {
+        for (int64_t o = 0; o < half; ++o) x[o] = tmp[o] * c[o] + tmp[o + half] * s[o];
+        for (int64_t o = half; o < D; ++o) x[o] = tmp[o] * c[o] + tmp[o - half] * s[o];
+      } else {
+        for (int64_t o = 0; o < half; ++o) x[o] = tmp[o] * c[o] + tmp[o + half] * s[o + half];
+        for (int64_t o = half; o < D; ++o) x[o] = tmp[o] * c[o] + tmp[o - half] * s[o - half];
+      }
+    }
+  }
+}
+
+// exp(x) for x <= 88 in plain arithmetic (Cody-Waite reduction, Cephes' degree-5
+// polynomial, about 1 ulp), so that loops over it vectorise. Below -86 it is 0: a subnormal
+// result would cost a hundred cycles in every product it enters.
+static inline float vexp(float in) {
+  const float x = std::min(std::max(in, -86.f), 88.f);
+  const float n = (x * 1.44269504f + 12582912.f) - 12582912.f;  // round to nearest
+  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.f;
+  const int32_t bits = ((int32_t)n + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return in < -86.f ? 0.f : p * scale;
+}
+
+// The two key ranges of token i: [0, prefix_end) and [segment, i].
+template <typename F>
+static inline void for_keys(const Geometry& g, int64_t i, F fn) {
+  int64_t k = 0;
+  for (int64_t j = 0; j < g.prefix_end[i]; ++j) fn(j, k++);
+  for (int64_t j = g.segment[i]; j <= i; ++j) fn(j, k++);
+}
+
+static inline int64_t key_count(const Geometry& g, int64_t i) {
+  return g.prefix_end[i] + i - g.segment[i] + 1;
+}
+
+// Softmax attention of every query row over its keys: out (N, H*D), lse (N, H). DIM is the
+// head dimension when known at compile time (0: g.dim), so that a head's accumulators stay in
+// vector registers.
+template <int DIM>
+static void attend(const Tensor& qkv, const Geometry& g, Tensor& out, Tensor& lse) {
+  const int64_t N = qkv.size(0), D = DIM ? DIM : g.dim, W = g.width, group = g.heads / g.kv_heads;
+  const float scale = 1.f / std::sqrt((float)D);
+  const float* p = qkv.data_ptr<float>();
+  float* po = out.data_ptr<float>();
+  float* pl = lse.data_ptr<float>();
+  std::vector<float> score(N);
+  float* s = score.data();
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t hq = 0; hq < g.heads; ++hq) {
+      const float* q = p + i * W + hq * D;
+      const float* keys = p + (g.heads + hq / group) * D;
+      const float* values = p + (g.heads + g.kv_heads + hq / group) * D;
+      const int64_t n = key_count(g, i);
+      for_keys(g, i, [&](int64_t j, int64_t k) {
+        const float* key = keys + j * W;
+        float acc[DIM ? DIM : kMaxDim];
+        for (int64_t d = 0; d < D; ++d) acc[d] = q[d] * key[d];
+        s[k] = sum8(acc, D) * scale;
+      });
+      const float top = max8(s, n);
+      for (int64_t k = 0; k < n; ++k) s[k] = vexp(s[k] - top);
+      const float sum = sum8(s, n), norm = 1.f / sum;
+      float acc[DIM ? DIM : kMaxDim];
+      for (int64_t d = 0; d < D; ++d) acc[d] = 0.f;
+      for_keys(g, i, [&](int64_t j, int64_t k) {
+        const float* v = values + j * W;
+        const float w = s[k] * norm;
+        for (int64_t d = 0; d < D; ++d) acc[d] += w * v[d];
+      });
+      std::copy(acc, acc + D, po + i * g.heads * D + hq * D);
+      pl[i * g.heads + hq] = top + std::log(sum);
+    }
+}
+
+// The attention's backward into dqkv (N, W), zero on entry: d(rotated q, k) and dv.
+template <int DIM>
+static void attend_back(const Tensor& dout, const Tensor& qkv, const Tensor& out,
+                        const Tensor& lse, const Geometry& g, Tensor& dqkv) {
+  const int64_t N = qkv.size(0), D = DIM ? DIM : g.dim, W = g.width, group = g.heads / g.kv_heads;
+  const float scale = 1.f / std::sqrt((float)D);
+  const float* p = qkv.data_ptr<float>();
+  const float* pdo = dout.data_ptr<float>();
+  const float* po = out.data_ptr<float>();
+  const float* pl = lse.data_ptr<float>();
+  float* pd = dqkv.data_ptr<float>();
+  std::vector<float> prob(N), dprob(N);
+  float* pr = prob.data();
+  float* dp = dprob.data();
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t hq = 0; hq < g.heads; ++hq) {
+      const int64_t kcol = (g.heads + hq / group) * D, vcol = (g.heads + g.kv_heads + hq / group) * D;
+      const float* q = p + i * W + hq * D;
+      const float* d = pdo + i * g.heads * D + hq * D;
+      const float total = dot(d, po + i * g.heads * D + hq * D, D);
+      const float top = pl[i * g.heads + hq];
+      const int64_t n = key_count(g, i);
+      for_keys(g, i, [&](int64_t j, int64_t k) {
+        const float* key = p + j * W + kcol;
+        const float* v = p + j * W + vcol;
+        float a[DIM ? DIM : kMaxDim], b[DIM ? DIM : kMaxDim];
+        for (int64_t e = 0; e < D; ++e) { a[e] = q[e] * key[e]; b[e] = d[e] * v[e]; }
+        pr[k] = sum8(a, D) * scale - top;
+        dp[k] = sum8(b, D);
+      });
+      for (int64_t k = 0; k < n; ++k) pr[k] = vexp(pr[k]);
+      for (int64_t k = 0; k < n; ++k) dp[k] = pr[k] * (dp[k] - total) * scale;
+      float dq[DIM ? DIM : kMaxDim];
+      for (int64_t e = 0; e < D; ++e) dq[e] = 0.f;
+      for_keys(g, i, [&](int64_t j, int64_t k) {
+        const float* key = p + j * W + kcol;
+        float* dk = pd + j * W + kcol;
+        float* dv = pd + j * W + vcol;
+        const float ds = dp[k], w = pr[k];
+        for (int64_t e = 0; e < D; ++e) {
+          dq[e] += ds * key[e];
+          dk[e] += ds * q[e];
+          dv[e] += w * d[e];
+        }
+      });
+      std::copy(dq, dq + D, pd + i * W + hq * D);
+    }
+}
+
+static void attend_any(const Tensor& qkv, const Geometry& g, Tensor& out, Tensor& lse) {
+  switch (g.dim) {
+    case 24: return attend<24>(qkv, g, out, lse);
+    case 32: return attend<32>(qkv, g, out, lse);
+    case 64: return attend<64>(qkv, g, out, lse);
+    case 128: return attend<128>(qkv, g, out, lse);
+    default: return attend<0>(qkv, g, out, lse);
+  }
+}
+
+static void attend_back_any(const Tensor& dout, const Tensor& qkv, const Tensor& out,
+                            const Tensor& lse, const Geometry& g, Tensor& dqkv) {
+  switch (g.dim) {
+    case 24: return attend_back<24>(dout, qkv, out, lse, g, dqkv);
+    case 32: return attend_back<32>(dout, qkv, out, lse, g, dqkv);
+    case 64: return attend_back<64>(dout, qkv, out, lse, g, dqkv);
+    case 128: return attend_back<128>(dout, qkv, out, lse, g, dqkv);
+    default: return attend_back<0>(dout, qkv, out, lse, g, dqkv);
+  }
+}
+
+static Geometry geometry(const Tensor& prefix_end, const Tensor& segment, int64_t heads,
+                         int64_t kv_heads, int64_t dim) {
+  TORCH_CHECK(dim <= kMaxDim && dim % 2 == 0, "head_dim must be even and at most ", kMaxDim);
+  return {heads, kv_heads, dim, (heads + 2 * kv_heads) * dim,
+          prefix_end.data_ptr<int64_t>(), segment.data_ptr<int64_t>()};
+}
+
+// layers: per layer [norm1, qkv_w, qkv_b, o_w, o_b, norm2, gate_up_w, gate_up_b, down_w,
+// down_b] (an absent bias is an empty tensor); h (N, E); cos, sin (N, dim) per token.
+// Returns [h_out] and, when `save`, kSaved tensors per layer for `backward`.
+std::vector<Tensor> forward(const Tensor& h0, const Tensor& cos, const Tensor& sin,
+                            const Tensor& prefix_end, const Tensor& segment,
+                            const std::vector<Tensor>& layers, const std::vector<double>& eps,
+                            int64_t heads, int64_t kv_heads, int64_t dim, bool save) {
+  const Geometry g = geometry(prefix_end, segment, heads, kv_heads, dim);
+  const int64_t N = h0.size(0);
+  std::vector<Tensor> kept(1);
+  Tensor h = h0;
+  for (size_t i = 0; i < eps.size(); ++i) {
+    const Tensor* L = &layers[i * 10];
+    Tensor inv1, inv2;
+    Tensor x1 = rms(h, L[0], eps[i], inv1);
+    Tensor qkv = linear(x1, L[1], L[2]);
+    rotate(qkv, cos, sin, g, false);
+    Tensor out = at::empty({N, heads * dim}, h.options());
+    Tensor lse = at::empty({N, heads}, h.options());
+    attend_any(qkv, g, out, lse);
+    Tensor mid = residual(h, out, L[3], L[4]);
+    Tensor x2 = rms(mid, L[5], eps[i], inv2);
+    Tensor gu = linear(x2, L[6], L[7]);
+    const int64_t I = gu.size(1) / 2;
+    Tensor sig = at::empty({N, I}, h.options());
+    Tensor act = at::empty({N, I}, h.options());
+    const float* pg = gu.data_ptr<float>();
+    float* ps = sig.data_ptr<float>();
+    float* pa = act.data_ptr<float>();
+    for (int64_t r = 0; r < N; ++r)
+      for (int64_t k = 0; k < I; ++k) {
+        const float gate = pg[r * 2 * I + k], s = 1.f / (1.f + vexp(-gate));
+        ps[r * I + k] = s;
+        pa[r * I + k] = gate * s * pg[r * 2 * I + I + k];
+      }
+    Tensor next = residual(mid, act, L[8], L[9]);
+    if (save)
+      for (const Tensor& t : {h, inv1, x1, qkv, out, lse, mid, inv2, x2, gu, sig, act})
+        kept.push_back(t);
+    h = next;
+  }
+  kept[0] = h;
+  return kept;
+}
+
+static Tensor bias_grad(const Tensor& dy, const Tensor& b) {
+  return b.numel() ? dy.sum(0) : at::empty({0}, dy.options());
+}
+
+// The gradients of `forward`'s output: [d h0, then per layer the ten gradients of `layers`'
+// order] (empty where the bias is absent).
+std::vector<Tensor> backward(const Tensor& grad, const std::vector<Tensor>& saved,
+                             const Tensor& cos, const Tensor& sin, const Tensor& prefix_end,
+                             const Tensor& segment, const std::vector<Tensor>& layers,
+                             int64_t heads, int64_t kv_heads, int64_t dim) {
+  const Geometry g = geometry(prefix_end, segment, heads, kv_heads, dim);
+  const size_t count = saved.size() / kSaved;
+  std::vector<Tensor> grads(1 + 10 * count);
+  Tensor dh = grad.contiguous().clone();
+  const int64_t N = dh.size(0);
+  for (size_t i = count; i-- > 0;) {
+    const Tensor* L = &layers[i * 10];
+    const Tensor* S = &saved[i * kSaved];
+    const Tensor &h = S[0], &inv1 = S[1], &x1 = S[2], &qkv = S[3], &out = S[4], &lse = S[5],
+                 &mid = S[6], &inv2 = S[7], &x2 = S[8], &gu = S[9], &sig = S[10], &act = S[11];
+    Tensor* G = &grads[1 + i * 10];
+    G[8] = at::mm(dh.t(), act);
+    G[9] = bias_grad(dh, L[9]);
+    Tensor dact = at::mm(dh, L[8]);
+    const int64_t I = act.size(1);
+    Tensor dgu = at::empty({N, 2 * I}, dh.options());
+    const float* pd = dact.data_ptr<float>();
+    const float* pg = gu.data_ptr<float>();
+    const float* ps = sig.data_ptr<float>();
+    float* pdg = dgu.data_ptr<float>();
+    for (int64_t r = 0; r < N; ++r)
+      for (int64_t k = 0; k < I; ++k) {
+        const float gate = pg[r * 2 * I + k], up = pg[r * 2 * I + I + k], s = ps[r * I + k];
+        const float d = pd[r * I + k];
+        pdg[r * 2 * I + k] = d * up * (s * (1.f + gate * (1.f - s)));
+        pdg[r * 2 * I + I + k] = d * (gate * s);
+      }
+    G[6] = at::mm(dgu.t(), x2);
+    G[7] = bias_grad(dgu, L[7]);
+    G[5] = at::zeros_like(L[5]);
+    rms_back(at::mm(dgu, L[6]), mid, L[5], inv2, dh, G[5]);
+    G[3] = at::mm(dh.t(), out);
+    G[4] = bias_grad(dh, L[4]);
+    Tensor dout = at::mm(dh, L[3]);
+    Tensor dqkv = at::zeros_like(qkv);
+    attend_back_any(dout, qkv, out, lse, g, dqkv);
+    rotate(dqkv, cos, sin, g, true);
+    G[1] = at::mm(dqkv.t(), x1);
+    G[2] = bias_grad(dqkv, L[2]);
+    G[0] = at::zeros_like(L[0]);
+    rms_back(at::mm(dqkv, L[1]), h, L[0], inv1, dh, G[0]);
+  }
+  grads[0] = dh;
+  return grads;
+}
+"""
