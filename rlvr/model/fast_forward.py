@@ -172,14 +172,15 @@ def _packed(w: Weights, input_ids, attention_mask, positions, rope, keep: int):
     h = native_score.run_layers(w, packed, rope)
     total = h.shape[0]
     index = packed.index[:, seq - keep:]
-    used = torch.zeros(total + 1, dtype=torch.bool, device=h.device)
-    used[index] = True
-    if not used[:total].all():  # project only what the window shows
-        chosen = used[:total].nonzero().squeeze(1)
-        h = h[chosen]
-        remap = torch.full((total + 1,), len(chosen), dtype=torch.long, device=h.device)
-        remap[chosen] = torch.arange(len(chosen), device=h.device)
-        index = remap[index]
+    if w.head_w is not None:  # the output layer only over the tokens the window shows
+        used = torch.zeros(total + 1, dtype=torch.bool, device=h.device)
+        used[index] = True
+        if not used[:total].all():
+            chosen = used[:total].nonzero().squeeze(1)
+            h = h[chosen]
+            remap = torch.full((total + 1,), len(chosen), dtype=torch.long, device=h.device)
+            remap[chosen] = torch.arange(len(chosen), device=h.device)
+            index = remap[index]
     out = _project(h, w)
     return torch.cat([out, out.new_zeros(1, out.shape[1])])[index]
 

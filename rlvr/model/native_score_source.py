@@ -177,12 +177,37 @@ static inline int64_t key_count(const Geometry& g, int64_t i) {
   return g.prefix_end[i] + i - g.segment[i] + 1;
 }
 
-// Softmax attention of every query row over its keys: out (N, H*D), lse (N, H). DIM is the
-// head dimension when known at compile time (0: g.dim), so that a head's accumulators stay in
-// vector registers.
-template <int DIM>
+// A head's dot product and y += w·x. With AVX2 + FMA and head_dim a multiple of 8 (24, 32,
+// 64, 128, ...) they are a few vector instructions: a loop whose trip count is known at
+// compile time gets unrolled into scalar code that the compiler re-vectorises poorly.
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+static inline float head_dot(const float* a, const float* b, int64_t n) {
+  if (n & 7) return dot(a, b, n);
+  __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(a), _mm256_loadu_ps(b));
+  for (int64_t e = 8; e < n; e += 8)
+    acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + e), _mm256_loadu_ps(b + e), acc);
+  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+  lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+  return _mm_cvtss_f32(lo);
+}
+static inline void head_axpy(float w, const float* x, float* y, int64_t n) {
+  if (n & 7) { for (int64_t e = 0; e < n; ++e) y[e] += w * x[e]; return; }
+  const __m256 wv = _mm256_set1_ps(w);
+  for (int64_t e = 0; e < n; e += 8)
+    _mm256_storeu_ps(y + e, _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + e), _mm256_loadu_ps(y + e)));
+}
+#else
+static inline float head_dot(const float* a, const float* b, int64_t n) { return dot(a, b, n); }
+static inline void head_axpy(float w, const float* x, float* y, int64_t n) {
+  for (int64_t e = 0; e < n; ++e) y[e] += w * x[e];
+}
+#endif
+
+// Softmax attention of every query row over its keys: out (N, H*D), lse (N, H).
 static void attend(const Tensor& qkv, const Geometry& g, Tensor& out, Tensor& lse) {
-  const int64_t N = qkv.size(0), D = DIM ? DIM : g.dim, W = g.width, group = g.heads / g.kv_heads;
+  const int64_t N = qkv.size(0), D = g.dim, W = g.width, group = g.heads / g.kv_heads;
   const float scale = 1.f / std::sqrt((float)D);
   const float* p = qkv.data_ptr<float>();
   float* po = out.data_ptr<float>();
@@ -195,32 +220,21 @@ static void attend(const Tensor& qkv, const Geometry& g, Tensor& out, Tensor& ls
       const float* keys = p + (g.heads + hq / group) * D;
       const float* values = p + (g.heads + g.kv_heads + hq / group) * D;
       const int64_t n = key_count(g, i);
-      for_keys(g, i, [&](int64_t j, int64_t k) {
-        const float* key = keys + j * W;
-        float acc[DIM ? DIM : kMaxDim];
-        for (int64_t d = 0; d < D; ++d) acc[d] = q[d] * key[d];
-        s[k] = sum8(acc, D) * scale;
-      });
+      for_keys(g, i, [&](int64_t j, int64_t k) { s[k] = head_dot(q, keys + j * W, D) * scale; });
       const float top = max8(s, n);
       for (int64_t k = 0; k < n; ++k) s[k] = vexp(s[k] - top);
       const float sum = sum8(s, n), norm = 1.f / sum;
-      float acc[DIM ? DIM : kMaxDim];
-      for (int64_t d = 0; d < D; ++d) acc[d] = 0.f;
-      for_keys(g, i, [&](int64_t j, int64_t k) {
-        const float* v = values + j * W;
-        const float w = s[k] * norm;
-        for (int64_t d = 0; d < D; ++d) acc[d] += w * v[d];
-      });
-      std::copy(acc, acc + D, po + i * g.heads * D + hq * D);
+      float* o = po + i * g.heads * D + hq * D;
+      std::fill(o, o + D, 0.f);
+      for_keys(g, i, [&](int64_t j, int64_t k) { head_axpy(s[k] * norm, values + j * W, o, D); });
       pl[i * g.heads + hq] = top + std::log(sum);
     }
 }
 
 // The attention's backward into dqkv (N, W), zero on entry: d(rotated q, k) and dv.
-template <int DIM>
 static void attend_back(const Tensor& dout, const Tensor& qkv, const Tensor& out,
                         const Tensor& lse, const Geometry& g, Tensor& dqkv) {
-  const int64_t N = qkv.size(0), D = DIM ? DIM : g.dim, W = g.width, group = g.heads / g.kv_heads;
+  const int64_t N = qkv.size(0), D = g.dim, W = g.width, group = g.heads / g.kv_heads;
   const float scale = 1.f / std::sqrt((float)D);
   const float* p = qkv.data_ptr<float>();
   const float* pdo = dout.data_ptr<float>();
@@ -235,55 +249,22 @@ static void attend_back(const Tensor& dout, const Tensor& qkv, const Tensor& out
       const int64_t kcol = (g.heads + hq / group) * D, vcol = (g.heads + g.kv_heads + hq / group) * D;
       const float* q = p + i * W + hq * D;
       const float* d = pdo + i * g.heads * D + hq * D;
-      const float total = dot(d, po + i * g.heads * D + hq * D, D);
+      const float total = head_dot(d, po + i * g.heads * D + hq * D, D);
       const float top = pl[i * g.heads + hq];
       const int64_t n = key_count(g, i);
       for_keys(g, i, [&](int64_t j, int64_t k) {
-        const float* key = p + j * W + kcol;
-        const float* v = p + j * W + vcol;
-        float a[DIM ? DIM : kMaxDim], b[DIM ? DIM : kMaxDim];
-        for (int64_t e = 0; e < D; ++e) { a[e] = q[e] * key[e]; b[e] = d[e] * v[e]; }
-        pr[k] = sum8(a, D) * scale - top;
-        dp[k] = sum8(b, D);
+        pr[k] = head_dot(q, p + j * W + kcol, D) * scale - top;
+        dp[k] = head_dot(d, p + j * W + vcol, D);
       });
       for (int64_t k = 0; k < n; ++k) pr[k] = vexp(pr[k]);
       for (int64_t k = 0; k < n; ++k) dp[k] = pr[k] * (dp[k] - total) * scale;
-      float dq[DIM ? DIM : kMaxDim];
-      for (int64_t e = 0; e < D; ++e) dq[e] = 0.f;
+      float* dq = pd + i * W + hq * D;  // only this query writes its dq
       for_keys(g, i, [&](int64_t j, int64_t k) {
-        const float* key = p + j * W + kcol;
-        float* dk = pd + j * W + kcol;
-        float* dv = pd + j * W + vcol;
-        const float ds = dp[k], w = pr[k];
-        for (int64_t e = 0; e < D; ++e) {
-          dq[e] += ds * key[e];
-          dk[e] += ds * q[e];
-          dv[e] += w * d[e];
-        }
+        head_axpy(dp[k], p + j * W + kcol, dq, D);
+        head_axpy(dp[k], q, pd + j * W + kcol, D);
+        head_axpy(pr[k], d, pd + j * W + vcol, D);
       });
-      std::copy(dq, dq + D, pd + i * W + hq * D);
     }
-}
-
-static void attend_any(const Tensor& qkv, const Geometry& g, Tensor& out, Tensor& lse) {
-  switch (g.dim) {
-    case 24: return attend<24>(qkv, g, out, lse);
-    case 32: return attend<32>(qkv, g, out, lse);
-    case 64: return attend<64>(qkv, g, out, lse);
-    case 128: return attend<128>(qkv, g, out, lse);
-    default: return attend<0>(qkv, g, out, lse);
-  }
-}
-
-static void attend_back_any(const Tensor& dout, const Tensor& qkv, const Tensor& out,
-                            const Tensor& lse, const Geometry& g, Tensor& dqkv) {
-  switch (g.dim) {
-    case 24: return attend_back<24>(dout, qkv, out, lse, g, dqkv);
-    case 32: return attend_back<32>(dout, qkv, out, lse, g, dqkv);
-    case 64: return attend_back<64>(dout, qkv, out, lse, g, dqkv);
-    case 128: return attend_back<128>(dout, qkv, out, lse, g, dqkv);
-    default: return attend_back<0>(dout, qkv, out, lse, g, dqkv);
-  }
 }
 
 static Geometry geometry(const Tensor& prefix_end, const Tensor& segment, int64_t heads,
@@ -312,7 +293,7 @@ std::vector<Tensor> forward(const Tensor& h0, const Tensor& cos, const Tensor& s
     rotate(qkv, cos, sin, g, false);
     Tensor out = at::empty({N, heads * dim}, h.options());
     Tensor lse = at::empty({N, heads}, h.options());
-    attend_any(qkv, g, out, lse);
+    attend(qkv, g, out, lse);
     Tensor mid = residual(h, out, L[3], L[4]);
     Tensor x2 = rms(mid, L[5], eps[i], inv2);
     Tensor gu = linear(x2, L[6], L[7]);
@@ -383,7 +364,7 @@ std::vector<Tensor> backward(const Tensor& grad, const std::vector<Tensor>& save
     G[4] = bias_grad(dh, L[4]);
     Tensor dout = at::mm(dh, L[3]);
     Tensor dqkv = at::zeros_like(qkv);
-    attend_back_any(dout, qkv, out, lse, g, dqkv);
+    attend_back(dout, qkv, out, lse, g, dqkv);
     rotate(dqkv, cos, sin, g, true);
     G[1] = at::mm(dqkv.t(), x1);
     G[2] = bias_grad(dqkv, L[2]);

@@ -141,7 +141,10 @@ def token_stats(
     logps, ents = [], []
     for part, toks in zip(inputs.split(chunk_size), tokens.split(chunk_size), strict=True):
         args = (part, toks, weight, bias, temperature, entropy)
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() and _fused(part):
+            logp, ent = _ChunkStats.apply(*args)
+            ent = ent if entropy else None
+        elif torch.is_grad_enabled():
             logp, ent = recompute_in_backward(_chunk_stats, *args, use_reentrant=False)
         else:
             logp, ent = _chunk_stats(*args)
@@ -161,6 +164,49 @@ def _chunk_stats(inputs, tokens, weight, bias, temperature: float, entropy: bool
     if not entropy:
         return logp, None
     return logp, lse - (torch.softmax(logits, dim=-1) * logits).sum(dim=-1)
+
+
+def _fused(inputs: Tensor) -> bool:
+    """`_ChunkStats` where its plain fp32 math is the forward's (no autocast: under it the
+    recomputed logits would round differently)."""
+    return inputs.dtype == torch.float32 and not torch.is_autocast_enabled(inputs.device.type)
+
+
+class _ChunkStats(torch.autograd.Function):
+    """`_chunk_stats` with its backward written out: the chunk's logits are recomputed there
+    (one product, as checkpointing would) and the softmax algebra is a few fused ops instead of
+    autograd through logsumexp, gather, softmax and their recomputation (on the organism these
+    ops cost as long as the layers' products). Entropy H = lse − Σ p·z has ∂H/∂z = −p (z − Σ p·z);
+    log p_t has ∂/∂z = onehot(t) − p."""
+
+    @staticmethod
+    def forward(ctx, inputs, tokens, weight, bias, temperature: float, entropy: bool):
+        ctx.save_for_backward(inputs, tokens, weight, bias)
+        ctx.temperature, ctx.entropy = temperature, entropy
+        logp, ent = _chunk_stats(inputs, tokens, weight, bias, temperature, entropy)
+        return logp, (ent if entropy else logp.new_zeros(0))
+
+    @staticmethod
+    def backward(ctx, d_logp, d_ent):
+        inputs, tokens, weight, bias = ctx.saved_tensors
+        logits = inputs if weight is None else F.linear(inputs, weight, bias)
+        z = logits.float() / ctx.temperature
+        p = torch.softmax(z, dim=-1)
+        if d_logp is None:
+            dz = torch.zeros_like(z)
+        else:
+            dz = p * -d_logp[:, None]
+            dz[torch.arange(len(tokens), device=z.device), tokens] += d_logp
+        if ctx.entropy and d_ent is not None:
+            mean = (p * z).sum(-1, keepdim=True)
+            dz -= p * (z - mean) * d_ent[:, None]
+        dz = (dz / ctx.temperature).to(logits.dtype)
+        if weight is None:
+            return dz, None, None, None, None, None
+        d_inputs = dz @ weight if ctx.needs_input_grad[0] else None
+        d_weight = dz.t() @ inputs if ctx.needs_input_grad[2] else None
+        d_bias = dz.sum(0) if bias is not None and ctx.needs_input_grad[3] else None
+        return d_inputs, None, d_weight, d_bias, None, None
 
 
 def make_decoder(model, batch: int, max_length: int):
