@@ -32,9 +32,11 @@ def train_pool_path(shared_dir: Path) -> Path:
 
 
 def pytest_sessionstart(session) -> None:
-    """Build the C++ decode step (rlvr.model.native_step) before any test runs: on a fresh
-    machine its one-time build note would otherwise land in whichever test's stderr decodes
-    first (subprocesses reuse the build cached by torch)."""
-    from rlvr.model import native_step
+    """Build the C++ decode step (rlvr.model.native_step) and scoring forward
+    (rlvr.model.native_score) before any test runs: on a fresh machine their one-time build
+    notes would otherwise land in whichever test's stderr decodes or scores first
+    (subprocesses reuse the builds cached by torch)."""
+    from rlvr.model import native_score, native_step
 
     native_step.step_function()
+    native_score.kernels()

@@ -205,6 +205,39 @@ static inline void head_axpy(float w, const float* x, float* y, int64_t n) {
 }
 #endif
 
+// out = Σ_k w[k] · x(key k) over token i's keys, x(key) the row at base + j·W. Summed in
+// registers where head_dim is 8-32 (a load and store per key would chain every key's
+// multiply-add through memory).
+#if defined(__AVX2__) && defined(__FMA__)
+template <int C>
+static inline void gather_sum(const Geometry& g, int64_t i, const float* w, const float* base,
+                              int64_t W, float* out) {
+  __m256 acc[C];
+  for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
+  for_keys(g, i, [&](int64_t j, int64_t k) {
+    const __m256 wv = _mm256_set1_ps(w[k]);
+    const float* x = base + j * W;
+    for (int c = 0; c < C; ++c) acc[c] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + 8 * c), acc[c]);
+  });
+  for (int c = 0; c < C; ++c) _mm256_storeu_ps(out + 8 * c, acc[c]);
+}
+#endif
+
+static inline void weighted_sum(const Geometry& g, int64_t i, const float* w, const float* base,
+                                int64_t W, int64_t D, float* out) {
+#if defined(__AVX2__) && defined(__FMA__)
+  switch (D) {
+    case 8: return gather_sum<1>(g, i, w, base, W, out);
+    case 16: return gather_sum<2>(g, i, w, base, W, out);
+    case 24: return gather_sum<3>(g, i, w, base, W, out);
+    case 32: return gather_sum<4>(g, i, w, base, W, out);
+    default: break;
+  }
+#endif
+  std::fill(out, out + D, 0.f);
+  for_keys(g, i, [&](int64_t j, int64_t k) { head_axpy(w[k], base + j * W, out, D); });
+}
+
 // Softmax attention of every query row over its keys: out (N, H*D), lse (N, H).
 static void attend(const Tensor& qkv, const Geometry& g, Tensor& out, Tensor& lse) {
   const int64_t N = qkv.size(0), D = g.dim, W = g.width, group = g.heads / g.kv_heads;
@@ -224,9 +257,8 @@ static void attend(const Tensor& qkv, const Geometry& g, Tensor& out, Tensor& ls
       const float top = max8(s, n);
       for (int64_t k = 0; k < n; ++k) s[k] = vexp(s[k] - top);
       const float sum = sum8(s, n), norm = 1.f / sum;
-      float* o = po + i * g.heads * D + hq * D;
-      std::fill(o, o + D, 0.f);
-      for_keys(g, i, [&](int64_t j, int64_t k) { head_axpy(s[k] * norm, values + j * W, o, D); });
+      for (int64_t k = 0; k < n; ++k) s[k] *= norm;
+      weighted_sum(g, i, s, values, W, D, po + i * g.heads * D + hq * D);
       pl[i * g.heads + hq] = top + std::log(sum);
     }
 }
@@ -258,9 +290,8 @@ static void attend_back(const Tensor& dout, const Tensor& qkv, const Tensor& out
       });
       for (int64_t k = 0; k < n; ++k) pr[k] = vexp(pr[k]);
       for (int64_t k = 0; k < n; ++k) dp[k] = pr[k] * (dp[k] - total) * scale;
-      float* dq = pd + i * W + hq * D;  // only this query writes its dq
+      weighted_sum(g, i, dp, p + kcol, W, D, pd + i * W + hq * D);  // dq: this query's alone
       for_keys(g, i, [&](int64_t j, int64_t k) {
-        head_axpy(dp[k], p + j * W + kcol, dq, D);
         head_axpy(dp[k], q, pd + j * W + kcol, D);
         head_axpy(pr[k], d, pd + j * W + vcol, D);
       });

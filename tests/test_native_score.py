@@ -1,0 +1,167 @@
+"""rlvr.model.native_score: the packed C++ scoring forward + backward equals the eager fused
+forward (logits, log-probs, every parameter's gradient), and its absence (disabled, or no
+compiler) leaves the eager forward in place."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_fast_lm import MODELS, VOCAB, _batch, _group_batch, _llama, _model
+
+from rlvr.model import fast_forward as fast_lm
+from rlvr.model import native_score
+from rlvr.model.policy import response_stats
+
+needs_build = pytest.mark.skipif(native_score.kernels() is None,
+                                 reason="no C++ compiler for the native scoring forward")
+
+# Gradients, elementwise against the eager forward's: rtol 1e-4 and an atol of 1e-5 of the
+# tensor's largest gradient (float rounding of another summation order; on the trained
+# organism, whose gradients reach ~70, both paths are ~1e-4 from a float64 reference).
+RTOL, ATOL_OF_MAX = 1e-4, 1e-5
+MORE = {
+    # head_dim 6: not a multiple of 8, the plain-loop attention instead of the AVX2 one
+    "llama-head-dim-6": lambda: _llama(hidden_size=24, num_key_value_heads=2),
+}
+
+
+def _make(name: str):
+    return (MORE.get(name) or MODELS[name])
+
+
+def _scored(model, ids, mask, positions, native: bool, monkeypatch):
+    """Logits (no grad) and the trainer's loss gradients (log-probs and entropy of the
+    real tokens through `response_stats`) of one path."""
+    monkeypatch.setenv("RLVR_FAST_SCORE", "1" if native else "0")
+    with torch.no_grad():
+        logits = fast_lm.logits(model, ids, mask, positions)
+    T = ids.shape[1] // 2
+    # scored tokens follow a real token (as responses follow their prompt): the hidden state
+    # at a pad is meaningless (zero here, the pad's own attention in the eager forward)
+    real = (mask[:, -T:] * mask[:, -T - 1:-1]).bool()
+    model.zero_grad(set_to_none=True)
+    logp, ent = response_stats(model, ids, mask, ids[:, -T:], real, temperature=0.7,
+                               entropy=True)
+    weights = torch.linspace(-1, 1, logp.numel()).view_as(logp)
+    ((logp * weights).sum() + 0.1 * ent.sum()).backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    return logits, logp.detach(), grads
+
+
+def _compare(model, ids, mask, positions, monkeypatch):
+    fast = _scored(model, ids, mask, positions, True, monkeypatch)
+    eager = _scored(model, ids, mask, positions, False, monkeypatch)
+    real = mask.bool()
+    torch.testing.assert_close(fast[0][real], eager[0][real], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fast[1], eager[1], atol=1e-5, rtol=1e-5)
+    assert fast[2].keys() == eager[2].keys()
+    for key, want in eager[2].items():
+        assert torch.isfinite(fast[2][key]).all(), key
+        atol = max(ATOL_OF_MAX * float(want.abs().max()), 1e-7)
+        torch.testing.assert_close(fast[2][key], want, rtol=RTOL, atol=atol, msg=key)
+
+
+@needs_build
+@pytest.mark.parametrize("batch", ["padded-both-sides", "shared-prompt"])
+@pytest.mark.parametrize("name", sorted(MODELS) + sorted(MORE))
+def test_native_scoring_equals_the_eager_forward(name, batch, monkeypatch):
+    torch.manual_seed(0)
+    model = _make(name)()
+    with torch.no_grad():  # biases start at zero: make them matter
+        for param in model.parameters():
+            if param.dim() == 1:
+                param.add_(0.1 * torch.randn_like(param))
+    ids, mask, positions = _batch(seed=2) if batch == "padded-both-sides" else _group_batch()
+    _compare(model.train(), ids, mask, positions, monkeypatch)
+
+
+@needs_build
+def test_the_organism_and_another_tokenizer_score_the_same(monkeypatch, tmp_path):
+    from _tiny_lm import make_tiny_lm
+
+    from rlvr.model.rollout import load_model
+    from rlvr.organism import default_path
+
+    for folder in (default_path(), make_tiny_lm(tmp_path / "lm")):
+        model, _ = load_model(folder, device="cpu")
+        vocab = model.config.vocab_size
+        gen = torch.Generator().manual_seed(4)
+        # a GRPO group: one left-padded prompt, responses stopped at scattered lengths
+        prompt = torch.randint(3, vocab, (9,), generator=gen)
+        ids = torch.cat([prompt.expand(6, -1), torch.randint(3, vocab, (6, 12), generator=gen)], 1)
+        mask = torch.ones_like(ids)
+        mask[:, :2] = 0
+        for row, length in enumerate([12, 5, 9, 1, 12, 3]):
+            mask[row, 9 + length:] = 0
+        _compare(model.train(), ids, mask, (mask.cumsum(-1) - 1).clamp(min=0), monkeypatch)
+
+
+@needs_build
+def test_windows_no_mask_and_inference_mode_agree(monkeypatch):
+    model = _model("qwen2-gqa-tied").eval()
+    ids, mask, positions = _group_batch()
+    with torch.no_grad():
+        out = {keep: fast_lm.logits(model, ids, mask, positions, keep) for keep in (0, 1, 7)}
+        plain = fast_lm.logits(model, ids)
+        states = fast_lm.hidden(model, ids, mask, positions, 5)
+        monkeypatch.setenv("RLVR_FAST_SCORE", "0")
+        ref = {keep: fast_lm.logits(model, ids, mask, positions, keep) for keep in (0, 1, 7)}
+        plain_ref = fast_lm.logits(model, ids)
+        states_ref = fast_lm.hidden(model, ids, mask, positions, 5)
+    for keep, want in ref.items():
+        real = mask.bool()[:, -keep:] if keep else mask.bool()
+        assert out[keep].shape == want.shape
+        torch.testing.assert_close(out[keep][real], want[real], atol=1e-5, rtol=1e-5)
+        assert (out[keep][~real] == 0).all()  # pads are zero
+    torch.testing.assert_close(plain, plain_ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(states[mask.bool()[:, -5:]], states_ref[mask.bool()[:, -5:]],
+                               atol=1e-5, rtol=1e-5)
+    monkeypatch.setenv("RLVR_FAST_SCORE", "1")
+    with torch.inference_mode():  # no autograd node: the same numbers
+        torch.testing.assert_close(fast_lm.logits(model, ids, mask, positions), out[0],
+                                   atol=0, rtol=0)
+
+
+@needs_build
+def test_the_native_scoring_is_deterministic(monkeypatch):
+    model = _model("llama-gqa-bias-tied").train()
+    ids, mask, positions = _group_batch(seed=8)
+    first = _scored(model, ids, mask, positions, True, monkeypatch)
+    second = _scored(model, ids, mask, positions, True, monkeypatch)
+    assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+    assert all(torch.equal(first[2][k], second[2][k]) for k in first[2])
+
+
+def test_the_switch_gives_the_eager_forward(monkeypatch):
+    model = _model("llama-untied").train()
+    ids, mask, positions = _batch(seed=3)
+    monkeypatch.setenv("RLVR_FAST_SCORE", "0")
+    assert native_score.kernels() is None
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the packed stack ran although RLVR_FAST_SCORE=0")
+    monkeypatch.setattr(native_score, "run_layers", refuse)
+    logits = fast_lm.logits(model, ids, mask, positions)
+    (logits.log_softmax(-1)[..., 0] * mask).sum().backward()
+    with torch.no_grad():
+        ref = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits
+    torch.testing.assert_close(logits[mask.bool()], ref[mask.bool()], atol=1e-5, rtol=1e-5)
+    assert logits.shape == (*ids.shape, VOCAB)
+
+
+def test_a_failed_build_falls_back_to_the_eager_forward(monkeypatch, capsys):
+    def broken():
+        raise OSError("no compiler\nmore lines")
+    monkeypatch.setattr(native_score, "_STATE", {})
+    monkeypatch.setattr(native_score, "_compile", broken)
+    assert native_score.kernels() is None
+    said = capsys.readouterr().err
+    # one line, with the cause, once per process (the second call reads the cached None)
+    assert "could not be built (OSError: no compiler)" in said and "more lines" not in said
+    assert native_score.kernels() is None and capsys.readouterr().err == ""
+    model = _model("qwen2-untied").eval()
+    ids, mask, positions = _group_batch()
+    with torch.no_grad():
+        out = fast_lm.logits(model, ids, mask, positions)
+        ref = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits
+    torch.testing.assert_close(out[mask.bool()], ref[mask.bool()], atol=1e-5, rtol=1e-5)
