@@ -5,7 +5,9 @@ autograd; token-by-token decoding is `rlvr.model.kv_cache.DecodeCache`. Decoding
 fused math pays on CPU (≈ 1.7-1.9× per token at 16 rows). A full-sequence forward + backward is
 bound by its matrix products instead, so this forward saves work rather than ops: columns every
 row shares (a GRPO group's prompt) are computed once, and right-padded rows run in length
-buckets cut to their own longest row. Organism pretraining (batch 64, no padding, no shared
+buckets cut to their own longest row. In fp32 on a CPU (no autocast, no checkpointing) the
+layers run instead over the real tokens only, packed, through the C++ forward + backward of
+`rlvr.model.native_score` (`RLVR_FAST_SCORE=0`: the eager layers). Organism pretraining (batch 64, no padding, no shared
 prefix) gains nothing and keeps the HF forward (docs/benchmarks.md).
 
 `supports(model)` says whether a model is one this forward (and the decode cache) reproduces

@@ -1,16 +1,9 @@
-"""The C++ source of `rlvr.model.native_score`: a Llama/Qwen2 decoder layer stack over packed
-tokens (real tokens only, rows one after another), forward and backward.
-
-Token i attends to the keys [0, prefix_end[i]) ∪ [segment[i], i] of the packed sequence: a
-shared prompt stored once at the front (prefix_end = its length for every row token, 0 for
-its own tokens), then each row's own tokens (segment = the row's first packed index). The
-matrix products go through `at::mm` / `at::addmm` (MKL, as in the eager path); the RMS norms,
-rotary embedding, attention (one query at a time: ≤ a few hundred keys, head_dim ≤ 512) and
-SwiGLU are loops. The forward keeps, per layer, what its backward reads (the layer input,
-normed inputs and inverse RMS, rotated q/k/v, attention output and row log-sum-exp, the
-gate/up projection and its sigmoid, the SwiGLU output); the backward recomputes attention
-probabilities from the log-sum-exp rather than storing (tokens × keys × heads) of them.
-Single-threaded loops in a fixed order: the same inputs give the same bits.
+"""The C++ source of `rlvr.model.native_score`: a Llama/Qwen2 decoder stack over packed tokens,
+forward and backward. Token i attends to the keys [0, prefix_end[i]) ∪ [segment[i], i] of the
+packed sequence (a shared prompt once at the front, then each row's own tokens). Products go
+through `at::mm`/`at::addmm`; norms, rotary, attention (one query at a time), SwiGLU are
+loops in a fixed order (the same inputs give the same bits). The forward keeps per layer what
+the backward reads; attention probabilities are recomputed there from the log-sum-exp.
 """
 
 SOURCE = r"""
@@ -87,7 +80,6 @@ static Tensor rms(const Tensor& x, const Tensor& w, double eps, Tensor& inv) {
 static void rms_back(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& inv,
                      Tensor& dx, Tensor& dw) {
   const int64_t rows = x.size(0), n = x.size(1);
-  TORCH_CHECK(n <= 16384, "hidden size above 16384");
   const float* pdy = dy.data_ptr<float>();
   const float* px = x.data_ptr<float>();
   const float* pw = w.data_ptr<float>();
