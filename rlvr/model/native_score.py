@@ -6,7 +6,7 @@ matrix products (rotary, norms, SwiGLU, their backward, autograd bookkeeping) as
 third of the products are pads. Here the rows are packed: the real tokens of every row one
 after another, the shared prompt (when the caller found one) once at the front (`pack`). One
 `torch.autograd.Function` (`run_layers`) runs the whole decoder stack on that (N, E) sequence
-with a C++ forward and backward (`rlvr.model.native_score_source`): the products through ATen's
+with a C++ forward and backward (`native_score.cpp`, shipped beside it): the products through ATen's
 `mm`/`addmm` (the same MKL kernels as the eager path), everything between them in loops. The
 embedding before it and the final norm / output layer after it stay in torch autograd; the
 fused weights of `rlvr.model.weights.fused_weights` carry the gradients back to the model's
@@ -26,17 +26,18 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from rlvr.model.native_score_source import SOURCE
-
 __all__ = ["Packed", "enabled", "kernels", "pack", "run_layers", "usable"]
 
 _STATE: dict = {}
+# The C++ source ships beside this module (package data).
+_SOURCE_FILE = Path(__file__).with_name("native_score.cpp")
 
 
 def enabled() -> bool:
@@ -184,6 +185,6 @@ def _compile():
                                                             f"{name}.so")):
         print("rlvr: compiling the C++ scoring forward once for this machine (about a minute; "
               "RLVR_FAST_SCORE=0 skips it)", file=sys.stderr, flush=True)
-    return cpp_extension.load_inline(name, cpp_sources=SOURCE, functions=["forward", "backward"],
+    return cpp_extension.load_inline(name, cpp_sources=_SOURCE_FILE.read_text(), functions=["forward", "backward"],
                                      extra_cflags=["-O3", "-fno-trapping-math", *flags],
                                      verbose=False)

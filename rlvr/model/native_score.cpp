@@ -1,12 +1,10 @@
-"""The C++ source of `rlvr.model.native_score`: a Llama/Qwen2 decoder stack over packed tokens,
-forward and backward. Token i attends to the keys [0, prefix_end[i]) ∪ [segment[i], i] of the
-packed sequence (a shared prompt once at the front, then each row's own tokens). Products go
-through `at::mm`/`at::addmm`; norms, rotary, attention (one query at a time), SwiGLU are
-loops in a fixed order (the same inputs give the same bits). The forward keeps per layer what
-the backward reads; attention probabilities are recomputed there from the log-sum-exp.
-"""
-
-SOURCE = r"""
+// The C++ of rlvr.model.native_score: a Llama/Qwen2 decoder stack over packed tokens,
+// forward and backward. Token i attends to the keys [0, prefix_end[i]) and [segment[i], i] of
+// the packed sequence (a shared prompt once at the front, then each row's own tokens).
+// Products go through at::mm / at::addmm; norms, rotary, attention (one query at a time) and
+// SwiGLU are loops in a fixed order (the same inputs give the same bits). The forward keeps
+// per layer what the backward reads; attention probabilities are recomputed there from the
+// row log-sum-exp rather than stored (tokens x keys x heads of them).
 #include <torch/extension.h>
 #include <algorithm>
 #include <cmath>
@@ -397,4 +395,3 @@ std::vector<Tensor> backward(const Tensor& grad, const std::vector<Tensor>& save
   grads[0] = dh;
   return grads;
 }
-"""
