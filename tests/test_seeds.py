@@ -64,9 +64,13 @@ def test_seed_group_equals_the_seeds_one_by_one(tiny, tmp_path):
         for a, b in zip(alone, together, strict=True):
             assert a["reward_mean"] == b["reward_mean"] and a["resp_len_mean"] == b["resp_len_mean"]
             assert a["loss"] == pytest.approx(b["loss"], abs=1e-5)
+    # The single runs score through the packed C++ stack (rlvr.model.native_score) and the
+    # fused token statistics, the group through the stacked eager forward: the same math in
+    # another rounding order, which two SGD steps at lr 0.5 amplify to ~4e-5 (1e-5 when both
+    # sides ran the same ops).
     for a, b in zip(singles, group.trainers, strict=True):
         for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
-            assert torch.allclose(p, q, atol=1e-5)
+            assert torch.allclose(p, q, atol=1e-4)
 
 
 def test_lockstep_rollouts_are_the_single_runs_token_for_token(tiny, tmp_path):

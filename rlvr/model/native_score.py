@@ -185,6 +185,7 @@ def _compile():
                                                             f"{name}.so")):
         print("rlvr: compiling the C++ scoring forward once for this machine (about a minute; "
               "RLVR_FAST_SCORE=0 skips it)", file=sys.stderr, flush=True)
-    return cpp_extension.load_inline(name, cpp_sources=_SOURCE_FILE.read_text(), functions=["forward", "backward"],
+    return cpp_extension.load_inline(name, cpp_sources=_SOURCE_FILE.read_text(),
+                                     functions=["forward", "backward"],
                                      extra_cflags=["-O3", "-fno-trapping-math", *flags],
                                      verbose=False)
