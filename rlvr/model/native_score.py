@@ -18,20 +18,21 @@ build (~1 minute) happens once per machine, cached by torch under `TORCH_EXTENSI
 (default `~/.cache/torch_extensions`); a failed build gives a one-line notice. Plain fp32
 arithmetic without `-ffast-math` (`-fno-trapping-math` only lets the compiler turn the
 comparisons of the exp/sigmoid loops into vector blends); AVX2 + FMA where torch itself runs
-AVX2 kernels (the rule of `rlvr.model.native_step`). Logits equal the eager forward's within float rounding
+AVX2 kernels (the rule of `rlvr.model.cpp_build`). Logits equal the eager forward's within float rounding
 (tests/test_native_score.py).
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
+
+from rlvr.model import cpp_build
 
 __all__ = ["Packed", "enabled", "kernels", "pack", "run_layers", "usable"]
 
@@ -156,36 +157,14 @@ def _build():
     try:
         return _compile()
     except Exception as exc:  # noqa: BLE001 - no compiler or ninja, a build error
-        # Scoring stays right on the eager forward, only slower: say so once, with the cause.
-        from rlvr.errors import notice
-
-        cause = (str(exc).strip().splitlines() or [""])[0][:200]
-        notice(f"the C++ scoring forward could not be built ({type(exc).__name__}: {cause}); "
-               "scoring uses the eager forward, slower on CPU (RLVR_FAST_SCORE=0 skips the "
-               "attempt)")
+        cpp_build.report_failure(exc, "scoring forward", "scoring uses the eager forward",
+                                 "RLVR_FAST_SCORE")
         return None
 
 
-def _flavour() -> tuple[str, list[str]]:
-    """The extension's name and vector flags, by `rlvr.model.native_step`'s rule: AVX2 + FMA
-    where torch runs its own AVX2 (or AVX-512) kernels on this CPU. The name carries the
-    choice, so a build folder shared by different CPUs never loads the wrong one."""
-    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
-        return "rlvr_score_stack_avx2", ["-mavx2", "-mfma"]
-    return "rlvr_score_stack", []
-
-
 def _compile():
-    from torch.utils import cpp_extension
-
-    name, flags = _flavour()
-    # A private helper of torch, used only to word the note: without it the note is shown.
-    folder_of = getattr(cpp_extension, "_get_build_directory", None)
-    if folder_of is None or not os.path.exists(os.path.join(folder_of(name, verbose=False),
-                                                            f"{name}.so")):
-        print("rlvr: compiling the C++ scoring forward once for this machine (about a minute; "
-              "RLVR_FAST_SCORE=0 skips it)", file=sys.stderr, flush=True)
-    return cpp_extension.load_inline(name, cpp_sources=_SOURCE_FILE.read_text(),
-                                     functions=["forward", "backward"],
-                                     extra_cflags=["-O3", "-fno-trapping-math", *flags],
-                                     verbose=False)
+    # -fno-trapping-math lets the compiler turn the exp/sigmoid loops' comparisons into
+    # vector blends; it changes no result.
+    return cpp_build.compile_module("rlvr_score_stack", _SOURCE_FILE, ["forward", "backward"],
+                                    "scoring forward", "RLVR_FAST_SCORE",
+                                    ("-fno-trapping-math",))

@@ -23,17 +23,18 @@ eager step and the torch draw. The build (~1 minute) happens on first use and is
 torch under `TORCH_EXTENSIONS_DIR` (default `~/.cache/torch_extensions`); a line on stderr
 says so, and a failed build prints one notice with its cause. fp32 without `-ffast-math`:
 sums are reassociated only into 8 vector lanes, and e^x is a polynomial within ~2 ulp; AVX2 +
-FMA only where torch's own capability check finds them (`_flavour`). Logits equal the eager
+FMA only where torch's own capability check finds them (`rlvr.model.cpp_build`). Logits equal the eager
 step's within 1e-5 (tests/test_native_step.py, on five architectures).
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import torch
+
+from rlvr.model import cpp_build
 
 __all__ = ["enabled", "flat_layer", "or_empty", "sample_function", "step_function", "usable"]
 
@@ -86,41 +87,15 @@ def _module():
     return _STATE["module"]
 
 
-def _flavour() -> tuple[str, list[str]]:
-    """The extension's name and vector flags: AVX2 + FMA where torch itself runs its AVX2 (or
-    AVX-512) kernels on this CPU, else the compiler's portable baseline. The name carries the
-    choice, so a build folder shared by different CPUs never loads the wrong one."""
-    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
-        return "rlvr_decode_step_avx2", ["-mavx2", "-mfma"]
-    return "rlvr_decode_step", []
-
-
 def _build():
     try:
         return _compile()
     except Exception as exc:  # noqa: BLE001 - no compiler or ninja, a build error
-        # Decoding stays right on the eager step, only slower: say so once, with the cause,
-        # rather than leave a user to wonder why this machine decodes at half speed.
-        from rlvr.errors import notice
-
-        cause = (str(exc).strip().splitlines() or [""])[0][:200]
-        notice(f"the C++ decode step could not be built ({type(exc).__name__}: {cause}); "
-               "decoding uses the eager step, slower on CPU (RLVR_FAST_DECODE=0 skips the "
-               "attempt)")
+        cpp_build.report_failure(exc, "decode step", "decoding uses the eager step",
+                                 "RLVR_FAST_DECODE")
         return None
 
 
 def _compile():
-    from torch.utils import cpp_extension
-
-    name, flags = _flavour()
-    # A private helper of torch, used only to word the note: without it the note is shown.
-    folder_of = getattr(cpp_extension, "_get_build_directory", None)
-    if folder_of is None or not os.path.exists(os.path.join(folder_of(name, verbose=False),
-                                                            f"{name}.so")):
-        print("rlvr: compiling the C++ decode step once for this machine (about a minute; "
-              "RLVR_FAST_DECODE=0 skips it)", file=sys.stderr, flush=True)
-    module = cpp_extension.load_inline(name, cpp_sources=_SOURCE_FILE.read_text(),
-                                       functions=["step", "sample"],
-                                       extra_cflags=["-O3", *flags], verbose=False)
-    return module
+    return cpp_build.compile_module("rlvr_decode_step", _SOURCE_FILE, ["step", "sample"],
+                                    "decode step", "RLVR_FAST_DECODE")
