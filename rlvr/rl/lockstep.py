@@ -22,10 +22,11 @@ import torch
 
 from rlvr.errors import UserError
 from rlvr.model import fast_forward as fast_lm
+from rlvr.model import native_score
 from rlvr.model import stacked as stacked_lm
 from rlvr.model.decode import decode, left_pad, row_keys
 from rlvr.model.policy import to_batch
-from rlvr.model.weights import rope_tables
+from rlvr.model.weights import fused_weights, rope_tables
 from rlvr.rl.config import TrainConfig, config_to_dict
 from rlvr.rl.core_algos import entropy_from_logits, token_logprobs
 from rlvr.rl.eval_hook import eval_due
@@ -107,6 +108,11 @@ class SeedGroup:
 
     # --- one update for every seed ---------------------------------------------------------
     def _update(self, plans: list) -> list[dict]:
+        if _scores_natively(self.trainers[0]):
+            # The C++ scoring stack (rlvr.model.native_score) runs one seed's packed tokens
+            # faster than the stacked eager forward runs all of them padded, and each run then
+            # updates exactly as it would alone.
+            return [t.update(p) for t, p in zip(self.trainers, plans, strict=True)]
         tallies = [Tally() for _ in self.trainers]
         active = [k for k, p in enumerate(plans) if p.rows.numel()]
         if not active:
@@ -151,6 +157,15 @@ class SeedGroup:
                                 positions.view(S * N, L), T + 1)[:, :-1]
         logits = logits.float() / self.trainers[0].config.rollout.temperature
         return token_logprobs(logits, tokens.reshape(S * N, T)).view(S, N, T)
+
+
+def _scores_natively(trainer: Trainer) -> bool:
+    """Whether `Trainer.update` scores through `rlvr.model.native_score` (fp32 on a CPU, no
+    autocast, no checkpointing, the extension built)."""
+    with torch.no_grad():
+        weights = fused_weights(trainer.model)
+    return (not trainer.checkpoint and weights.embed.dtype == torch.float32
+            and native_score.usable(weights, checkpoint=False))
 
 
 def _pad_right(x: torch.Tensor, extra: int, value: int) -> torch.Tensor:

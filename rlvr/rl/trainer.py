@@ -127,8 +127,12 @@ class Trainer:
         self.on_phase(f"step {step}: grading")
         plan = self.prepare(batch)
         self.on_phase(f"step {step}: updating")
-        upd = self._update(plan.batch, plan.adv.to(self.device), plan.rows)
+        upd = self.update(plan)
         return self.finish(plan, upd, time.perf_counter() - t0)
+
+    def update(self, plan: StepPlan) -> dict:
+        """The policy update of a prepared step (`prepare`): its metrics."""
+        return self._update(plan.batch, plan.adv.to(self.device), plan.rows)
 
     def prepare(self, batch: Batch) -> StepPlan:
         """Rewards, advantages and the responses the update uses, for this step's rollouts."""
