@@ -4,7 +4,10 @@ A study trains each condition with several seeds from the same base and anchor. 
 model each step is bound by per-op dispatch, so S runs cost little more than one when their
 forwards are one (`rlvr.model.stacked`): the S × n rollouts are decoded together by the one
 decode loop, `rlvr.model.decode.decode` (each seed's model on its own rows, each row's sampling
-noise keyed exactly as `Trainer._rollout` keys it), and the S losses are one backward. Everything else is each run's own `Trainer`: rewards,
+noise keyed exactly as `Trainer._rollout` keys it), and the S losses are one backward. Where
+the C++ scoring stack (`rlvr.model.native_score`) serves the model (fp32 on a CPU), each seed
+instead updates through its own `Trainer.update`: faster than the stacked eager forward, and
+bit for bit what the run would do alone. Everything else is each run's own `Trainer`: rewards,
 advantages, the update guard, clipping and its optimizer, metrics, samples, evaluation and
 checkpoints, into an ordinary run directory per seed.
 
