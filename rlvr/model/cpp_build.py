@@ -1,6 +1,7 @@
 """Building the project's C++ kernels (`native_step`, `native_score`) once per machine.
 
-Each is compiled from its `.cpp` file beside the module (package data) by
+Each is compiled from its `.cpp` file beside the module, after the shared `native_common.h`
+(both package data), by
 `torch.utils.cpp_extension` on first use and cached by torch under `TORCH_EXTENSIONS_DIR`
 (default `~/.cache/torch_extensions`). A failed build (no compiler, no ninja, a compile error)
 returns None after one notice naming the cause, and the caller keeps its eager torch path:
@@ -40,7 +41,9 @@ def compile_module(base: str, source: Path, functions: list[str], what: str, swi
                                                             f"{name}.so")):
         print(f"rlvr: compiling the C++ {what} once for this machine (about a minute; "
               f"{switch}=0 skips it)", file=sys.stderr, flush=True)
-    return cpp_extension.load_inline(name, cpp_sources=source.read_text(), functions=functions,
+    common = Path(__file__).with_name("native_common.h").read_text()
+    return cpp_extension.load_inline(name, cpp_sources=[common, source.read_text()],
+                                     functions=functions,
                                      extra_cflags=["-O3", *extra_cflags, *flags], verbose=False)
 
 

@@ -5,27 +5,11 @@
 // SwiGLU are loops in a fixed order (the same inputs give the same bits). The forward keeps
 // per layer what the backward reads; attention probabilities are recomputed there from the
 // row log-sum-exp rather than stored (tokens x keys x heads of them).
-#include <torch/extension.h>
-#include <algorithm>
-#include <cmath>
 #include <cstring>
 #include <limits>
-#include <vector>
 
-using at::Tensor;
 constexpr int64_t kMaxDim = 512;
 constexpr int kSaved = 12;  // tensors kept per layer for the backward
-
-// Dot product in 8 independent lanes: the compiler vectorises it without -ffast-math.
-static inline float dot(const float* a, const float* b, int64_t n) {
-  float lane[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; ++l) lane[l] += a[i + l] * b[i + l];
-  float total = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
-  for (; i < n; ++i) total += a[i] * b[i];
-  return total;
-}
 
 // Sum and maximum in 8 lanes, as `dot`.
 static inline float sum8(const float* a, int64_t n) {

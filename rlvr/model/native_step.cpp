@@ -1,21 +1,5 @@
-// The decode step and the sampler of rlvr.model.native_step (built by torch.utils.cpp_extension).
-#include <torch/extension.h>
-#include <algorithm>
-#include <cmath>
-#include <vector>
-
-using at::Tensor;
-
-// Dot product in 8 independent lanes: the compiler vectorises it without -ffast-math.
-static inline float dot(const float* a, const float* b, int64_t n) {
-  float lane[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; ++l) lane[l] += a[i + l] * b[i + l];
-  float total = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
-  for (; i < n; ++i) total += a[i] * b[i];
-  return total;
-}
+// The decode step and the sampler of rlvr.model.native_step (built by rlvr.model.cpp_build,
+// after native_common.h).
 
 // y = w * (x / sqrt(mean(x^2) + eps)), row by row (the Hugging Face RMSNorm in fp32).
 static Tensor rms(const Tensor& x, const Tensor& w, double eps) {
