@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["compile_module", "flavour", "report_failure"]
+__all__ = ["build_or_none", "compile_module", "flavour"]
 
 
 def flavour(base: str) -> tuple[str, list[str]]:
@@ -47,11 +47,15 @@ def compile_module(base: str, source: Path, functions: list[str], what: str, swi
                                      extra_cflags=["-O3", *extra_cflags, *flags], verbose=False)
 
 
-def report_failure(exc: Exception, what: str, fallback: str, switch: str) -> None:
-    """One notice with the cause of a failed build: the work goes on on the eager path, only
-    slower, and a user should not have to wonder why."""
-    from rlvr.errors import notice
+def build_or_none(compile_fn, what: str, fallback: str, switch: str):
+    """`compile_fn()`'s module, or None after one notice with the cause of a failed build: the
+    work goes on on the eager path, only slower, and a user should not have to wonder why."""
+    try:
+        return compile_fn()
+    except Exception as exc:  # noqa: BLE001 - no compiler or ninja, a build error
+        from rlvr.errors import notice
 
-    cause = (str(exc).strip().splitlines() or [""])[0][:200]
-    notice(f"the C++ {what} could not be built ({type(exc).__name__}: {cause}); {fallback}, "
-           f"slower on CPU ({switch}=0 skips the attempt)")
+        cause = (str(exc).strip().splitlines() or [""])[0][:200]
+        notice(f"the C++ {what} could not be built ({type(exc).__name__}: {cause}); {fallback}, "
+               f"slower on CPU ({switch}=0 skips the attempt)")
+        return None

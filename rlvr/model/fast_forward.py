@@ -121,7 +121,7 @@ def _outputs(model, input_ids, attention_mask, position_ids, logits_to_keep: int
     keep = min(logits_to_keep, seq) if logits_to_keep > 0 else seq
     positions = default_positions(position_ids, batch, seq, input_ids.device)
     cos, sin = rope_tables(model, int(positions.max()) + 1, w.embed.dtype, input_ids.device)
-    if native_score.usable(w, checkpoint=checkpoint):
+    if native_score.usable(w.embed, checkpoint=checkpoint):
         return _packed(w, input_ids, attention_mask, positions, (cos, sin), keep)
     if attention_mask is None:
         return _forward(w, input_ids, None, positions, (cos, sin), keep)

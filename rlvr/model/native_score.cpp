@@ -40,24 +40,6 @@ struct Geometry {
   const int64_t* segment;
 };
 
-// y = w * (x / sqrt(mean(x^2) + eps)) row by row; inv gets each row's 1 / sqrt(...).
-static Tensor rms(const Tensor& x, const Tensor& w, double eps, Tensor& inv) {
-  const int64_t rows = x.size(0), n = x.size(1);
-  auto out = at::empty_like(x);
-  inv = at::empty({rows}, x.options());
-  const float* px = x.data_ptr<float>();
-  const float* pw = w.data_ptr<float>();
-  float* po = out.data_ptr<float>();
-  float* pi = inv.data_ptr<float>();
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = px + r * n;
-    const float s = 1.f / std::sqrt(dot(xr, xr, n) / n + (float)eps);
-    pi[r] = s;
-    for (int64_t i = 0; i < n; ++i) po[r * n + i] = pw[i] * (xr[i] * s);
-  }
-  return out;
-}
-
 // The RMS norm's backward: dx += d(norm)/dx · dy, dw += Σ_rows dy · x · inv.
 static void rms_back(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& inv,
                      Tensor& dx, Tensor& dw) {
@@ -81,10 +63,6 @@ static void rms_back(const Tensor& dy, const Tensor& x, const Tensor& w, const T
       pdw[i] += d[i] * (xr[i] * s);
     }
   }
-}
-
-static Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
-  return b.numel() ? at::addmm(b, x, w.t()) : at::mm(x, w.t());
 }
 
 // h + x @ w^T (+ b), as a new tensor (h is kept for the backward).
@@ -293,14 +271,14 @@ std::vector<Tensor> forward(const Tensor& h0, const Tensor& cos, const Tensor& s
   for (size_t i = 0; i < eps.size(); ++i) {
     const Tensor* L = &layers[i * 10];
     Tensor inv1, inv2;
-    Tensor x1 = rms(h, L[0], eps[i], inv1);
+    Tensor x1 = rms(h, L[0], eps[i], &inv1);
     Tensor qkv = linear(x1, L[1], L[2]);
     rotate(qkv, cos, sin, g, false);
     Tensor out = at::empty({N, heads * dim}, h.options());
     Tensor lse = at::empty({N, heads}, h.options());
     attend(qkv, g, out, lse);
     Tensor mid = residual(h, out, L[3], L[4]);
-    Tensor x2 = rms(mid, L[5], eps[i], inv2);
+    Tensor x2 = rms(mid, L[5], eps[i], &inv2);
     Tensor gu = linear(x2, L[6], L[7]);
     const int64_t I = gu.size(1) / 2;
     Tensor sig = at::empty({N, I}, h.options());

@@ -52,14 +52,16 @@ def kernels():
     if not enabled():
         return None
     if "module" not in _STATE:
-        _STATE["module"] = _build()
+        # `_compile` looked up at each call: tests replace it with a failing build
+        _STATE["module"] = cpp_build.build_or_none(lambda: _compile(), "scoring forward",
+                                                   "scoring uses the eager forward", "RLVR_FAST_SCORE")
     return _STATE["module"]
 
 
-def usable(w, *, checkpoint: bool) -> bool:
-    """Whether the packed C++ stack can run these fused weights here: fp32 on the CPU, no
-    autocast, no gradient checkpointing asked for, the extension built."""
-    return (w.embed.device.type == "cpu" and w.embed.dtype == torch.float32
+def usable(embed: torch.Tensor, *, checkpoint: bool) -> bool:
+    """Whether the packed C++ stack can run a model whose embedding is `embed` here: fp32 on
+    the CPU, no autocast, no gradient checkpointing asked for, the extension built."""
+    return (embed.device.type == "cpu" and embed.dtype == torch.float32
             and not torch.is_autocast_enabled("cpu")
             and not (checkpoint and torch.is_grad_enabled())
             and kernels() is not None)
@@ -151,15 +153,6 @@ class _Stack(torch.autograd.Function):
         ctx.kept = None
         return (grads[0], None, *[g if present else None
                                   for g, present in zip(grads[1:], ctx.present, strict=True)])
-
-
-def _build():
-    try:
-        return _compile()
-    except Exception as exc:  # noqa: BLE001 - no compiler or ninja, a build error
-        cpp_build.report_failure(exc, "scoring forward", "scoring uses the eager forward",
-                                 "RLVR_FAST_SCORE")
-        return None
 
 
 def _compile():

@@ -1,21 +1,6 @@
 // The decode step and the sampler of rlvr.model.native_step (built by rlvr.model.cpp_build,
 // after native_common.h).
 
-// y = w * (x / sqrt(mean(x^2) + eps)), row by row (the Hugging Face RMSNorm in fp32).
-static Tensor rms(const Tensor& x, const Tensor& w, double eps) {
-  auto out = at::empty_like(x);
-  const int64_t rows = x.size(0), n = x.size(1);
-  const float* px = x.data_ptr<float>();
-  const float* pw = w.data_ptr<float>();
-  float* po = out.data_ptr<float>();
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = px + r * n;
-    const float inv = 1.f / std::sqrt(dot(xr, xr, n) / n + (float)eps);
-    for (int64_t i = 0; i < n; ++i) po[r * n + i] = pw[i] * (xr[i] * inv);
-  }
-  return out;
-}
-
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 
@@ -184,10 +169,6 @@ static void swiglu(const Tensor& gu, Tensor& act) {
     }
 #endif
   }
-}
-
-static Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
-  return b.numel() ? at::addmm(b, x, w.t()) : at::mm(x, w.t());
 }
 
 // h + x @ w^T (+ b), accumulated into h's storage.

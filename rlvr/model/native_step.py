@@ -83,17 +83,10 @@ def _module():
     if not enabled():
         return None
     if "module" not in _STATE:
-        _STATE["module"] = _build()
+        # `_compile` looked up at each call: tests replace it with a failing build
+        _STATE["module"] = cpp_build.build_or_none(lambda: _compile(), "decode step",
+                                                   "decoding uses the eager step", "RLVR_FAST_DECODE")
     return _STATE["module"]
-
-
-def _build():
-    try:
-        return _compile()
-    except Exception as exc:  # noqa: BLE001 - no compiler or ninja, a build error
-        cpp_build.report_failure(exc, "decode step", "decoding uses the eager step",
-                                 "RLVR_FAST_DECODE")
-        return None
 
 
 def _compile():

@@ -29,7 +29,7 @@ from rlvr.model import native_score
 from rlvr.model import stacked as stacked_lm
 from rlvr.model.decode import decode, left_pad, row_keys
 from rlvr.model.policy import to_batch
-from rlvr.model.weights import fused_weights, rope_tables
+from rlvr.model.weights import rope_tables
 from rlvr.rl.config import TrainConfig, config_to_dict
 from rlvr.rl.core_algos import entropy_from_logits, token_logprobs
 from rlvr.rl.eval_hook import eval_due
@@ -163,12 +163,9 @@ class SeedGroup:
 
 
 def _scores_natively(trainer: Trainer) -> bool:
-    """Whether `Trainer.update` scores through `rlvr.model.native_score` (fp32 on a CPU, no
-    autocast, no checkpointing, the extension built)."""
-    with torch.no_grad():
-        weights = fused_weights(trainer.model)
-    return (not trainer.checkpoint and weights.embed.dtype == torch.float32
-            and native_score.usable(weights, checkpoint=False))
+    """Whether `Trainer.update` scores through `rlvr.model.native_score`."""
+    embed = trainer.model.get_input_embeddings().weight
+    return native_score.usable(embed, checkpoint=trainer.checkpoint)
 
 
 def _pad_right(x: torch.Tensor, extra: int, value: int) -> torch.Tensor:
