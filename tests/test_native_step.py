@@ -7,7 +7,7 @@ import pytest
 import torch
 from test_fast_lm import MODELS, _batch, _llama, _model
 
-from rlvr.model import native_step
+from rlvr.model import native_score, native_step
 from rlvr.model.decode import choose, row_keys
 from rlvr.model.kv_cache import DecodeCache
 from rlvr.model.sampling import SamplingParams
@@ -39,24 +39,40 @@ def _decode(model, ids, mask, positions, steps: int):
 ODD = "llama-head6-mlp44"
 
 
+# Left pads only (as the decode loop's prompts): the prefill runs through the C++ scoring
+# stack; a right-padded row sends it through the eager layers.
+LEFT_PADDED = ((0, 0), (3, 0), (9, 0), (5, 0), (1, 0), (2, 0))
+
+
 @needs_build
+@pytest.mark.parametrize("pads", ["left", "right"])
 @pytest.mark.parametrize("name", [*sorted(MODELS), ODD])
-def test_native_step_equals_the_eager_step(name, monkeypatch):
+def test_native_step_equals_the_eager_step(name, pads, monkeypatch):
     if name == ODD:
         torch.manual_seed(0)
         model = _llama(hidden_size=36, num_attention_heads=6, num_key_value_heads=2,
                        intermediate_size=44).eval()
     else:
         model = _model(name).eval()
-    ids, mask, positions = _batch(seed=6)
+    ids, mask, positions = _batch(seed=6, **({"pads": LEFT_PADDED} if pads == "left" else {}))
+    packed_prefills = []
+    real_prefill = native_score.prefill_layers
+    monkeypatch.setattr(native_score, "prefill_layers",
+                        lambda *a: packed_prefills.append(1) or real_prefill(*a))
     native, fast = _decode(model, ids, mask, positions, 6)
+    assert len(packed_prefills) == (pads == "left" and native_score.kernels() is not None)
     monkeypatch.setenv("RLVR_FAST_DECODE", "0")
     eager, slow = _decode(model, ids, mask, positions, 6)
     assert native.native is not None and eager.native is None
     for a, b in zip(fast, slow, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
-    for a, b in zip(native.kv, eager.kv, strict=True):  # the cache writes agree too
-        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    # The cache writes agree too, but at a prompt's pad columns: the eager prefill keeps
+    # the pad tokens' keys there, the packed one zeros; the key mask hides both.
+    real = torch.cat([mask.bool(), torch.ones(len(mask), 6, dtype=torch.bool)], 1)
+    real = real[[0, 2, 3, 5]][None, :, None, :, None]  # the rows kept at step 2
+    for a, b in zip(native.kv, eager.kv, strict=True):
+        torch.testing.assert_close(a * real, b * real, atol=1e-5, rtol=1e-5)
+        assert torch.isfinite(a).all()
 
 
 def test_a_failed_build_falls_back_to_the_eager_step(monkeypatch, capsys):

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from rlvr.model import heap
+
 __all__ = ["build_or_none", "compile_module", "flavour"]
 
 
@@ -51,7 +53,7 @@ def build_or_none(compile_fn, what: str, fallback: str, switch: str):
     """`compile_fn()`'s module, or None after one notice with the cause of a failed build: the
     work goes on on the eager path, only slower, and a user should not have to wonder why."""
     try:
-        return compile_fn()
+        module = compile_fn()
     except Exception as exc:  # noqa: BLE001 - no compiler or ninja, a build error
         from rlvr.errors import notice
 
@@ -59,3 +61,6 @@ def build_or_none(compile_fn, what: str, fallback: str, switch: str):
         notice(f"the C++ {what} could not be built ({type(exc).__name__}: {cause}); {fallback}, "
                f"slower on CPU ({switch}=0 skips the attempt)")
         return None
+    # the C++ paths allocate and free the same large tensors every call (rlvr.model.heap)
+    heap.keep_freed_memory()
+    return module

@@ -5,7 +5,9 @@ a decode step is plain batched matrix products over the fused weights of
 `rlvr.model.weights`: ≈ 1.7-1.9× faster per token than the Hugging Face step on the organism
 at 16 rows (docs/benchmarks.md), with the same logits. On an fp32 CPU cache the step runs in
 C++ (`rlvr.model.native_step`, ≈ 2-3× faster again at 16 rows) when that module could be
-built; otherwise, or with `RLVR_FAST_DECODE=0`, the eager step below. Use it only on a model
+built; otherwise, or with `RLVR_FAST_DECODE=0`, the eager step below. Its prefill of
+left-padded prompts then runs through the C++ scoring stack of `rlvr.model.native_score` (real
+tokens only; `RLVR_FAST_SCORE=0` keeps the eager layers). Use it only on a model
 `rlvr.model.fast_forward.supports`; `rlvr.model.policy.make_decoder` makes that choice.
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from rlvr.model import native_step
+from rlvr.model import native_score, native_step
 from rlvr.model.weights import (
     Layer,
     default_positions,
@@ -89,6 +91,12 @@ class DecodeCache:
                                   dim=0, return_inverse=True)
         first = torch.full((int(inverse.max()) + 1,), batch, device=device).scatter_reduce(
             0, inverse, torch.arange(batch, device=device), "amin")
+        self.length = seq
+        # (a right-padded prompt ends in a pad query, whose output only the eager path defines)
+        if (self.native is not None and bool(attention_mask[:, -1].all())
+                and native_score.usable(w.embed, checkpoint=False)):
+            return self._native_prefill(input_ids[first], attention_mask[first].bool(),
+                                        positions[first], (cos, sin), inverse)
         attend = sdpa_attend(full_mask(attention_mask[first], seq, device), self.gqa)
 
         def attend_of(i):
@@ -100,8 +108,23 @@ class DecodeCache:
                 return attend(q, k, v)
             return run
         h = run_layers(w, input_ids[first], positions[first], (cos, sin), attend_of)
-        self.length = seq
         return head_logits(h[:, -1], w)[inverse]
+
+    def _native_prefill(self, ids, real, positions, rope, inverse) -> torch.Tensor:
+        """The prefill of the distinct rows through `rlvr.model.native_score`'s C++ stack:
+        their real tokens packed (pads skipped, products over all of them at once), each
+        layer's rotated keys and values gathered back into the cache's columns (zeros at pad
+        columns, which the key mask excludes: a finite value times a zero weight adds 0)."""
+        w, seq = self.w, ids.shape[1]
+        packed = native_score.pack(ids, real, positions, 0)
+        h, qkvs = native_score.prefill_layers(w, packed, rope)
+        q_width = w.heads * w.head_dim
+        for kv, qkv in zip(self.kv, qkvs, strict=True):
+            kv_part = torch.cat([qkv[:, q_width:], qkv.new_zeros(1, qkv.shape[1] - q_width)])
+            columns = kv_part[packed.index].view(*ids.shape, 2, w.kv_heads, w.head_dim)
+            kv[:, :, :, :seq] = columns[inverse].permute(2, 0, 3, 1, 4)  # (2, B, Hkv, S, D)
+        last = packed.index[:, -1]  # a left-padded row ends with a real token
+        return head_logits(torch.cat([h, h.new_zeros(1, h.shape[1])])[last], w)[inverse]
 
     @torch.no_grad()
     def step(self, token: torch.Tensor, position: torch.Tensor) -> torch.Tensor:

@@ -34,7 +34,7 @@ from torch.autograd.function import once_differentiable
 
 from rlvr.model import cpp_build
 
-__all__ = ["Packed", "enabled", "kernels", "pack", "run_layers", "usable"]
+__all__ = ["Packed", "enabled", "kernels", "pack", "prefill_layers", "run_layers", "usable"]
 
 _STATE: dict = {}
 # The C++ source ships beside this module (package data).
@@ -115,6 +115,26 @@ def run_layers(w, packed: Packed, rope) -> torch.Tensor:
     with torch.no_grad():
         return kernels().forward(h, *plan[:4], _flat(weights, h), plan.eps, *plan.shape,
                                  False)[0]
+
+
+def prefill_layers(w, packed: Packed, rope) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Without gradients: the last layer's hidden states (N, E) of the packed tokens and each
+    layer's q/k/v projection after rotary (N, (H + 2·Hkv)·D), which a decode cache keeps as
+    its keys and values (`rlvr.model.kv_cache`)."""
+    with torch.no_grad():
+        h = F.embedding(packed.ids, w.embed)
+        cos = rope[0].index_select(0, packed.positions).contiguous()
+        sin = rope[1].index_select(0, packed.positions).contiguous()
+        weights = [t for layer in w.layers for t in layer[1:]]
+        out = kernels().forward(h, cos, sin, packed.prefix_end, packed.segment,
+                                _flat(weights, h), [layer.eps for layer in w.layers],
+                                w.heads, w.kv_heads, w.head_dim, True)
+    # out: the hidden states, then per layer the forward's kept tensors (kSaved of them in
+    # native_score.cpp), of which q/k/v is the fourth
+    return out[0], [out[1 + _KEPT_PER_LAYER * i + _KEPT_QKV] for i in range(len(w.layers))]
+
+
+_KEPT_PER_LAYER, _KEPT_QKV = 12, 3
 
 
 class _Plan(NamedTuple):
