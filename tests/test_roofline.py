@@ -35,6 +35,12 @@ def test_roofline_quick_json_shape():
     for rows, rate in result["decode"].items():
         assert result["fraction"][f"decode_{rows}"] == pytest.approx(
             rate / result["ceiling_gflops"], abs=1e-3)
+    # each figure also against the ceiling probes of its own rounds, never above the best
+    assert set(result["fraction_beside"]) == set(result["fraction"])
+    for key, share in result["fraction_beside"].items():
+        beside = result["detail"][key]["ceiling_beside"]
+        assert 0 < beside <= result["ceiling_gflops"]
+        assert share == pytest.approx(result["detail"][key]["gflops"] / beside, abs=1e-3)
     assert set(result["load"]) == {"ceiling", "decode_16", "decode_64", "decode_128",
                                    "products_only_64", "update", "step"}
     assert all(isinstance(v, float) for v in result["load"].values())

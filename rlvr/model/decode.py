@@ -53,27 +53,38 @@ def decode(decoder, ids, mask, positions, keys: torch.Tensor, params: SamplingPa
     stopped = torch.zeros(batch, dtype=torch.bool, device=device)
     active = torch.arange(batch, device=device)  # original rows still in the batch, (A,)
     alive = torch.ones(batch, dtype=torch.bool, device=device)  # (A,) not yet at EOS
+    # Until a row ends or is dropped, the batch is every row, all alive: a step then skips
+    # the masking and the gathers below (a few torch calls each, per token).
+    whole, all_alive, row_keys_now = True, True, keys
     logits = decoder.prefill(ids, mask, positions)  # (B, V)
     position = positions[:, -1]  # (A,)
     for step in range(budget):
-        token = choose(logits, params, keys[active], step)  # (A,)
-        token = torch.where(alive, token, torch.full_like(token, pad_id))
-        tokens[active, step] = token  # a finished row's pad is what `tokens` holds already
-        ended = torch.isin(token, eos_ids) & alive
+        token = choose(logits, params, row_keys_now, step)  # (A,)
+        if not all_alive:
+            token = torch.where(alive, token, torch.full_like(token, pad_id))
+        if whole:
+            tokens[:, step] = token
+        else:  # a finished row's pad is what `tokens` holds already
+            tokens[active, step] = token
+        ended = (token == eos_ids[0]) if len(eos_ids) == 1 else torch.isin(token, eos_ids)
+        if not all_alive:
+            ended &= alive
         if bool(ended.any()):  # most steps end no row: skip its bookkeeping
             lengths[active[ended]] = step + 1
             stopped[active[ended]] = True
             alive &= ~ended
+            all_alive = False
             if not bool(alive.any()):
                 break
         if step + 1 == budget:
             break
         # Drop finished rows once they are a quarter of the batch, so a few long (looping)
         # responses stop carrying the dead rows' compute (model.generate keeps them all).
-        if int((~alive).sum()) * 4 >= len(active) and decoder.can_select():
+        if not all_alive and int((~alive).sum()) * 4 >= len(active) and decoder.can_select():
             index = alive.nonzero().squeeze(-1)
             decoder.select_rows(index)
             active, token, position, alive = active[index], token[index], position[index], alive[index]
+            whole, all_alive, row_keys_now = False, bool(alive.all()), keys[active]
         position = position + 1
         logits = decoder.step(token, position)
     rows = []

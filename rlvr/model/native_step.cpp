@@ -248,9 +248,92 @@ static inline uint64_t mix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
+#if defined(__AVX2__) && defined(__FMA__)
+// Four 64-bit lanes multiplied modulo 2^64 (AVX2 multiplies only 32 x 32 -> 64 bits).
+static inline __m256i mul64(__m256i a, __m256i b) {
+  const __m256i cross = _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(a, 32), b),
+                                         _mm256_mul_epu32(a, _mm256_srli_epi64(b, 32)));
+  return _mm256_add_epi64(_mm256_mul_epu32(a, b), _mm256_slli_epi64(cross, 32));
+}
+
+static inline __m256i mix64x4(__m256i x) {
+  x = _mm256_add_epi64(x, _mm256_set1_epi64x((int64_t)0x9E3779B97F4A7C15ull));
+  x = mul64(_mm256_xor_si256(x, _mm256_srli_epi64(x, 30)),
+            _mm256_set1_epi64x((int64_t)0xBF58476D1CE4E5B9ull));
+  x = mul64(_mm256_xor_si256(x, _mm256_srli_epi64(x, 27)),
+            _mm256_set1_epi64x((int64_t)0x94D049BB133111EBull));
+  return _mm256_xor_si256(x, _mm256_srli_epi64(x, 31));
+}
+
+// Non-negative integers below 2^52 to double, exactly (the 2^52 exponent trick).
+static inline __m256d small_to_double(__m256i v) {
+  const __m256d two52 = _mm256_set1_pd(4503599627370496.0);
+  return _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(v, _mm256_castpd_si256(two52))), two52);
+}
+
+// Natural log of N x 4 positive normal doubles within 1 ulp: x = 2^k m, m in [sqrt(2)/2,
+// sqrt(2)), log(m) = log(1 + f) from s = f / (2 + f) and a degree-14 polynomial in s (fdlibm's
+// published coefficients and its error analysis), k ln 2 added in two parts. Stage by stage
+// over the N vectors: their long chains (a division, eight dependent products) overlap.
+#define EACH for (int j = 0; j < N; ++j)
+template <int N>
+static inline void logs(__m256d* x) {
+  const __m256i mantissa = _mm256_set1_epi64x(0x000FFFFFFFFFFFFFll);
+  const __m256i one = _mm256_set1_epi64x(0x3FF0000000000000ll);
+  __m256d k[N], f[N], s[N], z[N], w[N], t1[N], t2[N];
+  EACH {
+    const __m256i bits = _mm256_castpd_si256(x[j]);
+    __m256d m = _mm256_castsi256_pd(_mm256_or_si256(_mm256_and_si256(bits, mantissa), one));
+    const __m256d high = _mm256_cmp_pd(m, _mm256_set1_pd(1.4142135623730951), _CMP_GT_OQ);
+    m = _mm256_blendv_pd(m, _mm256_mul_pd(m, _mm256_set1_pd(0.5)), high);
+    // k = biased exponent - 1023 (+1 where m was halved), as a double
+    k[j] = _mm256_add_pd(
+        _mm256_sub_pd(small_to_double(_mm256_srli_epi64(bits, 52)), _mm256_set1_pd(1023.0)),
+        _mm256_and_pd(high, _mm256_set1_pd(1.0)));
+    f[j] = _mm256_sub_pd(m, _mm256_set1_pd(1.0));
+  }
+  EACH s[j] = _mm256_div_pd(f[j], _mm256_add_pd(_mm256_set1_pd(2.0), f[j]));
+  EACH z[j] = _mm256_mul_pd(s[j], s[j]);
+  EACH w[j] = _mm256_mul_pd(z[j], z[j]);
+  EACH t1[j] = _mm256_fmadd_pd(w[j], _mm256_set1_pd(1.531383769920937332e-01), _mm256_set1_pd(2.222219843214978396e-01));
+  EACH t2[j] = _mm256_fmadd_pd(w[j], _mm256_set1_pd(1.479819860511658591e-01), _mm256_set1_pd(1.818357216161805012e-01));
+  EACH t1[j] = _mm256_mul_pd(w[j], _mm256_fmadd_pd(w[j], t1[j], _mm256_set1_pd(3.999999999940941908e-01)));
+  EACH t2[j] = _mm256_fmadd_pd(w[j], t2[j], _mm256_set1_pd(2.857142874366239149e-01));
+  EACH t2[j] = _mm256_mul_pd(z[j], _mm256_fmadd_pd(w[j], t2[j], _mm256_set1_pd(6.666666666666735130e-01)));
+  EACH {
+    const __m256d r = _mm256_add_pd(t2[j], t1[j]);
+    const __m256d hfsq = _mm256_mul_pd(_mm256_set1_pd(0.5), _mm256_mul_pd(f[j], f[j]));
+    // k ln2_hi - ((hfsq - (s (hfsq + r) + k ln2_lo)) - f)
+    const __m256d inner = _mm256_add_pd(_mm256_mul_pd(s[j], _mm256_add_pd(hfsq, r)),
+                                        _mm256_mul_pd(k[j], _mm256_set1_pd(1.90821492927058770002e-10)));
+    x[j] = _mm256_sub_pd(_mm256_mul_pd(k[j], _mm256_set1_pd(6.93147180369123816490e-01)),
+                         _mm256_sub_pd(_mm256_sub_pd(hfsq, inner), f[j]));
+  }
+}
+
+// -log(-log u) for N x 4 uniforms u = ((bits >> 11) + 0.5) 2^-53, as `sample`'s scalar loop.
+template <int N>
+static inline void gumbels(const __m256i* bits, __m256d* out) {
+  const __m256d minus = _mm256_set1_pd(-0.0);
+  EACH {
+    const __m256i x = _mm256_srli_epi64(bits[j], 11);  // 53 bits: two exact halves
+    const __m256d whole = _mm256_fmadd_pd(
+        small_to_double(_mm256_srli_epi64(x, 32)), _mm256_set1_pd(4294967296.0),
+        small_to_double(_mm256_and_si256(x, _mm256_set1_epi64x(0xFFFFFFFFll))));
+    out[j] = _mm256_mul_pd(_mm256_add_pd(whole, _mm256_set1_pd(0.5)), _mm256_set1_pd(0x1p-53));
+  }
+  logs<N>(out);
+  EACH out[j] = _mm256_xor_pd(out[j], minus);
+  logs<N>(out);
+  EACH out[j] = _mm256_xor_pd(out[j], minus);
+}
+#undef EACH
+#endif
+
 // rlvr.model.decode.choose at temperature > 0 and top_p 1, fused: per row the token that
 // maximises logit + Gumbel noise, the noise hashed from (key, step, token) exactly as there.
-// `logits` (B, V) fp32 are already divided by the temperature.
+// `logits` (B, V) fp32 are already divided by the temperature. With AVX2, four tokens at a
+// time (the hash in 64-bit lanes, the logarithms by `log4`); ties go to the lower token.
 Tensor sample(const Tensor& logits, const Tensor& keys, int64_t step) {
   const Tensor l = logits.contiguous();
   const int64_t B = l.size(0), V = l.size(1);
@@ -258,15 +341,63 @@ Tensor sample(const Tensor& logits, const Tensor& keys, int64_t step) {
   const int64_t* pk = keys.data_ptr<int64_t>();
   auto out = at::empty({B}, keys.options());
   int64_t* po = out.data_ptr<int64_t>();
+  constexpr uint64_t golden = 0x9E3779B97F4A7C15ull;
   for (int64_t b = 0; b < B; ++b) {
     const uint64_t row = mix64((uint64_t)pk[b] + (uint64_t)step);
+    const float* lr = pl + b * V;
     double best = -INFINITY;
-    int64_t arg = 0;
-    for (int64_t v = 0; v < V; ++v) {
-      const uint64_t bits = mix64(row + (uint64_t)v * 0x9E3779B97F4A7C15ull);
+    int64_t arg = 0, v = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+    if (V >= 4) {
+      __m256i term = _mm256_add_epi64(_mm256_set1_epi64x((int64_t)row),
+                                      _mm256_set_epi64x((int64_t)(3 * golden), (int64_t)(2 * golden),
+                                                        (int64_t)golden, 0));
+      const __m256i stride = _mm256_set1_epi64x((int64_t)(4 * golden));
+      __m256d top = _mm256_set1_pd(-INFINITY);
+      __m256i at = _mm256_setzero_si256(), index = _mm256_set_epi64x(3, 2, 1, 0);
+      const __m256i four = _mm256_set1_epi64x(4);
+      // strictly greater: each lane keeps its first maximum (a NaN never wins)
+      auto keep = [&](__m256d value) {
+        const __m256d better = _mm256_cmp_pd(value, top, _CMP_GT_OQ);
+        top = _mm256_blendv_pd(top, value, better);
+        at = _mm256_castpd_si256(_mm256_blendv_pd(_mm256_castsi256_pd(at),
+                                                  _mm256_castsi256_pd(index), better));
+        term = _mm256_add_epi64(term, stride);
+        index = _mm256_add_epi64(index, four);
+      };
+      // Four groups per pass: their long, independent chains (hash, two logarithms with a
+      // division each) overlap in the core instead of waiting on one another.
+      for (; v + 16 <= V; v += 16) {
+        __m256i bits[4];
+        __m256d noise[4];
+        for (int j = 0; j < 4; ++j)
+          bits[j] = mix64x4(_mm256_add_epi64(term, _mm256_set1_epi64x((int64_t)(4 * j * golden))));
+        gumbels<4>(bits, noise);
+        for (int j = 0; j < 4; ++j)
+          keep(_mm256_add_pd(_mm256_cvtps_pd(_mm_loadu_ps(lr + v + 4 * j)), noise[j]));
+      }
+      for (; v + 4 <= V; v += 4) {
+        const __m256i bits = mix64x4(term);
+        __m256d noise;
+        gumbels<1>(&bits, &noise);
+        keep(_mm256_add_pd(_mm256_cvtps_pd(_mm_loadu_ps(lr + v)), noise));
+      }
+      alignas(32) double lane_top[4];
+      alignas(32) int64_t lane_at[4];
+      _mm256_store_pd(lane_top, top);
+      _mm256_store_si256((__m256i*)lane_at, at);
+      for (int j = 0; j < 4; ++j)
+        if (lane_top[j] > best || (lane_top[j] == best && lane_at[j] < arg)) {
+          best = lane_top[j];
+          arg = lane_at[j];
+        }
+    }
+#endif
+    for (; v < V; ++v) {
+      const uint64_t bits = mix64(row + (uint64_t)v * golden);
       const double u = ((double)(bits >> 11) + 0.5) * 0x1p-53;
-      const double value = (double)pl[b * V + v] + -std::log(-std::log(u));
-      if (value > best || (v == 0)) { best = value; arg = v; }
+      const double value = (double)lr[v] + -std::log(-std::log(u));
+      if (value > best) { best = value; arg = v; }
     }
     po[b] = arg;
   }
