@@ -132,9 +132,9 @@ class DecodeCache:
         if t >= self.max_length:
             raise ValueError(f"the cache holds {self.max_length} positions; all are used")
         if self.native is not None:
-            (fn, layers), w = self.native, self.w
+            (fn, layers, head_wt), w = self.native, self.w
             logits = fn(token, position, w.embed, layers, self.kv, self.bias, self.cos,
-                        self.sin, w.norm, w.head_w, native_step.or_empty(w.head_b, w.head_w),
+                        self.sin, w.norm, head_wt, native_step.or_empty(w.head_b, w.head_w),
                         *self.shape, t, w.layers[0].eps, w.norm_eps)
             self.length = t + 1
             return logits
@@ -172,11 +172,13 @@ class DecodeCache:
 
 
 def _native_args(w, cache: torch.Tensor):
-    """(compiled step, its flat per-layer weights) when `rlvr.model.native_step` can run this
-    cache (fp32 on the CPU, one norm epsilon), else None: the eager step above."""
+    """(compiled step, its flat per-layer weights, the output layer input-major) when
+    `rlvr.model.native_step` can run this cache (fp32 on the CPU, one norm epsilon), else
+    None: the eager step above."""
     if cache.dtype != torch.float32 or not native_step.usable(w):
         return None
     fn = native_step.step_function()
     if fn is None:
         return None
-    return fn, [t for layer in w.layers for t in native_step.flat_layer(layer)]
+    return (fn, [t for layer in w.layers for t in native_step.flat_layer(layer)],
+            native_step.input_major(w.head_w))

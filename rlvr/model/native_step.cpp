@@ -35,15 +35,16 @@ static inline __m256 exp8(__m256 x) {
   return _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(scale)), keep);
 }
 
-// sc[p] = (q . keys[p]) * scale + mask[p] for p < n, a head of NV × 8 dims. Four keys at a
-// time: four independent FMA chains, their sums transposed together by hadd (one horizontal
-// reduction per four keys instead of one per key).
+// sc[p] = (q . keys[p]) * scale + mask[p] for p < n, a head of NV × 8 dims; returns their
+// maximum. Four keys at a time: four independent FMA chains, their sums transposed together
+// by hadd (one horizontal reduction per four keys instead of one per key).
 template <int NV>
-static void score_keys(const float* q, const float* keys, const float* mask, int64_t n,
-                       float scale, float* sc) {
+static float score_keys(const float* q, const float* keys, const float* mask, int64_t n,
+                        float scale, float* sc) {
   constexpr int64_t dim = NV * 8;
   __m256 qv[NV];
   for (int j = 0; j < NV; ++j) qv[j] = _mm256_loadu_ps(q + 8 * j);
+  __m128 top4 = _mm_set1_ps(-INFINITY);
   int64_t p = 0;
   for (; p + 4 <= n; p += 4) {
     const float* k = keys + p * dim;
@@ -56,29 +57,44 @@ static void score_keys(const float* q, const float* keys, const float* mask, int
     }
     __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
     __m128 dots = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-    _mm_storeu_ps(sc + p, _mm_add_ps(_mm_mul_ps(dots, _mm_set1_ps(scale)), _mm_loadu_ps(mask + p)));
+    const __m128 four = _mm_add_ps(_mm_mul_ps(dots, _mm_set1_ps(scale)), _mm_loadu_ps(mask + p));
+    _mm_storeu_ps(sc + p, four);
+    top4 = _mm_max_ps(top4, four);
   }
+  top4 = _mm_max_ps(top4, _mm_movehl_ps(top4, top4));
+  float top = _mm_cvtss_f32(_mm_max_ss(top4, _mm_shuffle_ps(top4, top4, 1)));
   for (; p < n; ++p) {
     __m256 a = _mm256_setzero_ps();
     for (int j = 0; j < NV; ++j)
       a = _mm256_fmadd_ps(qv[j], _mm256_loadu_ps(keys + p * dim + 8 * j), a);
     sc[p] = lane_sum(a) * scale + mask[p];
+    top = std::max(top, sc[p]);
   }
+  return top;
 }
 
-// out = (sum_p w[p] * values[p]) * norm, the accumulator held in NV registers.
+// out = (sum_p w[p] * values[p]) * norm, even and odd keys in two sets of NV accumulators
+// (two FMA chains per lane instead of one).
 template <int NV>
 static void mix_values(const float* w, const float* values, int64_t n, float norm, float* out) {
   constexpr int64_t dim = NV * 8;
-  __m256 acc[NV];
-  for (int j = 0; j < NV; ++j) acc[j] = _mm256_setzero_ps();
-  for (int64_t p = 0; p < n; ++p) {
-    const __m256 wp = _mm256_set1_ps(w[p]);
-    for (int j = 0; j < NV; ++j)
-      acc[j] = _mm256_fmadd_ps(wp, _mm256_loadu_ps(values + p * dim + 8 * j), acc[j]);
+  __m256 even[NV], odd[NV];
+  for (int j = 0; j < NV; ++j) even[j] = odd[j] = _mm256_setzero_ps();
+  int64_t p = 0;
+  for (; p + 2 <= n; p += 2) {
+    const __m256 w0 = _mm256_set1_ps(w[p]), w1 = _mm256_set1_ps(w[p + 1]);
+    for (int j = 0; j < NV; ++j) {
+      even[j] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(values + p * dim + 8 * j), even[j]);
+      odd[j] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(values + (p + 1) * dim + 8 * j), odd[j]);
+    }
   }
+  if (p < n)
+    for (int j = 0; j < NV; ++j)
+      even[j] = _mm256_fmadd_ps(_mm256_set1_ps(w[p]), _mm256_loadu_ps(values + p * dim + 8 * j),
+                                even[j]);
   for (int j = 0; j < NV; ++j)
-    _mm256_storeu_ps(out + 8 * j, _mm256_mul_ps(acc[j], _mm256_set1_ps(norm)));
+    _mm256_storeu_ps(out + 8 * j, _mm256_mul_ps(_mm256_add_ps(even[j], odd[j]),
+                                                _mm256_set1_ps(norm)));
 }
 
 // sc[p] = e^(sc[p] - top); returns their sum.
@@ -109,7 +125,7 @@ static void silu_mul(const float* g, const float* u, int64_t n, float* out) {
   for (; i < n; ++i) out[i] = g[i] / (1.f + std::exp(-g[i])) * u[i];
 }
 
-using ScoreFn = void (*)(const float*, const float*, const float*, int64_t, float, float*);
+using ScoreFn = float (*)(const float*, const float*, const float*, int64_t, float, float*);
 using MixFn = void (*)(const float*, const float*, int64_t, float, float*);
 
 template <int NV>
@@ -140,8 +156,7 @@ static void attend(const Kernels& kern, const float* q, const float* keys, const
                    float* out) {
 #if defined(__AVX2__) && defined(__FMA__)
   if (kern.score) {
-    kern.score(q, keys, mask, n, scale, sc);
-    const float top = *std::max_element(sc, sc + n);
+    const float top = kern.score(q, keys, mask, n, scale, sc);
     kern.mix(sc, values, n, 1.f / exp_shifted(sc, n, top), out);
     return;
   }
@@ -171,20 +186,26 @@ static void swiglu(const Tensor& gu, Tensor& act) {
   }
 }
 
-// h + x @ w^T (+ b), accumulated into h's storage.
-static void residual(Tensor& h, const Tensor& x, const Tensor& w, const Tensor& b) {
-  if (b.numel()) { h.add_(at::addmm(b, x, w.t())); return; }
-  h.addmm_(x, w.t());
+// The weights come input-major, (in, out) (rlvr.model.native_step.flat_layer).
+// x @ wt (+ b).
+static Tensor project(const Tensor& x, const Tensor& wt, const Tensor& b) {
+  return b.numel() ? at::addmm(b, x, wt) : at::mm(x, wt);
+}
+
+// h + x @ wt (+ b), accumulated into h's storage.
+static void residual(Tensor& h, const Tensor& x, const Tensor& wt, const Tensor& b) {
+  if (b.numel()) { h.add_(at::addmm(b, x, wt)); return; }
+  h.addmm_(x, wt);
 }
 
 // layers: per layer [norm1, qkv_w, qkv_b, o_w, o_b, norm2, gate_up_w, gate_up_b, down_w,
-// down_b] (an absent bias is an empty tensor); kv: per layer (2, B, Hkv, M, D), contiguous
+// down_b], the four weights and head_wt input-major (an absent bias is an empty tensor); kv: per layer (2, B, Hkv, M, D), contiguous
 // but for the stride of its first dimension;
 // bias: (B, Hkv, 1, M) additive key mask; cos, sin: (P, (H + 2 Hkv) D) per-position tables.
 Tensor step(const Tensor& token, const Tensor& position, const Tensor& embed,
             const std::vector<Tensor>& layers, const std::vector<Tensor>& kv,
             const Tensor& bias, const Tensor& cos, const Tensor& sin, const Tensor& norm,
-            const Tensor& head_w, const Tensor& head_b, int64_t heads, int64_t kv_heads,
+            const Tensor& head_wt, const Tensor& head_b, int64_t heads, int64_t kv_heads,
             int64_t dim, int64_t t, double eps, double norm_eps) {
   const int64_t B = token.size(0), width = (heads + 2 * kv_heads) * dim;
   const int64_t M = kv[0].size(3), group = heads / kv_heads, half = dim / 2;
@@ -202,7 +223,7 @@ Tensor step(const Tensor& token, const Tensor& position, const Tensor& embed,
   Tensor act;
   for (size_t i = 0; i < kv.size(); ++i) {
     const Tensor* L = &layers[i * 10];
-    Tensor qkv = linear(rms(h, L[0], eps), L[1], L[2]);  // (B, width)
+    Tensor qkv = project(rms(h, L[0], eps), L[1], L[2]);  // (B, width)
     const float* pq = qkv.data_ptr<float>();
     float* cache = kv[i].data_ptr<float>();
     // keys, then values; the cache may be a slice of a larger one along rows
@@ -211,17 +232,19 @@ Tensor step(const Tensor& token, const Tensor& position, const Tensor& embed,
       const float* row = pq + b * width;
       const float* rc = pc + b * width;
       const float* rs = ps + b * width;
-      // rotary: x * cos + (halves of each head swapped) * sin; v passes (cos 1, sin 0)
-      for (int64_t base = 0; base < width; base += dim) {
+      // rotary: x * cos + (halves of each head swapped) * sin, the queries into `rotated`,
+      // the keys straight into the cache; the values are copied (their cos is 1, sin 0)
+      auto rotate = [&](int64_t base, float* to) {
         for (int64_t o = 0; o < half; ++o)
-          rotated[base + o] = row[base + o] * rc[base + o] + row[base + o + half] * rs[base + o];
+          to[o] = row[base + o] * rc[base + o] + row[base + o + half] * rs[base + o];
         for (int64_t o = half; o < dim; ++o)
-          rotated[base + o] = row[base + o] * rc[base + o] + row[base + o - half] * rs[base + o];
-      }
+          to[o] = row[base + o] * rc[base + o] + row[base + o - half] * rs[base + o];
+      };
+      for (int64_t hq = 0; hq < heads; ++hq) rotate(hq * dim, rotated.data() + hq * dim);
       for (int64_t g = 0; g < kv_heads; ++g) {
         float* k = cache + ((b * kv_heads + g) * M + t) * dim;
-        std::copy_n(rotated.data() + (heads + g) * dim, dim, k);
-        std::copy_n(rotated.data() + (heads + kv_heads + g) * dim, dim, k + plane);
+        rotate((heads + g) * dim, k);
+        std::copy_n(row + (heads + kv_heads + g) * dim, dim, k + plane);
       }
       for (int64_t hq = 0; hq < heads; ++hq) {
         const int64_t g = hq / group;
@@ -232,12 +255,12 @@ Tensor step(const Tensor& token, const Tensor& position, const Tensor& embed,
       }
     }
     residual(h, attn, L[3], L[4]);
-    Tensor gu = linear(rms(h, L[5], eps), L[6], L[7]);  // (B, 2 I)
+    Tensor gu = project(rms(h, L[5], eps), L[6], L[7]);  // (B, 2 I)
     if (!act.defined()) act = at::empty({B, gu.size(1) / 2}, h.options());
     swiglu(gu, act);
     residual(h, act, L[8], L[9]);
   }
-  return linear(rms(h, norm, norm_eps), head_w, head_b);
+  return project(rms(h, norm, norm_eps), head_wt, head_b);
 }
 
 // splitmix64's finaliser, as rlvr.model.decode's `_mix` computes it on int64 (which wraps).
