@@ -51,3 +51,16 @@ def test_kept_memory_is_reused_without_page_faults():
     assert faults < 50, faults
     assert free_in_heap >= 40 << 20
     assert not _faults("0")[0]  # RLVR_KEEP_HEAP=0 leaves glibc as it was
+
+
+def test_a_process_started_with_its_own_malloc_settings_keeps_them():
+    from rlvr.model import heap
+
+    assert heap._tuned_by_the_user({"MALLOC_TRIM_THRESHOLD_": "0"})
+    assert heap._tuned_by_the_user({"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=0"})
+    assert not heap._tuned_by_the_user({"MALLOC_CHECK": "1", "GLIBC_TUNABLES": "glibc.rtld.x=1"})
+    env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "0", "OMP_NUM_THREADS": "1"}
+    said = subprocess.run([sys.executable, "-c", "from rlvr.model import heap; "
+                           "print(heap.keep_freed_memory())"], env=env, capture_output=True,
+                          text=True, check=True, timeout=120).stdout.strip()
+    assert said == "False"

@@ -11,7 +11,9 @@ docs/benchmarks.md).
 
 `keep_freed_memory()` sets the mmap threshold to glibc's largest (32 MB) and the trim
 threshold to 1 GiB, once per process, when a CPU fast path (`rlvr.model.cpp_build`) is first
-used; `RLVR_KEEP_HEAP=0` leaves the allocator as it was. The cost: the process keeps its peak
+used; `RLVR_KEEP_HEAP=0` leaves the allocator as it was, and so does a process started with
+its own glibc malloc settings (`MALLOC_*_` variables or `glibc.malloc` tunables: a user who
+tuned the allocator, or a memory measurement that returns every freed page). The cost: the process keeps its peak
 heap (freed memory is reused, not returned) until it exits. Elsewhere than glibc it does
 nothing.
 """
@@ -40,6 +42,8 @@ def keep_freed_memory() -> bool:
 def _apply() -> bool:
     if os.environ.get("RLVR_KEEP_HEAP", "1").strip() == "0" or not sys.platform.startswith("linux"):
         return False
+    if _tuned_by_the_user(os.environ):
+        return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # not glibc (musl has no mallopt): leave it
@@ -47,3 +51,9 @@ def _apply() -> bool:
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)) and bool(
         mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX))
+
+
+def _tuned_by_the_user(env) -> bool:
+    """Whether the process was started with its own glibc malloc settings."""
+    return (any(key.startswith("MALLOC_") and key.endswith("_") for key in env)
+            or "glibc.malloc." in env.get("GLIBC_TUNABLES", ""))
