@@ -39,7 +39,7 @@ from rlvr.model.weights import (
     sdpa_attend,
 )
 
-__all__ = ["forward_logits", "hidden", "logits", "supports"]
+__all__ = ["forward_logits", "hidden", "hidden_at", "logits", "supports"]
 
 _CLASSES = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2"}
 # Rope types whose cos/sin depend on the position alone (not on the sequence length seen).
@@ -110,19 +110,54 @@ def hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None =
     return _outputs(model, input_ids, attention_mask, position_ids, keep, False, checkpoint)
 
 
+def hidden_at(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+              position_ids: torch.Tensor | None, where: torch.Tensor, *, normed: bool = True,
+              checkpoint: bool = False) -> torch.Tensor:
+    """`hidden(model, ...)[where]`: the hidden states (M, E) at the positions `where` ((B, S)
+    bool) marks, in row-major order; `normed=False`: the last decoder layer's, before the
+    final norm. On the packed C++ path they are gathered from the packed tokens directly."""
+    batch, seq = input_ids.shape
+    positions = default_positions(position_ids, batch, seq, input_ids.device)
+    if native_score.usable(model.model.embed_tokens.weight, checkpoint=checkpoint):
+        w, rope = _plain_weights(model, positions)
+        packed = _pack(input_ids, attention_mask, positions)
+        h = native_score.run_model(model, w, packed, rope).index_select(0, packed.index[where])
+        return final_norm(h, w) if normed else h
+    return _outputs(model, input_ids, attention_mask, positions, 0, False, checkpoint,
+                    normed)[where]
+
+
+def _plain_weights(model, positions) -> tuple[Weights, tuple]:
+    """`fused_weights` without autograd (the packed stack routes the gradients itself) and the
+    rotary tables up to the largest position."""
+    with torch.no_grad():
+        w = fused_weights(model)
+    return w, rope_tables(model, int(positions.max()) + 1, w.embed.dtype, positions.device)
+
+
+def _pack(input_ids, attention_mask, positions) -> native_score.Packed:
+    real = (torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None
+            else attention_mask.bool())
+    shared = _shared_prefix(input_ids, real, positions, input_ids.shape[1])
+    return native_score.pack(input_ids, real, positions, shared)
+
+
 def _outputs(model, input_ids, attention_mask, position_ids, logits_to_keep: int,
-             project: bool, checkpoint: bool) -> torch.Tensor:
+             project: bool, checkpoint: bool, normed: bool = True) -> torch.Tensor:
+    batch, seq = input_ids.shape
+    keep = min(logits_to_keep, seq) if logits_to_keep > 0 else seq
+    positions = default_positions(position_ids, batch, seq, input_ids.device)
+    if normed and native_score.usable(model.model.embed_tokens.weight, checkpoint=checkpoint):
+        w, rope = _plain_weights(model, positions)
+        if not project:
+            w = w._replace(head_w=None)
+        return _packed(model, w, input_ids, attention_mask, positions, rope, keep)
     w = fused_weights(model)
     if checkpoint and torch.is_grad_enabled():
         w = w._replace(layers=[Checkpointed(layer) for layer in w.layers])
     if not project:
-        w = w._replace(head_w=None)
-    batch, seq = input_ids.shape
-    keep = min(logits_to_keep, seq) if logits_to_keep > 0 else seq
-    positions = default_positions(position_ids, batch, seq, input_ids.device)
+        w = w._replace(head_w=None, norm=w.norm if normed else None)
     cos, sin = rope_tables(model, int(positions.max()) + 1, w.embed.dtype, input_ids.device)
-    if native_score.usable(w.embed, checkpoint=checkpoint):
-        return _packed(w, input_ids, attention_mask, positions, (cos, sin), keep)
     if attention_mask is None:
         return _forward(w, input_ids, None, positions, (cos, sin), keep)
     widths = seq - attention_mask.flip(-1).to(torch.int8).argmax(-1)  # last real column + 1
@@ -162,16 +197,13 @@ def _outputs(model, input_ids, attention_mask, position_ids, logits_to_keep: int
     return out if out is not None else w.embed.new_zeros(batch, keep, width)
 
 
-def _packed(w: Weights, input_ids, attention_mask, positions, rope, keep: int):
+def _packed(model, w: Weights, input_ids, attention_mask, positions, rope, keep: int):
     """`_outputs` through `rlvr.model.native_score`: the layers over real tokens only (the
     shared prompt once), then the final norm / output layer over the tokens in the kept
     window, placed back in (B, keep, ·) with zeros at pads."""
-    batch, seq = input_ids.shape
-    real = (torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None
-            else attention_mask.bool())
-    shared = _shared_prefix(input_ids, real, positions, seq)
-    packed = native_score.pack(input_ids, real, positions, shared)
-    h = native_score.run_layers(w, packed, rope)
+    seq = input_ids.shape[1]
+    packed = _pack(input_ids, attention_mask, positions)
+    h = native_score.run_model(model, w, packed, rope)
     total = h.shape[0]
     index = packed.index[:, seq - keep:]
     if w.head_w is not None:  # the output layer only over the tokens the window shows
@@ -234,8 +266,11 @@ def _run_prefix(w: Weights, input_ids, attention_mask, positions, rope, in_windo
 
 
 def _project(h: torch.Tensor, w: Weights) -> torch.Tensor:
-    """Logits, or the final-normed hidden states when the weights carry no head."""
-    return final_norm(h, w) if w.head_w is None else head_logits(h, w)
+    """Logits, or the final-normed hidden states when the weights carry no head (the last
+    layer's when they carry no final norm either)."""
+    if w.head_w is None:
+        return h if w.norm is None else final_norm(h, w)
+    return head_logits(h, w)
 
 
 def _forward(w: Weights, input_ids, attention_mask, positions, rope, keep: int,

@@ -215,39 +215,98 @@ static void attend(const Tensor& qkv, const Geometry& g, Tensor& out, Tensor& ls
     }
 }
 
-// The attention's backward into dqkv (N, W), zero on entry: d(rotated q, k) and dv.
+// Σ over a tile's queries ii ∈ [from, rows) of a[ii·ld] · x(ii) and b[ii·ld] · y(ii), added
+// to the key's rows dk and dv: the key's gradient summed in registers where head_dim is 8-32,
+// one read-modify-write per key and tile instead of one per query and key.
+#if defined(__AVX2__) && defined(__FMA__)
+template <int C>
+static inline void key_sums(const float* a, const float* b, int64_t ld, int64_t from,
+                            int64_t rows, const float* x, int64_t xs, const float* y, int64_t ys,
+                            float* dk, float* dv) {
+  __m256 ak[C], av[C];
+  for (int c = 0; c < C; ++c) ak[c] = av[c] = _mm256_setzero_ps();
+  for (int64_t ii = from; ii < rows; ++ii) {
+    const __m256 wa = _mm256_set1_ps(a[ii * ld]), wb = _mm256_set1_ps(b[ii * ld]);
+    for (int c = 0; c < C; ++c) {
+      ak[c] = _mm256_fmadd_ps(wa, _mm256_loadu_ps(x + ii * xs + 8 * c), ak[c]);
+      av[c] = _mm256_fmadd_ps(wb, _mm256_loadu_ps(y + ii * ys + 8 * c), av[c]);
+    }
+  }
+  for (int c = 0; c < C; ++c) {
+    _mm256_storeu_ps(dk + 8 * c, _mm256_add_ps(_mm256_loadu_ps(dk + 8 * c), ak[c]));
+    _mm256_storeu_ps(dv + 8 * c, _mm256_add_ps(_mm256_loadu_ps(dv + 8 * c), av[c]));
+  }
+}
+#endif
+
+static inline void key_grads(const float* a, const float* b, int64_t ld, int64_t from,
+                             int64_t rows, const float* x, int64_t xs, const float* y,
+                             int64_t ys, int64_t D, float* dk, float* dv) {
+#if defined(__AVX2__) && defined(__FMA__)
+  switch (D) {
+    case 8: return key_sums<1>(a, b, ld, from, rows, x, xs, y, ys, dk, dv);
+    case 16: return key_sums<2>(a, b, ld, from, rows, x, xs, y, ys, dk, dv);
+    case 24: return key_sums<3>(a, b, ld, from, rows, x, xs, y, ys, dk, dv);
+    case 32: return key_sums<4>(a, b, ld, from, rows, x, xs, y, ys, dk, dv);
+    default: break;
+  }
+#endif
+  for (int64_t ii = from; ii < rows; ++ii) {
+    head_axpy(a[ii * ld], x + ii * xs, dk, D);
+    head_axpy(b[ii * ld], y + ii * ys, dv, D);
+  }
+}
+
+constexpr int64_t kTile = 32;  // queries whose key gradients are summed together
+
+// The attention's backward into dqkv (N, W), zero on entry: d(rotated q, k) and dv. Queries
+// go in tiles of consecutive tokens with the same key ranges: each query's probabilities and
+// score gradients are kept for the tile, then every key's dk and dv are summed over the tile.
 static void attend_back(const Tensor& dout, const Tensor& qkv, const Tensor& out,
                         const Tensor& lse, const Geometry& g, Tensor& dqkv) {
   const int64_t N = qkv.size(0), D = g.dim, W = g.width, group = g.heads / g.kv_heads;
+  const int64_t HD = g.heads * D;
   const float scale = 1.f / std::sqrt((float)D);
   const float* p = qkv.data_ptr<float>();
   const float* pdo = dout.data_ptr<float>();
   const float* po = out.data_ptr<float>();
   const float* pl = lse.data_ptr<float>();
   float* pd = dqkv.data_ptr<float>();
-  std::vector<float> prob(N), dprob(N);
-  float* pr = prob.data();
-  float* dp = dprob.data();
-  for (int64_t i = 0; i < N; ++i)
+  const int64_t ld = N;
+  std::vector<float> prob(kTile * ld), dprob(kTile * ld);
+  for (int64_t i0 = 0, i1; i0 < N; i0 = i1) {
+    for (i1 = i0 + 1; i1 < N && i1 - i0 < kTile && g.segment[i1] == g.segment[i0] &&
+                      g.prefix_end[i1] == g.prefix_end[i0]; ++i1) {}
+    const int64_t pe = g.prefix_end[i0], seg = g.segment[i0], rows = i1 - i0;
     for (int64_t hq = 0; hq < g.heads; ++hq) {
       const int64_t kcol = (g.heads + hq / group) * D, vcol = (g.heads + g.kv_heads + hq / group) * D;
-      const float* q = p + i * W + hq * D;
-      const float* d = pdo + i * g.heads * D + hq * D;
-      const float total = head_dot(d, po + i * g.heads * D + hq * D, D);
-      const float top = pl[i * g.heads + hq];
-      const int64_t n = key_count(g, i);
-      for_keys(g, i, [&](int64_t j, int64_t k) {
-        pr[k] = head_dot(q, p + j * W + kcol, D) * scale - top;
-        dp[k] = head_dot(d, p + j * W + vcol, D);
-      });
-      for (int64_t k = 0; k < n; ++k) pr[k] = vexp(pr[k]);
-      for (int64_t k = 0; k < n; ++k) dp[k] = pr[k] * (dp[k] - total) * scale;
-      weighted_sum(g, i, dp, p + kcol, W, D, pd + i * W + hq * D);  // dq: this query's alone
-      for_keys(g, i, [&](int64_t j, int64_t k) {
-        head_axpy(dp[k], q, pd + j * W + kcol, D);
-        head_axpy(pr[k], d, pd + j * W + vcol, D);
-      });
+      for (int64_t i = i0; i < i1; ++i) {
+        float* pr = prob.data() + (i - i0) * ld;
+        float* dp = dprob.data() + (i - i0) * ld;
+        const float* q = p + i * W + hq * D;
+        const float* d = pdo + i * HD + hq * D;
+        const float total = head_dot(d, po + i * HD + hq * D, D);
+        const float top = pl[i * g.heads + hq];
+        const int64_t n = key_count(g, i);
+        for_keys(g, i, [&](int64_t j, int64_t k) {
+          pr[k] = head_dot(q, p + j * W + kcol, D) * scale - top;
+          dp[k] = head_dot(d, p + j * W + vcol, D);
+        });
+        for (int64_t k = 0; k < n; ++k) pr[k] = vexp(pr[k]);
+        for (int64_t k = 0; k < n; ++k) dp[k] = pr[k] * (dp[k] - total) * scale;
+        weighted_sum(g, i, dp, p + kcol, W, D, pd + i * W + hq * D);  // dq: this query's alone
+      }
+      // key k of the tile's queries: the prompt's keys [0, pe) for all of them, then
+      // j = seg + (k - pe) for the queries at or after j
+      const int64_t keys = key_count(g, i1 - 1);
+      for (int64_t k = 0; k < keys; ++k) {
+        const int64_t j = k < pe ? k : seg + (k - pe);
+        const int64_t from = k < pe ? 0 : std::max<int64_t>(0, j - i0);
+        key_grads(dprob.data() + k, prob.data() + k, ld, from, rows, p + i0 * W + hq * D, W,
+                  pdo + i0 * HD + hq * D, HD, D, pd + j * W + kcol, pd + j * W + vcol);
+      }
     }
+  }
 }
 
 static Geometry geometry(const Tensor& prefix_end, const Tensor& segment, int64_t heads,
@@ -356,4 +415,78 @@ std::vector<Tensor> backward(const Tensor& grad, const std::vector<Tensor>& save
   }
   grads[0] = dh;
   return grads;
+}
+
+// The scored tokens' log-probabilities and entropies: x = rms(h) (the final norm), z = (x W^T
+// + b) / temperature, log p(token) = z_token − lse(z), H = lse(z) − Σ p·z. Rows go `chunk` at a
+// time (each chunk's logits exist only while it is worked on; the backward recomputes them).
+// Returns [logp, entropy (empty when not asked), x, inv].
+std::vector<Tensor> head_stats(const Tensor& h, const Tensor& norm, double eps, const Tensor& w,
+                               const Tensor& b, const Tensor& tokens, double temperature,
+                               bool entropy, int64_t chunk) {
+  Tensor inv;
+  Tensor x = rms(h, norm, eps, &inv);
+  const int64_t M = h.size(0), V = w.size(0);
+  Tensor logp = at::empty({M}, h.options());
+  Tensor ent = at::empty({entropy ? M : 0}, h.options());
+  const int64_t* tok = tokens.data_ptr<int64_t>();
+  const float t = (float)temperature;
+  for (int64_t r0 = 0; r0 < M; r0 += chunk) {
+    const int64_t rows = std::min(chunk, M - r0);
+    Tensor z = linear(x.narrow(0, r0, rows), w, b);
+    float* pz = z.data_ptr<float>();
+    std::vector<float> e(V);
+    for (int64_t r = 0; r < rows; ++r) {
+      float* zr = pz + r * V;
+      for (int64_t v = 0; v < V; ++v) zr[v] /= t;
+      const float top = max8(zr, V);
+      for (int64_t v = 0; v < V; ++v) e[v] = vexp(zr[v] - top);
+      const float sum = sum8(e.data(), V), lse = top + std::log(sum);
+      logp.data_ptr<float>()[r0 + r] = zr[tok[r0 + r]] - lse;
+      if (entropy) ent.data_ptr<float>()[r0 + r] = lse - dot(e.data(), zr, V) / sum;
+    }
+  }
+  return {logp, ent, x, inv};
+}
+
+// The gradients of `head_stats` for d logp, d entropy (empty: none): [dh, d norm, dW, db].
+std::vector<Tensor> head_stats_back(const Tensor& h, const Tensor& x, const Tensor& inv,
+                                    const Tensor& norm, const Tensor& w, const Tensor& b,
+                                    const Tensor& tokens, double temperature,
+                                    const Tensor& dlogp, const Tensor& dent, int64_t chunk) {
+  const int64_t M = h.size(0), V = w.size(0);
+  const int64_t* tok = tokens.data_ptr<int64_t>();
+  const float t = (float)temperature;
+  const float* pdl = dlogp.numel() ? dlogp.data_ptr<float>() : nullptr;
+  const float* pde = dent.numel() ? dent.data_ptr<float>() : nullptr;
+  Tensor dx = at::empty_like(x);
+  Tensor dw = at::zeros_like(w);
+  Tensor db = b.numel() ? at::zeros_like(b) : at::empty({0}, h.options());
+  for (int64_t r0 = 0; r0 < M; r0 += chunk) {
+    const int64_t rows = std::min(chunk, M - r0);
+    Tensor xs = x.narrow(0, r0, rows);
+    Tensor z = linear(xs, w, b);
+    float* pz = z.data_ptr<float>();
+    std::vector<float> p(V);
+    for (int64_t r = 0; r < rows; ++r) {
+      float* zr = pz + r * V;  // becomes d logits
+      for (int64_t v = 0; v < V; ++v) zr[v] /= t;
+      const float top = max8(zr, V);
+      for (int64_t v = 0; v < V; ++v) p[v] = vexp(zr[v] - top);
+      const float norm_p = 1.f / sum8(p.data(), V);
+      for (int64_t v = 0; v < V; ++v) p[v] *= norm_p;
+      const float gl = pdl ? pdl[r0 + r] : 0.f, ge = pde ? pde[r0 + r] : 0.f;
+      const float mean = pde ? dot(p.data(), zr, V) : 0.f;
+      for (int64_t v = 0; v < V; ++v)
+        zr[v] = (-gl * p[v] - ge * p[v] * (zr[v] - mean)) / t;
+      zr[tok[r0 + r]] += gl / t;
+    }
+    dx.narrow(0, r0, rows).copy_(at::mm(z, w));
+    dw.addmm_(z.t(), xs);
+    if (b.numel()) db.add_(z.sum(0));
+  }
+  Tensor dh = at::zeros_like(h);
+  Tensor dnorm = at::zeros_like(norm);
+  rms_back(dx, h, norm, inv, dh, dnorm);
+  return {dh, dnorm, dw, db};
 }

@@ -34,7 +34,8 @@ from torch.autograd.function import once_differentiable
 
 from rlvr.model import cpp_build
 
-__all__ = ["Packed", "enabled", "kernels", "pack", "prefill_layers", "run_layers", "usable"]
+__all__ = ["Packed", "enabled", "head_stats", "kernels", "pack", "prefill_layers", "run_layers",
+           "run_model", "usable"]
 
 _STATE: dict = {}
 # The C++ source ships beside this module (package data).
@@ -104,14 +105,11 @@ def run_layers(w, packed: Packed, rope) -> torch.Tensor:
     """The last decoder layer's hidden states (N, E) of the packed tokens, differentiable in
     `w`'s embedding and layer weights; `rope` = `rlvr.model.weights.rope_tables(...)`."""
     h = F.embedding(packed.ids, w.embed)
-    cos = rope[0].index_select(0, packed.positions).contiguous()
-    sin = rope[1].index_select(0, packed.positions).contiguous()
-    plan = _Plan(cos, sin, packed.prefix_end, packed.segment, [layer.eps for layer in w.layers],
-                 (w.heads, w.kv_heads, w.head_dim))
+    plan = _plan(w, packed, rope)
     weights = [t for layer in w.layers for t in layer[1:]]
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad
                                        for t in (h, *weights)):
-        return _Stack.apply(h, plan, *weights)
+        return _FusedStack.apply(h, plan, *weights)
     with torch.no_grad():
         return kernels().forward(h, *plan[:4], _flat(weights, h), plan.eps, *plan.shape,
                                  False)[0]
@@ -137,6 +135,27 @@ def prefill_layers(w, packed: Packed, rope) -> tuple[torch.Tensor, list[torch.Te
 _KEPT_PER_LAYER, _KEPT_QKV = 12, 3
 
 
+def run_model(model, w, packed: Packed, rope) -> torch.Tensor:
+    """`run_layers` differentiable in the model's own parameters: `w` =
+    `rlvr.model.weights.fused_weights(model)` taken under `torch.no_grad()` (its fused q/k/v
+    and gate/up matrices plain copies), the gradients of the fused products split back onto
+    q, k, v, gate and up here, without an autograd node per concatenation."""
+    params = _own_parameters(model)
+    if not (torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in params)):
+        with torch.no_grad():
+            return run_layers(w, packed, rope)
+    plan = _plan(w, packed, rope)
+    flat = _flat([t for layer in w.layers for t in layer[1:]], w.embed)
+    return _Stack.apply(packed.ids, plan, flat, *params)
+
+
+def _plan(w, packed: Packed, rope) -> _Plan:
+    cos = rope[0].index_select(0, packed.positions).contiguous()
+    sin = rope[1].index_select(0, packed.positions).contiguous()
+    return _Plan(cos, sin, packed.prefix_end, packed.segment, [layer.eps for layer in w.layers],
+                 (w.heads, w.kv_heads, w.head_dim))
+
+
 class _Plan(NamedTuple):
     cos: torch.Tensor
     sin: torch.Tensor
@@ -151,15 +170,74 @@ def _flat(weights, like: torch.Tensor) -> list[torch.Tensor]:
     return [like.new_empty(0) if t is None else t.detach().contiguous() for t in weights]
 
 
+# Per decoder layer, the parameters behind `forward`'s ten tensors: the fused q/k/v and
+# gate/up matrices (and biases) come from several.
+_PER_LAYER = 16
+
+
+def _own_parameters(model) -> list:
+    """[embedding, then per layer norm1, q, k, v, q_b, k_b, v_b, o, o_b, norm2, gate, up,
+    gate_b, up_b, down, down_b] (None where a bias is absent)."""
+    out = [model.model.embed_tokens.weight]
+    for layer in model.model.layers:
+        att, mlp = layer.self_attn, layer.mlp
+        out += [layer.input_layernorm.weight, att.q_proj.weight, att.k_proj.weight,
+                att.v_proj.weight, att.q_proj.bias, att.k_proj.bias, att.v_proj.bias,
+                att.o_proj.weight, att.o_proj.bias, layer.post_attention_layernorm.weight,
+                mlp.gate_proj.weight, mlp.up_proj.weight, mlp.gate_proj.bias, mlp.up_proj.bias,
+                mlp.down_proj.weight, mlp.down_proj.bias]
+    return out
+
+
+def _split(grad: torch.Tensor, rows: list, present: list) -> list:
+    """A fused product's gradient cut back into its sources' (`rows` each; None where a source
+    is absent: its rows of the fused bias were zeros)."""
+    if not grad.numel():
+        return [None] * len(rows)
+    return [g if kept else None for g, kept in zip(grad.split(rows), present, strict=True)]
+
+
 class _Stack(torch.autograd.Function):
-    """The decoder layers as one autograd node: C++ forward, C++ backward."""
+    """The embedding and the decoder layers as one autograd node over the model's own
+    parameters: C++ forward and backward, the gradients of fused weights split by rows."""
+
+    @staticmethod
+    def forward(ctx, ids, plan, flat, embed, *params):
+        h = embed.detach().index_select(0, ids)
+        out = kernels().forward(h, *plan[:4], flat, plan.eps, *plan.shape, True)
+        # Intermediates of the C++ forward (not inputs or outputs), kept until the backward.
+        ctx.kept, ctx.flat, ctx.plan, ctx.ids = out[1:], flat, plan, ids
+        ctx.rows = [None if t is None else t.shape[0] for t in params]
+        ctx.embed_shape = embed.shape
+        return out[0]
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        plan = ctx.plan
+        grads = kernels().backward(grad.contiguous(), ctx.kept, *plan[:4], ctx.flat,
+                                   *plan.shape)
+        ctx.kept = None
+        embed = grads[0].new_zeros(ctx.embed_shape).index_add_(0, ctx.ids, grads[0])
+        out = [None, None, None, embed]
+        for i in range(len(ctx.rows) // _PER_LAYER):
+            G, R = grads[1 + 10 * i:11 + 10 * i], ctx.rows[_PER_LAYER * i:_PER_LAYER * (i + 1)]
+            has = [r is not None for r in R]
+            out += [G[0], *_split(G[1], R[1:4], has[1:4]), *_split(G[2], R[1:4], has[4:7]),
+                    G[3], G[4] if has[8] else None, G[5],
+                    *_split(G[6], R[10:12], has[10:12]), *_split(G[7], R[10:12], has[12:14]),
+                    G[8], G[9] if has[15] else None]
+        return tuple(out)
+
+
+class _FusedStack(torch.autograd.Function):
+    """The decoder layers as one autograd node over fused weights: C++ forward and backward."""
 
     @staticmethod
     def forward(ctx, h, plan, *weights):
         flat = _flat(weights, h)
         out = kernels().forward(h.detach().contiguous(), *plan[:4], flat, plan.eps, *plan.shape,
                                 True)
-        # Intermediates of the C++ forward (not inputs or outputs), kept until the backward.
         ctx.kept, ctx.flat, ctx.plan = out[1:], flat, plan
         ctx.present = [t is not None for t in weights]
         return out[0]
@@ -175,9 +253,45 @@ class _Stack(torch.autograd.Function):
                                   for g, present in zip(grads[1:], ctx.present, strict=True)])
 
 
+def head_stats(h: torch.Tensor, norm: torch.Tensor, eps: float, weight: torch.Tensor,
+               bias: torch.Tensor | None, tokens: torch.Tensor, *, temperature: float,
+               entropy: bool, chunk_size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`rlvr.model.policy.token_stats` of the final-normed `h` (M, E) (the final RMS norm
+    `norm`, `eps` applied here), in C++: log π(token) and the entropy, ((M,), (M,) or None)."""
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    logp, ent = _Head.apply(h, norm, weight, bias, tokens, eps, temperature, entropy,
+                            chunk_size)
+    return logp, (ent if entropy else None)
+
+
+class _Head(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h, norm, weight, bias, tokens, eps, temperature, entropy, chunk):
+        h = h.detach().contiguous()
+        b = weight.new_empty(0) if bias is None else bias.detach()
+        logp, ent, x, inv = kernels().head_stats(h, norm.detach(), eps, weight.detach(), b,
+                                                 tokens, temperature, entropy, chunk)
+        ctx.save_for_backward(h, x, inv, norm, weight, b, tokens)
+        ctx.temperature, ctx.chunk, ctx.has_bias = temperature, chunk, bias is not None
+        return logp, ent
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_logp, d_ent):
+        h, x, inv, norm, weight, b, tokens = ctx.saved_tensors
+        empty = h.new_empty(0)
+        dh, dnorm, dw, db = kernels().head_stats_back(
+            h, x, inv, norm.detach(), weight.detach(), b, tokens, ctx.temperature,
+            empty if d_logp is None else d_logp.contiguous(),
+            empty if d_ent is None or not d_ent.numel() else d_ent.contiguous(), ctx.chunk)
+        return dh, dnorm, dw, (db if ctx.has_bias else None), None, None, None, None, None
+
+
 def _compile():
     # -fno-trapping-math lets the compiler turn the exp/sigmoid loops' comparisons into
     # vector blends; it changes no result.
-    return cpp_build.compile_module("rlvr_score_stack", _SOURCE_FILE, ["forward", "backward"],
+    return cpp_build.compile_module("rlvr_score_stack", _SOURCE_FILE, ["forward", "backward", "head_stats",
+                                                              "head_stats_back"],
                                     "scoring forward", "RLVR_FAST_SCORE",
                                     ("-fno-trapping-math",))

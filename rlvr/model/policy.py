@@ -29,6 +29,7 @@ from torch import Tensor
 from torch.utils.checkpoint import checkpoint as recompute_in_backward
 
 from rlvr.model import fast_forward as fast_lm
+from rlvr.model import native_score
 from rlvr.model.kv_cache import DecodeCache
 
 __all__ = ["Batch", "entropy_from_logits", "forward_extra", "make_decoder", "response_stats",
@@ -84,11 +85,20 @@ def response_stats(model, ids: Tensor, attention: Tensor, tokens: Tensor, real: 
     positions = (attention.cumsum(-1) - 1).clamp(min=0)
     stats = {"temperature": temperature, "entropy": entropy, "chunk_size": chunk_size}
     if fast_lm.supports(model):  # same logits, less work: a group's prompt once
-        h = fast_lm.hidden(model, ids, attention, positions, T + 1,
-                           checkpoint=checkpoint)[:, :-1]  # (n, T, E)
-        head = model.get_output_embeddings()
-        logp, ent = token_stats(h[real], tokens[real], weight=head.weight, bias=head.bias,
-                                **stats)
+        # the states that predict the real tokens: one column before each
+        where = torch.zeros_like(ids, dtype=torch.bool)
+        where[:, ids.shape[1] - T - 1:-1] = real
+        head, norm = model.get_output_embeddings(), model.model.norm
+        # the C++ path: the final norm, output layer and the statistics in one node
+        fused = native_score.usable(head.weight, checkpoint=checkpoint)
+        h = fast_lm.hidden_at(model, ids, attention, positions, where, normed=not fused,
+                              checkpoint=checkpoint)  # (M, E)
+        if fused:
+            logp, ent = native_score.head_stats(h, norm.weight, norm.variance_epsilon,
+                                                head.weight, head.bias, tokens[real], **stats)
+        else:
+            logp, ent = token_stats(h, tokens[real], weight=head.weight, bias=head.bias,
+                                    **stats)
     else:
         logits = model(input_ids=ids, attention_mask=attention, position_ids=positions,
                        **forward_extra(model, T + 1)).logits[:, -(T + 1):-1]  # (n, T, V)
