@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlvr.model import native_score
+from rlvr.model import native_score, structure
 from rlvr.model.weights import (
     Checkpointed,
     Weights,
@@ -53,6 +53,14 @@ def supports(model) -> bool:
     """True when `logits`/`DecodeCache` reproduce this model's forward; False → use HF's."""
     if os.environ.get("RLVR_FAST_LM", "1").strip() == "0":
         return False
+    if getattr(getattr(model, "model", None), "gradient_checkpointing", False):
+        return False
+    if not isinstance(model, nn.Module):
+        return _supports(model)
+    return structure.cached(model, "fast_forward", _supports)
+
+
+def _supports(model) -> bool:
     config = getattr(model, "config", None)
     expected = _CLASSES.get(type(model).__name__)
     if expected is None or expected != getattr(config, "model_type", None):
@@ -130,8 +138,7 @@ def hidden_at(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | Non
 def _plain_weights(model, positions) -> tuple[Weights, tuple]:
     """`fused_weights` without autograd (the packed stack routes the gradients itself) and the
     rotary tables up to the largest position."""
-    with torch.no_grad():
-        w = fused_weights(model)
+    w = native_score.plain_weights(model)
     return w, rope_tables(model, int(positions.max()) + 1, w.embed.dtype, positions.device)
 
 

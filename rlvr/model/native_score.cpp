@@ -490,3 +490,45 @@ std::vector<Tensor> head_stats_back(const Tensor& h, const Tensor& x, const Tens
   rms_back(dx, h, norm, inv, dh, dnorm);
   return {dh, dnorm, dw, db};
 }
+
+// `rlvr.model.native_score.pack` in one pass: [ids, positions, prefix_end, segment, index]
+// of the real tokens of rows (B, S) whose first `shared` columns every row shares.
+std::vector<Tensor> pack(const Tensor& input_ids, const Tensor& real, const Tensor& positions,
+                         int64_t shared) {
+  const Tensor ids_in = input_ids.contiguous().to(at::kLong);
+  const Tensor real_in = real.contiguous().to(at::kBool);
+  const Tensor pos_in = positions.contiguous().to(at::kLong);
+  const int64_t B = ids_in.size(0), S = ids_in.size(1);
+  const int64_t* pi = ids_in.data_ptr<int64_t>();
+  const bool* pr = real_in.data_ptr<bool>();
+  const int64_t* pp = pos_in.data_ptr<int64_t>();
+  int64_t total = 0;
+  for (int64_t c = 0; c < shared; ++c) total += pr[c];
+  const int64_t prompt = total;
+  for (int64_t r = 0; r < B; ++r)
+    for (int64_t c = shared; c < S; ++c) total += pr[r * S + c];
+  const auto opt = ids_in.options();
+  Tensor ids = at::empty({total}, opt), pos = at::empty({total}, opt);
+  Tensor prefix_end = at::empty({total}, opt), segment = at::empty({total}, opt);
+  Tensor index = at::empty({B, S}, opt);
+  int64_t* oi = ids.data_ptr<int64_t>();
+  int64_t* op = pos.data_ptr<int64_t>();
+  int64_t* oe = prefix_end.data_ptr<int64_t>();
+  int64_t* os = segment.data_ptr<int64_t>();
+  int64_t* ox = index.data_ptr<int64_t>();
+  int64_t n = 0;
+  for (int64_t c = 0; c < shared; ++c) {
+    const int64_t at = pr[c] ? n : total;
+    if (pr[c]) { oi[n] = pi[c]; op[n] = pp[c]; oe[n] = 0; os[n] = 0; ++n; }
+    for (int64_t r = 0; r < B; ++r) ox[r * S + c] = at;
+  }
+  for (int64_t r = 0; r < B; ++r) {
+    const int64_t start = n;
+    for (int64_t c = shared; c < S; ++c) {
+      const int64_t k = r * S + c;
+      if (!pr[k]) { ox[k] = total; continue; }
+      oi[n] = pi[k]; op[n] = pp[k]; oe[n] = prompt; os[n] = start; ox[k] = n++;
+    }
+  }
+  return {ids, pos, prefix_end, segment, index};
+}

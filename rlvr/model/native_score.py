@@ -32,9 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from rlvr.model import cpp_build
+from rlvr.model import cpp_build, structure
+from rlvr.model.weights import Layer, Weights
 
-__all__ = ["Packed", "enabled", "head_stats", "kernels", "pack", "prefill_layers", "run_layers",
+__all__ = ["Packed", "enabled", "head_stats", "kernels", "pack", "plain_weights",
+           "prefill_layers", "run_layers",
            "run_model", "usable"]
 
 _STATE: dict = {}
@@ -81,24 +83,9 @@ class Packed(NamedTuple):
 def pack(input_ids: torch.Tensor, real: torch.Tensor, positions: torch.Tensor,
          shared: int) -> Packed:
     """The real tokens (`real` (B, S) bool) of rows whose first `shared` columns are the same
-    in every row: those columns' real tokens once, then each row's own real tokens."""
-    batch, seq = input_ids.shape
-    head = real[0, :shared]
-    prompt = int(head.sum())
-    own = real[:, shared:]
-    counts = own.sum(1)
-    total = prompt + int(counts.sum())
-    ids = torch.cat([input_ids[0, :shared][head], input_ids[:, shared:][own]])
-    pos = torch.cat([positions[0, :shared][head], positions[:, shared:][own]])
-    starts = prompt + counts.cumsum(0) - counts
-    zeros = counts.new_zeros(prompt)
-    segment = torch.cat([zeros, torch.repeat_interleave(starts, counts)])
-    prefix_end = torch.cat([zeros, counts.new_full((total - prompt,), prompt)])
-    first = torch.where(head, head.cumsum(0) - 1, total)
-    rest = torch.where(own, prompt + own.flatten().cumsum(0).view_as(own) - 1, total)
-    index = torch.cat([first.expand(batch, -1), rest], dim=1)
-    return Packed(ids, pos.long(), prefix_end.long().contiguous(), segment.long().contiguous(),
-                  index)
+    in every row: those columns' real tokens once, then each row's own real tokens (in C++:
+    a pass over the columns instead of a dozen small torch ops)."""
+    return Packed(*kernels().pack(input_ids, real, positions, shared))
 
 
 def run_layers(w, packed: Packed, rope) -> torch.Tensor:
@@ -140,7 +127,7 @@ def run_model(model, w, packed: Packed, rope) -> torch.Tensor:
     `rlvr.model.weights.fused_weights(model)` taken under `torch.no_grad()` (its fused q/k/v
     and gate/up matrices plain copies), the gradients of the fused products split back onto
     q, k, v, gate and up here, without an autograd node per concatenation."""
-    params = _own_parameters(model)
+    params = structure.cached(model, "score_parameters", _own_parameters)
     if not (torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in params)):
         with torch.no_grad():
             return run_layers(w, packed, rope)
@@ -187,6 +174,39 @@ def _own_parameters(model) -> list:
                 mlp.gate_proj.weight, mlp.up_proj.weight, mlp.gate_proj.bias, mlp.up_proj.bias,
                 mlp.down_proj.weight, mlp.down_proj.bias]
     return out
+
+
+def plain_weights(model) -> Weights:
+    """`rlvr.model.weights.fused_weights(model)` without autograd (`run_model` routes the
+    gradients itself): the fused matrices are plain concatenations of the parameters' current
+    values; which parameters, and the model's shapes, come from a cached walk of the model."""
+    params = structure.cached(model, "score_parameters", _own_parameters)
+    fixed = structure.cached(model, "score_constants", _constants)
+    layers = []
+    with torch.no_grad():
+        for i, eps in enumerate(fixed[0]):
+            p = params[1 + _PER_LAYER * i:1 + _PER_LAYER * (i + 1)]
+            layers.append(Layer(eps, p[0], torch.cat(p[1:4]), _cat_bias(p[1:4], p[4:7]), p[7],
+                                p[8], p[9], torch.cat(p[10:12]), _cat_bias(p[10:12], p[12:14]),
+                                p[14], p[15]))
+    return Weights(params[0], layers, *fixed[1:])
+
+
+def _constants(model) -> tuple:
+    """(per-layer eps, final norm, its eps, head weight, head bias, heads, K/V heads, head
+    dim), as `fused_weights` reads them."""
+    inner, head = model.model, model.get_output_embeddings()
+    att = inner.layers[0].self_attn
+    return ([layer.input_layernorm.variance_epsilon for layer in inner.layers], inner.norm.weight,
+            inner.norm.variance_epsilon, head.weight, head.bias, model.config.num_attention_heads,
+            model.config.num_key_value_heads, att.head_dim)
+
+
+def _cat_bias(weights, biases) -> torch.Tensor | None:
+    if all(b is None for b in biases):
+        return None
+    return torch.cat([b if b is not None else w.new_zeros(w.shape[0])
+                      for w, b in zip(weights, biases, strict=True)])
 
 
 def _split(grad: torch.Tensor, rows: list, present: list) -> list:
@@ -292,6 +312,6 @@ def _compile():
     # -fno-trapping-math lets the compiler turn the exp/sigmoid loops' comparisons into
     # vector blends; it changes no result.
     return cpp_build.compile_module("rlvr_score_stack", _SOURCE_FILE, ["forward", "backward", "head_stats",
-                                                              "head_stats_back"],
+                                                              "head_stats_back", "pack"],
                                     "scoring forward", "RLVR_FAST_SCORE",
                                     ("-fno-trapping-math",))
