@@ -36,8 +36,7 @@ from rlvr.model import cpp_build, structure
 from rlvr.model.weights import Layer, Weights
 
 __all__ = ["Packed", "enabled", "head_stats", "kernels", "pack", "plain_weights",
-           "prefill_layers", "run_layers",
-           "run_model", "usable"]
+           "prefill_layers", "run_layers", "run_model", "usable"]
 
 _STATE: dict = {}
 # The C++ source ships beside this module (package data).
