@@ -141,6 +141,7 @@ def test_the_switch_gives_the_eager_forward(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the packed stack ran although RLVR_FAST_SCORE=0")
     monkeypatch.setattr(native_score, "run_layers", refuse)
+    monkeypatch.setattr(native_score, "run_model", refuse)
     logits = fast_lm.logits(model, ids, mask, positions)
     (logits.log_softmax(-1)[..., 0] * mask).sum().backward()
     with torch.no_grad():
@@ -165,3 +166,51 @@ def test_a_failed_build_falls_back_to_the_eager_forward(monkeypatch, capsys):
         out = fast_lm.logits(model, ids, mask, positions)
         ref = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits
     torch.testing.assert_close(out[mask.bool()], ref[mask.bool()], atol=1e-5, rtol=1e-5)
+
+
+@needs_build
+def test_a_replaced_module_or_parameter_is_seen_at_the_next_call(monkeypatch):
+    """supports() and the packed stack's parameter list are cached per model: a swapped
+    projection (an adapter) or a replaced parameter must take effect at once."""
+    model = _model("llama-untied").train()
+    ids, mask, positions = _group_batch()
+    assert fast_lm.supports(model)
+    layer = model.model.layers[0]
+    fresh = torch.nn.Parameter(layer.mlp.up_proj.weight.detach() * 2)
+    layer.mlp.up_proj.weight = fresh
+    _, _, grads = _scored(model, ids, mask, positions, True, monkeypatch)
+    assert fresh.grad is not None and torch.isfinite(fresh.grad).all()
+    _compare(model, ids, mask, positions, monkeypatch)
+
+    class Adapter(torch.nn.Linear):
+        pass
+    old = layer.self_attn.q_proj
+    layer.self_attn.q_proj = Adapter(old.in_features, old.out_features, bias=False)
+    assert not fast_lm.supports(model)
+
+
+@needs_build
+def test_the_native_statistics_match_token_stats_in_chunks():
+    from rlvr.model.policy import token_stats
+
+    torch.manual_seed(3)
+    h = torch.randn(11, 16, requires_grad=True)
+    norm = torch.nn.Parameter(1 + 0.1 * torch.randn(16))
+    weight = torch.nn.Parameter(torch.randn(VOCAB, 16))
+    bias = torch.nn.Parameter(0.1 * torch.randn(VOCAB))
+    tokens = torch.randint(0, VOCAB, (11,))
+    outs = []
+    for native in (True, False):
+        for param in (h, norm, weight, bias):
+            param.grad = None
+        if native:
+            logp, ent = native_score.head_stats(h, norm, 1e-6, weight, bias, tokens,
+                                                temperature=0.7, entropy=True, chunk_size=4)
+        else:
+            x = torch.nn.functional.rms_norm(h, (16,), norm, 1e-6)
+            logp, ent = token_stats(x, tokens, weight=weight, bias=bias, temperature=0.7,
+                                    entropy=True)
+        (logp * torch.linspace(-1, 1, 11) + 0.3 * ent).sum().backward()
+        outs.append([logp, ent] + [p.grad.clone() for p in (h, norm, weight, bias)])
+    for got, want in zip(*outs, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)

@@ -5,12 +5,15 @@ rows that share a prompt. On the organism (hidden 96) the eager path spends as l
 matrix products (rotary, norms, SwiGLU, their backward, autograd bookkeeping) as in them, and a
 third of the products are pads. Here the rows are packed: the real tokens of every row one
 after another, the shared prompt (when the caller found one) once at the front (`pack`). One
-`torch.autograd.Function` (`run_layers`) runs the whole decoder stack on that (N, E) sequence
-with a C++ forward and backward (`native_score.cpp`, shipped beside it): the products through ATen's
-`mm`/`addmm` (the same MKL kernels as the eager path), everything between them in loops. The
-embedding before it and the final norm / output layer after it stay in torch autograd; the
-fused weights of `rlvr.model.weights.fused_weights` carry the gradients back to the model's
-own parameters as in the eager path.
+`torch.autograd.Function` (`run_model`) runs the embedding and the whole decoder stack on that
+(N, E) sequence with a C++ forward and backward (`native_score.cpp`, shipped beside it): the
+products through ATen's `mm`/`addmm` (the same MKL kernels as the eager path), everything
+between them in loops. It takes the model's own parameters: the fused q/k/v and gate/up
+matrices are concatenated without autograd (`plain_weights`) and their gradients cut back by
+rows. The trainer's statistics (`head_stats`: final norm, output layer, log-probs, entropy)
+are a second C++ node over the states of the scored positions only, gathered from the packed
+tokens (`rlvr.model.fast_forward.hidden_at`). `run_layers` is the same stack over fused
+weights that carry their own autograd (the decode cache's prefill uses `prefill_layers`).
 
 `kernels()` returns the compiled module, or None when it cannot be had (no C++ compiler, a
 build error, `RLVR_FAST_SCORE=0`): `rlvr.model.fast_forward` then keeps its eager forward. The
