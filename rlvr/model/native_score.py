@@ -225,21 +225,14 @@ class _Stack(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, ids, plan, flat, embed, *params):
-        h = embed.detach().index_select(0, ids)
-        out = kernels().forward(h, *plan[:4], flat, plan.eps, *plan.shape, True)
-        # Intermediates of the C++ forward (not inputs or outputs), kept until the backward.
-        ctx.kept, ctx.flat, ctx.plan, ctx.ids = out[1:], flat, plan, ids
+        ctx.ids, ctx.embed_shape = ids, embed.shape
         ctx.rows = [None if t is None else t.shape[0] for t in params]
-        ctx.embed_shape = embed.shape
-        return out[0]
+        return _forward_keeping(ctx, embed.detach().index_select(0, ids), plan, flat)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        plan = ctx.plan
-        grads = kernels().backward(grad.contiguous(), ctx.kept, *plan[:4], ctx.flat,
-                                   *plan.shape)
-        ctx.kept = None
+        grads = _backward_of_kept(ctx, grad)
         embed = grads[0].new_zeros(ctx.embed_shape).index_add_(0, ctx.ids, grads[0])
         out = [None, None, None, embed]
         for i in range(len(ctx.rows) // _PER_LAYER):
@@ -252,25 +245,34 @@ class _Stack(torch.autograd.Function):
         return tuple(out)
 
 
+def _forward_keeping(ctx, h: torch.Tensor, plan, flat) -> torch.Tensor:
+    """The C++ forward of an autograd node; its intermediates (not inputs or outputs) stay on
+    `ctx` until `_backward_of_kept`."""
+    out = kernels().forward(h, *plan[:4], flat, plan.eps, *plan.shape, True)
+    ctx.kept, ctx.flat, ctx.plan = out[1:], flat, plan
+    return out[0]
+
+
+def _backward_of_kept(ctx, grad: torch.Tensor) -> list[torch.Tensor]:
+    """The C++ backward from what `_forward_keeping` kept (released after)."""
+    plan = ctx.plan
+    grads = kernels().backward(grad.contiguous(), ctx.kept, *plan[:4], ctx.flat, *plan.shape)
+    ctx.kept = None
+    return grads
+
+
 class _FusedStack(torch.autograd.Function):
     """The decoder layers as one autograd node over fused weights: C++ forward and backward."""
 
     @staticmethod
     def forward(ctx, h, plan, *weights):
-        flat = _flat(weights, h)
-        out = kernels().forward(h.detach().contiguous(), *plan[:4], flat, plan.eps, *plan.shape,
-                                True)
-        ctx.kept, ctx.flat, ctx.plan = out[1:], flat, plan
         ctx.present = [t is not None for t in weights]
-        return out[0]
+        return _forward_keeping(ctx, h.detach().contiguous(), plan, _flat(weights, h))
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        plan = ctx.plan
-        grads = kernels().backward(grad.contiguous(), ctx.kept, *plan[:4], ctx.flat,
-                                   *plan.shape)
-        ctx.kept = None
+        grads = _backward_of_kept(ctx, grad)
         return (grads[0], None, *[g if present else None
                                   for g, present in zip(grads[1:], ctx.present, strict=True)])
 
