@@ -123,8 +123,8 @@ class DecodeCache:
             kv_part = torch.cat([qkv[:, q_width:], qkv.new_zeros(1, qkv.shape[1] - q_width)])
             columns = kv_part[packed.index].view(*ids.shape, 2, w.kv_heads, w.head_dim)
             kv[:, :, :, :seq] = columns[inverse].permute(2, 0, 3, 1, 4)  # (2, B, Hkv, S, D)
-        last = packed.index[:, -1]  # a left-padded row ends with a real token
-        return head_logits(torch.cat([h, h.new_zeros(1, h.shape[1])])[last], w)[inverse]
+        # a left-padded row ends with a real token, so its last index is never the pad's N
+        return head_logits(h[packed.index[:, -1]], w)[inverse]
 
     @torch.no_grad()
     def step(self, token: torch.Tensor, position: torch.Tensor) -> torch.Tensor:

@@ -217,7 +217,7 @@ Tensor step(const Tensor& token, const Tensor& position, const Tensor& embed,
   const float* pc = c.data_ptr<float>();
   const float* ps = s.data_ptr<float>();
   const float* pbias = bias.data_ptr<float>();
-  std::vector<float> rotated(width), scores(t + 1);
+  std::vector<float> rotated(heads * dim), scores(t + 1);  // the rotated queries
   auto attn = at::empty({B, heads * dim}, h.options());
   float* pa = attn.data_ptr<float>();
   Tensor act;
