@@ -61,6 +61,9 @@ def test_native_step_equals_the_eager_step(name, pads, monkeypatch):
                         lambda *a: packed_prefills.append(1) or real_prefill(*a))
     native, fast = _decode(model, ids, mask, positions, 6)
     assert len(packed_prefills) == (pads == "left" and native_score.kernels() is not None)
+    # the step's products went through its own panels wherever this build has them
+    has_panels = native_step.panel_product(torch.zeros(1, 1)) is not None
+    assert len(native.native[3]) == (4 * model.config.num_hidden_layers + 1 if has_panels else 0)
     monkeypatch.setenv("RLVR_FAST_DECODE", "0")
     eager, slow = _decode(model, ids, mask, positions, 6)
     assert native.native is not None and eager.native is None
@@ -73,6 +76,41 @@ def test_native_step_equals_the_eager_step(name, pads, monkeypatch):
     for a, b in zip(native.kv, eager.kv, strict=True):
         torch.testing.assert_close(a * real, b * real, atol=1e-5, rtol=1e-5)
         assert torch.isfinite(a).all()
+
+
+needs_panels = pytest.mark.skipif(native_step.panel_product(torch.zeros(1, 1)) is None,
+                                  reason="no AVX2 build of the native decode step")
+
+
+@needs_panels
+@pytest.mark.parametrize("inner, out", [(96, 288), (7, 99), (33, 16), (5, 1), (256, 17)])
+def test_panel_products_equal_the_product_and_ignore_the_batch(inner, out):
+    """The step's own products (rlvr.model.native_gemm.h): x @ w within fp32 rounding for
+    widths on and off the 16-column panels, and a row's output bit for bit the same whatever
+    the rows beside it (1 to 13 rows: every block of six and its remainders)."""
+    gen = torch.Generator().manual_seed(inner * out)
+    weight = torch.randn(inner, out, generator=gen)
+    product = native_step.panel_product(weight)
+    x = torch.randn(13, inner, generator=gen)
+    full = product(x)
+    exact = (x.double() @ weight.double()).float()
+    torch.testing.assert_close(full, exact, atol=1e-4, rtol=1e-5)
+    for start in range(13):
+        for rows in range(1, 14 - start):
+            assert torch.equal(product(x[start:start + rows]), full[start:start + rows])
+
+
+@needs_build
+def test_the_step_without_panels_runs_at_mm(monkeypatch):
+    monkeypatch.setenv("RLVR_PANEL_PRODUCTS", "0")
+    model = _model("llama-untied").eval()
+    ids, mask, positions = _batch(seed=7)
+    native, fast = _decode(model, ids, mask, positions, 3)
+    monkeypatch.setenv("RLVR_FAST_DECODE", "0")
+    _, slow = _decode(model, ids, mask, positions, 3)
+    assert native.native is not None and native.native[3] == []
+    for a, b in zip(fast, slow, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
 def test_a_failed_build_falls_back_to_the_eager_step(monkeypatch, capsys):

@@ -30,6 +30,12 @@ def test_roofline_quick_json_shape():
     assert all(isinstance(x, float) and x > 0 for x in figures)
     # the bound of decode at 64 rows (its products alone) is reported beside it
     assert result["detail"]["products_only_64"]["gflops"] > 0
+    # the ceiling counts whichever product is faster at each shape, the step's own included
+    scan = result["detail"]["ceiling"]
+    assert "linear" in scan["by_kernel"] and set(scan["kernel"]) == set(scan["shapes"])
+    for shape, rate in scan["shapes"].items():
+        assert rate == max(rates[shape] for rates in scan["by_kernel"].values())
+    assert result["ceiling_gflops"] >= scan["gflops"] == max(scan["shapes"].values())
     assert set(result["fraction"]) == {"decode_16", "decode_64", "decode_128",
                                        "products_only_64", "update", "step"}
     for rows, rate in result["decode"].items():

@@ -31,9 +31,10 @@ def flavour(base: str) -> tuple[str, list[str]]:
 
 
 def compile_module(base: str, source: Path, functions: list[str], what: str, switch: str,
-                   extra_cflags: tuple[str, ...] = ()):
+                   extra_cflags: tuple[str, ...] = (), headers: tuple[str, ...] = ()):
     """The compiled extension (raises on a failed build); a line on stderr when it has to be
-    built, since that takes about a minute."""
+    built, since that takes about a minute. `headers` (file names beside this module) come
+    between the shared header and `source`."""
     from torch.utils import cpp_extension
 
     name, flags = flavour(base)
@@ -43,8 +44,9 @@ def compile_module(base: str, source: Path, functions: list[str], what: str, swi
                                                             f"{name}.so")):
         print(f"rlvr: compiling the C++ {what} once for this machine (about a minute; "
               f"{switch}=0 skips it)", file=sys.stderr, flush=True)
-    common = Path(__file__).with_name("native_common.h").read_text()
-    return cpp_extension.load_inline(name, cpp_sources=[common, source.read_text()],
+    pieces = [Path(__file__).with_name(header).read_text()
+              for header in ("native_common.h", *headers)]
+    return cpp_extension.load_inline(name, cpp_sources=[*pieces, source.read_text()],
                                      functions=functions,
                                      extra_cflags=["-O3", *extra_cflags, *flags], verbose=False)
 

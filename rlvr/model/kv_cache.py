@@ -132,10 +132,10 @@ class DecodeCache:
         if t >= self.max_length:
             raise ValueError(f"the cache holds {self.max_length} positions; all are used")
         if self.native is not None:
-            (fn, layers, head_wt), w = self.native, self.w
+            (fn, layers, head_wt, panels), w = self.native, self.w
             logits = fn(token, position, w.embed, layers, self.kv, self.bias, self.cos,
                         self.sin, w.norm, head_wt, native_step.or_empty(w.head_b, w.head_w),
-                        *self.shape, t, w.layers[0].eps, w.norm_eps)
+                        *self.shape, t, w.layers[0].eps, w.norm_eps, panels)
             self.length = t + 1
             return logits
         cos, sin = self.cos[position], self.sin[position]  # (B, (H + 2·Hkv)·D)
@@ -172,7 +172,7 @@ class DecodeCache:
 
 
 def _native_args(w, cache: torch.Tensor):
-    """(compiled step, its flat per-layer weights, the output layer input-major) when
+    """(compiled step, its flat per-layer weights, the output layer input-major, their panels) when
     `rlvr.model.native_step` can run this cache (fp32 on the CPU, one norm epsilon), else
     None: the eager step above."""
     if cache.dtype != torch.float32 or not native_step.usable(w):
@@ -180,5 +180,6 @@ def _native_args(w, cache: torch.Tensor):
     fn = native_step.step_function()
     if fn is None:
         return None
-    return (fn, [t for layer in w.layers for t in native_step.flat_layer(layer)],
-            native_step.input_major(w.head_w))
+    layers = [t for layer in w.layers for t in native_step.flat_layer(layer)]
+    head_wt = native_step.input_major(w.head_w)
+    return fn, layers, head_wt, native_step.panel_weights(layers, head_wt)

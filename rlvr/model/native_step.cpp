@@ -186,27 +186,40 @@ static void swiglu(const Tensor& gu, Tensor& act) {
   }
 }
 
-// The weights come input-major, (in, out) (rlvr.model.native_step.flat_layer).
-// x @ wt (+ b).
-static Tensor project(const Tensor& x, const Tensor& wt, const Tensor& b) {
-  return b.numel() ? at::addmm(b, x, wt) : at::mm(x, wt);
+// The weights come input-major, (in, out) (rlvr.model.native_step.flat_layer), and `panels`,
+// when not null, is the same weight packed by `pack_panels` (native_gemm.h). x @ wt (+ b).
+static Tensor project(const Tensor& x, const Tensor& wt, const Tensor& b, const Tensor* panels) {
+  if (!panels) return b.numel() ? at::addmm(b, x, wt) : at::mm(x, wt);
+  const int64_t n = wt.size(1);
+  // with a bias: b + x @ wt, added in addmm's order
+  Tensor out = b.numel() ? b.expand({x.size(0), n}).contiguous() : at::empty({x.size(0), n}, x.options());
+  panel_product(x, *panels, n, b.numel() > 0, out);
+  return out;
 }
 
 // h + x @ wt (+ b), accumulated into h's storage.
-static void residual(Tensor& h, const Tensor& x, const Tensor& wt, const Tensor& b) {
-  if (b.numel()) { h.add_(at::addmm(b, x, wt)); return; }
-  h.addmm_(x, wt);
+static void residual(Tensor& h, const Tensor& x, const Tensor& wt, const Tensor& b,
+                     const Tensor* panels) {
+  if (b.numel()) { h.add_(project(x, wt, b, panels)); return; }
+  if (panels) panel_product(x, *panels, wt.size(1), true, h);
+  else h.addmm_(x, wt);
 }
 
 // layers: per layer [norm1, qkv_w, qkv_b, o_w, o_b, norm2, gate_up_w, gate_up_b, down_w,
 // down_b], the four weights and head_wt input-major (an absent bias is an empty tensor); kv: per layer (2, B, Hkv, M, D), contiguous
 // but for the stride of its first dimension;
-// bias: (B, Hkv, 1, M) additive key mask; cos, sin: (P, (H + 2 Hkv) D) per-position tables.
+// bias: (B, Hkv, 1, M) additive key mask; cos, sin: (P, (H + 2 Hkv) D) per-position tables;
+// panels: `pack_panels` of [per layer qkv_w, o_w, gate_up_w, down_w, then head_wt], or empty
+// (the products through at::mm).
 Tensor step(const Tensor& token, const Tensor& position, const Tensor& embed,
             const std::vector<Tensor>& layers, const std::vector<Tensor>& kv,
             const Tensor& bias, const Tensor& cos, const Tensor& sin, const Tensor& norm,
             const Tensor& head_wt, const Tensor& head_b, int64_t heads, int64_t kv_heads,
-            int64_t dim, int64_t t, double eps, double norm_eps) {
+            int64_t dim, int64_t t, double eps, double norm_eps,
+            const std::vector<Tensor>& panels) {
+  TORCH_CHECK(panels.empty() || panels.size() == 4 * kv.size() + 1,
+              "panels: four weights per layer and the head's, or none");
+  auto panel = [&](size_t i) { return panels.empty() ? nullptr : &panels[i]; };
   const int64_t B = token.size(0), width = (heads + 2 * kv_heads) * dim;
   const int64_t M = kv[0].size(3), group = heads / kv_heads, half = dim / 2;
   const float scale = 1.f / std::sqrt((float)dim);
@@ -223,7 +236,7 @@ Tensor step(const Tensor& token, const Tensor& position, const Tensor& embed,
   Tensor act;
   for (size_t i = 0; i < kv.size(); ++i) {
     const Tensor* L = &layers[i * 10];
-    Tensor qkv = project(rms(h, L[0], eps), L[1], L[2]);  // (B, width)
+    Tensor qkv = project(rms(h, L[0], eps), L[1], L[2], panel(4 * i));  // (B, width)
     const float* pq = qkv.data_ptr<float>();
     float* cache = kv[i].data_ptr<float>();
     // keys, then values; the cache may be a slice of a larger one along rows
@@ -254,13 +267,13 @@ Tensor step(const Tensor& token, const Tensor& position, const Tensor& embed,
                pa + (b * heads + hq) * dim);
       }
     }
-    residual(h, attn, L[3], L[4]);
-    Tensor gu = project(rms(h, L[5], eps), L[6], L[7]);  // (B, 2 I)
+    residual(h, attn, L[3], L[4], panel(4 * i + 1));
+    Tensor gu = project(rms(h, L[5], eps), L[6], L[7], panel(4 * i + 2));  // (B, 2 I)
     if (!act.defined()) act = at::empty({B, gu.size(1) / 2}, h.options());
     swiglu(gu, act);
-    residual(h, act, L[8], L[9]);
+    residual(h, act, L[8], L[9], panel(4 * i + 3));
   }
-  return project(rms(h, norm, norm_eps), head_wt, head_b);
+  return project(rms(h, norm, norm_eps), head_wt, head_b, panel(4 * kv.size()));
 }
 
 // splitmix64's finaliser, as rlvr.model.decode's `_mix` computes it on int64 (which wraps).

@@ -12,6 +12,11 @@ of `native_step.cpp` (shipped beside it):
   embedding, cache write, single-query attention (scores, softmax and the weighted values in
   one pass per head) and SwiGLU are loops over rows, in AVX2 registers where the head size
   is a multiple of 8.
+- `pack_panels`: a weight laid out once per decode for the step's own matrix products
+  (`native_gemm.h`): at the organism's shapes MKL copies both operands into its layout on
+  every call (a tenth of a 64-row decode); the panels are read as they lie, every output an
+  in-order fp32 sum, the same whatever the batch. Without AVX2, or with
+  `RLVR_PANEL_PRODUCTS=0`, the products stay `at::mm`.
 - `sample`: `rlvr.model.decode.choose`'s Gumbel-max draw at top_p 1, the same hash and the
   same arithmetic in one pass over the logits instead of ~20 tensor operations. Its logarithm
   is the C library's where torch's is its own vector routine; both are within an ulp, and the
@@ -36,8 +41,8 @@ import torch
 
 from rlvr.model import cpp_build
 
-__all__ = ["enabled", "flat_layer", "input_major", "or_empty", "sample_function", "step_function",
-           "usable"]
+__all__ = ["enabled", "flat_layer", "input_major", "or_empty", "panel_product",
+           "panel_weights", "sample_function", "step_function", "usable"]
 
 # The C++ source ships beside this module (package data).
 _SOURCE_FILE = Path(__file__).with_name("native_step.cpp")
@@ -82,6 +87,29 @@ def enabled() -> bool:
     return os.environ.get("RLVR_FAST_DECODE", "1").strip() != "0"
 
 
+def panel_weights(layers: list[torch.Tensor], head_wt: torch.Tensor) -> list[torch.Tensor]:
+    """`step`'s last argument: the four input-major projection weights of each layer
+    (`flat_layer`'s order, ten tensors a layer) and the output layer's, packed into panels;
+    [] (the products through `at::mm`) without AVX2 or with `RLVR_PANEL_PRODUCTS=0`."""
+    module = _module()
+    if module is None or os.environ.get("RLVR_PANEL_PRODUCTS", "1").strip() == "0":
+        return []
+    weights = [layers[i + j] for i in range(0, len(layers), 10) for j in _PROJECTIONS]
+    panels = [module.pack_panels(weight) for weight in [*weights, head_wt]]
+    return [] if panels[0].numel() == 0 else panels
+
+
+def panel_product(weight: torch.Tensor):
+    """The step's own product by an input-major `weight` (in, out), packed once: a function
+    x (rows, in) → x @ weight, for the benchmark that measures the products' ceiling; None
+    where the step has no panels."""
+    module = _module()
+    panels = None if module is None else module.pack_panels(weight.contiguous())
+    if panels is None or panels.numel() == 0:
+        return None
+    return lambda x: module.panel_mm(x, panels, weight.shape[1])
+
+
 def step_function():
     """The compiled `step`, built on first use; None when disabled or unavailable."""
     module = _module()
@@ -105,5 +133,6 @@ def _module():
 
 
 def _compile():
-    return cpp_build.compile_module("rlvr_decode_step", _SOURCE_FILE, ["step", "sample"],
-                                    "decode step", "RLVR_FAST_DECODE")
+    return cpp_build.compile_module("rlvr_decode_step", _SOURCE_FILE,
+                                    ["step", "sample", "pack_panels", "panel_mm"], "decode step",
+                                    "RLVR_FAST_DECODE", headers=("native_gemm.h",))

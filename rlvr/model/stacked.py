@@ -194,11 +194,11 @@ class StackedDecode:
         what each run alone would."""
         w, (fn, per_model) = self.w, self.native
         B, out = token.shape[1], []
-        for s, (embed, layers, norm, head_wt, head_b) in enumerate(per_model):
+        for s, (embed, layers, norm, head_wt, head_b, panels) in enumerate(per_model):
             rows = slice(s * B, (s + 1) * B)
             out.append(fn(token[s], position[s], embed, layers, [kv[:, rows] for kv in self.kv],
                           self.bias[rows], *self.tables, norm, head_wt, head_b, w.heads,
-                          w.kv_heads, w.head_dim, t, w.layers[0].eps, w.norm_eps))
+                          w.kv_heads, w.head_dim, t, w.layers[0].eps, w.norm_eps, panels))
         self.length = t + 1
         return torch.cat(out)
 
@@ -210,7 +210,7 @@ class StackedDecode:
 
 
 def _native_args(w: Weights):
-    """(compiled step, per model (embed, flat layers, norm, head input-major, head bias)) when
+    """(compiled step, per model (embed, flat layers, norm, head input-major, head bias, panels)) when
     `rlvr.model.native_step` can run these stacked fp32 CPU weights, else None."""
     if not native_step.usable(w):
         return None
@@ -219,9 +219,10 @@ def _native_args(w: Weights):
         return None
     per_model = []
     for s in range(w.embed.shape[0]):
-        layers = [native_step.flat_layer(layer, s) for layer in w.layers]
+        layers = [t for layer in w.layers for t in native_step.flat_layer(layer, s)]
         head_b = None if w.head_b is None else w.head_b[s]
-        per_model.append((w.embed[s], [t for layer in layers for t in layer], w.norm[s],
-                          native_step.input_major(w.head_w[s]),
-                          native_step.or_empty(head_b, w.norm[s])))
+        head_wt = native_step.input_major(w.head_w[s])
+        per_model.append((w.embed[s], layers, w.norm[s], head_wt,
+                          native_step.or_empty(head_b, w.norm[s]),
+                          native_step.panel_weights(layers, head_wt)))
     return fn, per_model

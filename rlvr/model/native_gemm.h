@@ -1,0 +1,122 @@
+// The decode step's matrix products (rlvr.model.native_step; built after native_common.h).
+//
+// x (rows, K) @ w (K, N) with w packed once per decode into panels of 16 columns, (P, K, 16)
+// with P = ceil(N / 16), zero past column N. At the organism's shapes MKL spends a tenth of a
+// 64-row decode copying both operands into its own layout on every call; here the weight is laid
+// out once and the activations are read where they lie (a block of six rows stays in L1 while
+// every panel passes). Six rows by sixteen columns is twelve AVX2 accumulators, two panel loads
+// and six broadcasts per k: the FMA units, not the loads, set the pace.
+//
+// Each output element is one fp32 sum over k in order, whatever the rows beside it or their
+// number: a row's logits, and so its sampled tokens, do not depend on the batch.
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+
+constexpr int64_t kPanel = 16;
+
+// (K, N) input-major → (P, K, 16) panels.
+Tensor pack_panels(const Tensor& wt) {
+  TORCH_CHECK(wt.dim() == 2 && wt.scalar_type() == at::kFloat, "pack_panels takes a fp32 matrix");
+  const Tensor w = wt.contiguous();
+  const int64_t K = w.size(0), N = w.size(1), P = (N + kPanel - 1) / kPanel;
+  Tensor out = at::zeros({P, K, kPanel}, w.options());
+  const float* pw = w.data_ptr<float>();
+  float* po = out.data_ptr<float>();
+  for (int64_t p = 0; p < P; ++p)
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t j = 0; j < kPanel && p * kPanel + j < N; ++j)
+        po[(p * K + k) * kPanel + j] = pw[k * N + p * kPanel + j];
+  return out;
+}
+
+// c (R rows, `cols` <= 16 columns, row stride ldc) = (c +) a (R rows, stride lda) @ panel.
+template <int R, bool ACCUMULATE>
+static inline void panel_block(const float* a, int64_t lda, const float* panel, int64_t K,
+                               float* c, int64_t ldc, int64_t cols) {
+  __m256 lo[R], hi[R];
+  _Pragma("GCC unroll 8") for (int r = 0; r < R; ++r) lo[r] = hi[r] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < K; ++k) {
+    const __m256 b0 = _mm256_loadu_ps(panel + k * kPanel), b1 = _mm256_loadu_ps(panel + k * kPanel + 8);
+    _Pragma("GCC unroll 8") for (int r = 0; r < R; ++r) {
+      const __m256 ar = _mm256_broadcast_ss(a + r * lda + k);
+      lo[r] = _mm256_fmadd_ps(ar, b0, lo[r]);
+      hi[r] = _mm256_fmadd_ps(ar, b1, hi[r]);
+    }
+  }
+  if (cols == kPanel) {
+    _Pragma("GCC unroll 8") for (int r = 0; r < R; ++r) {
+      float* cr = c + r * ldc;
+      if (ACCUMULATE) {
+        lo[r] = _mm256_add_ps(_mm256_loadu_ps(cr), lo[r]);
+        hi[r] = _mm256_add_ps(_mm256_loadu_ps(cr + 8), hi[r]);
+      }
+      _mm256_storeu_ps(cr, lo[r]);
+      _mm256_storeu_ps(cr + 8, hi[r]);
+    }
+    return;
+  }
+  alignas(32) float tail[kPanel];  // the last panel's real columns only
+  _Pragma("GCC unroll 8") for (int r = 0; r < R; ++r) {
+    _mm256_store_ps(tail, lo[r]);
+    _mm256_store_ps(tail + 8, hi[r]);
+    float* cr = c + r * ldc;
+    for (int64_t j = 0; j < cols; ++j) cr[j] = ACCUMULATE ? cr[j] + tail[j] : tail[j];
+  }
+}
+
+template <bool ACCUMULATE>
+static void panel_rows(const float* a, int64_t rows, int64_t K, const float* panels, int64_t N,
+                       float* c) {
+  const int64_t P = (N + kPanel - 1) / kPanel;
+  for (int64_t i = 0; i < rows; i += 6) {
+    const int64_t block = std::min<int64_t>(6, rows - i);
+    for (int64_t p = 0; p < P; ++p) {
+      const float* panel = panels + p * K * kPanel;
+      float* cc = c + i * N + p * kPanel;
+      const float* aa = a + i * K;
+      const int64_t cols = std::min<int64_t>(kPanel, N - p * kPanel);
+      switch (block) {
+        case 6: panel_block<6, ACCUMULATE>(aa, K, panel, K, cc, N, cols); break;
+        case 5: panel_block<5, ACCUMULATE>(aa, K, panel, K, cc, N, cols); break;
+        case 4: panel_block<4, ACCUMULATE>(aa, K, panel, K, cc, N, cols); break;
+        case 3: panel_block<3, ACCUMULATE>(aa, K, panel, K, cc, N, cols); break;
+        case 2: panel_block<2, ACCUMULATE>(aa, K, panel, K, cc, N, cols); break;
+        default: panel_block<1, ACCUMULATE>(aa, K, panel, K, cc, N, cols); break;
+      }
+    }
+  }
+}
+
+// out (rows, N) = (out +) x (rows, K) @ the packed weight; x and out contiguous.
+static void panel_product(const Tensor& x, const Tensor& panels, int64_t N, bool accumulate,
+                          Tensor& out) {
+  TORCH_CHECK(panels.size(1) == x.size(1) && panels.size(0) * kPanel >= N,
+              "the packed weight does not fit this product");
+  const Tensor a = x.contiguous();
+  if (accumulate)
+    panel_rows<true>(a.data_ptr<float>(), a.size(0), a.size(1), panels.data_ptr<float>(), N,
+                     out.data_ptr<float>());
+  else
+    panel_rows<false>(a.data_ptr<float>(), a.size(0), a.size(1), panels.data_ptr<float>(), N,
+                      out.data_ptr<float>());
+}
+
+// x @ w through its panels: the step's own products, for the benchmark's ceiling scan
+// (benchmarks/roofline.py counts them beside F.linear).
+Tensor panel_mm(const Tensor& x, const Tensor& panels, int64_t N) {
+  Tensor out = at::empty({x.size(0), N}, x.options());
+  panel_product(x, panels, N, false, out);
+  return out;
+}
+#else
+// Without AVX2 the step keeps at::mm: no panels.
+Tensor pack_panels(const Tensor& wt) { return at::empty({0}, wt.options()); }
+static void panel_product(const Tensor&, const Tensor&, int64_t, bool, Tensor&) {
+  TORCH_CHECK(false, "panel products need AVX2");
+}
+Tensor panel_mm(const Tensor& x, const Tensor&, int64_t) {
+  TORCH_CHECK(false, "panel products need AVX2");
+  return x;
+}
+#endif
