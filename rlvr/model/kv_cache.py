@@ -113,16 +113,14 @@ class DecodeCache:
     def _native_prefill(self, ids, real, positions, rope, inverse) -> torch.Tensor:
         """The prefill of the distinct rows through `rlvr.model.native_score`'s C++ stack:
         their real tokens packed (pads skipped, products over all of them at once), each
-        layer's rotated keys and values gathered back into the cache's columns (zeros at pad
-        columns, which the key mask excludes: a finite value times a zero weight adds 0)."""
-        w, seq = self.w, ids.shape[1]
+        layer's rotated keys and values written into the cache's columns (`fill_cache`: zeros at
+        pad columns, which the key mask excludes: a finite value times a zero weight adds 0)."""
+        w = self.w
         packed = native_score.pack(ids, real, positions, 0)
         h, qkvs = native_score.prefill_layers(w, packed, rope)
-        q_width = w.heads * w.head_dim
+        fill = native_step.fill_cache_function()  # built: `self.native` needs the same module
         for kv, qkv in zip(self.kv, qkvs, strict=True):
-            kv_part = torch.cat([qkv[:, q_width:], qkv.new_zeros(1, qkv.shape[1] - q_width)])
-            columns = kv_part[packed.index].view(*ids.shape, 2, w.kv_heads, w.head_dim)
-            kv[:, :, :, :seq] = columns[inverse].permute(2, 0, 3, 1, 4)  # (2, B, Hkv, S, D)
+            fill(kv, qkv, packed.index, inverse, w.heads, w.kv_heads, w.head_dim)
         # a left-padded row ends with a real token, so its last index is never the pad's N
         return head_logits(h[packed.index[:, -1]], w)[inverse]
 

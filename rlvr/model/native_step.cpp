@@ -97,19 +97,19 @@ static void mix_values(const float* w, const float* values, int64_t n, float nor
                                                 _mm256_set1_ps(norm)));
 }
 
-// sc[p] = e^(sc[p] - top); returns their sum.
+// sc[p] = e^(sc[p] - top); returns their sum. `sc` has room for n rounded up to 8: the lanes
+// past n are set to -inf, so e^x runs in vector lanes only (they weigh 0 and are never read).
 static float exp_shifted(float* sc, int64_t n, float top) {
+  for (int64_t p = n; p % 8; ++p) sc[p] = -INFINITY;
+  n = (n + 7) / 8 * 8;
   const __m256 shift = _mm256_set1_ps(top);
   __m256 total = _mm256_setzero_ps();
-  int64_t p = 0;
-  for (; p + 8 <= n; p += 8) {
+  for (int64_t p = 0; p < n; p += 8) {
     const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(sc + p), shift));
     _mm256_storeu_ps(sc + p, e);
     total = _mm256_add_ps(total, e);
   }
-  float sum = lane_sum(total);
-  for (; p < n; ++p) sum += (sc[p] = std::exp(sc[p] - top));
-  return sum;
+  return lane_sum(total);
 }
 
 // out[i] = silu(g[i]) * u[i] = g / (1 + e^-g) * u, as the eager step computes it.
@@ -230,7 +230,8 @@ Tensor step(const Tensor& token, const Tensor& position, const Tensor& embed,
   const float* pc = c.data_ptr<float>();
   const float* ps = s.data_ptr<float>();
   const float* pbias = bias.data_ptr<float>();
-  std::vector<float> rotated(heads * dim), scores(t + 1);  // the rotated queries
+  // the rotated queries; the scores, with room for `exp_shifted`'s last vector
+  std::vector<float> rotated(heads * dim), scores(t + 8);
   auto attn = at::empty({B, heads * dim}, h.options());
   float* pa = attn.data_ptr<float>();
   Tensor act;
@@ -274,6 +275,37 @@ Tensor step(const Tensor& token, const Tensor& position, const Tensor& embed,
     residual(h, act, L[8], L[9], panel(4 * i + 3));
   }
   return project(rms(h, norm, norm_eps), head_wt, head_b, panel(4 * kv.size()));
+}
+
+// The decode cache's first S columns after a prefill of the distinct rows (rlvr.model.kv_cache):
+// row b's column s gets the rotated key and the value of packed token index[inverse[b], s] of
+// `qkv` (N, (H + 2 Hkv) D), zeros where that index is N (a pad column, which the key mask
+// excludes). One pass over the cache instead of a gather, a permuted copy and their buffers.
+void fill_cache(Tensor kv, const Tensor& qkv, const Tensor& index, const Tensor& inverse,
+                int64_t heads, int64_t kv_heads, int64_t dim) {
+  TORCH_CHECK(kv.dim() == 5 && kv.stride(4) == 1 && qkv.is_contiguous() && index.is_contiguous(),
+              "fill_cache: a (2, B, Hkv, M, D) cache and contiguous q/k/v and index");
+  const int64_t B = kv.size(1), M = kv.size(3), S = index.size(1), N = qkv.size(0);
+  const int64_t width = qkv.size(1), plane = kv.stride(0), kw = heads * dim, vw = kw + kv_heads * dim;
+  const float* pq = qkv.data_ptr<float>();
+  const int64_t* pi = index.data_ptr<int64_t>();
+  const int64_t* pinv = inverse.data_ptr<int64_t>();
+  float* cache = kv.data_ptr<float>();
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t g = 0; g < kv_heads; ++g) {
+      float* keys = cache + (b * kv_heads + g) * M * dim;
+      for (int64_t s = 0; s < S; ++s) {
+        const int64_t j = pi[pinv[b] * S + s];
+        float* k = keys + s * dim;
+        if (j >= N) {
+          std::fill_n(k, dim, 0.f);
+          std::fill_n(k + plane, dim, 0.f);
+          continue;
+        }
+        std::copy_n(pq + j * width + kw + g * dim, dim, k);
+        std::copy_n(pq + j * width + vw + g * dim, dim, k + plane);
+      }
+    }
 }
 
 // splitmix64's finaliser, as rlvr.model.decode's `_mix` computes it on int64 (which wraps).

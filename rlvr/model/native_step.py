@@ -41,7 +41,7 @@ import torch
 
 from rlvr.model import cpp_build
 
-__all__ = ["enabled", "flat_layer", "input_major", "or_empty", "panel_product",
+__all__ = ["enabled", "fill_cache_function", "flat_layer", "input_major", "or_empty", "panel_product",
            "panel_weights", "sample_function", "step_function", "usable"]
 
 # The C++ source ships beside this module (package data).
@@ -110,6 +110,13 @@ def panel_product(weight: torch.Tensor):
     return lambda x: module.panel_mm(x, panels, weight.shape[1])
 
 
+def fill_cache_function():
+    """The compiled `fill_cache` (a decode cache's prompt columns from a packed prefill's q/k/v,
+    `rlvr.model.kv_cache`), or None."""
+    module = _module()
+    return None if module is None else module.fill_cache
+
+
 def step_function():
     """The compiled `step`, built on first use; None when disabled or unavailable."""
     module = _module()
@@ -134,5 +141,5 @@ def _module():
 
 def _compile():
     return cpp_build.compile_module("rlvr_decode_step", _SOURCE_FILE,
-                                    ["step", "sample", "pack_panels", "panel_mm"], "decode step",
+                                    ["step", "sample", "pack_panels", "panel_mm", "fill_cache"], "decode step",
                                     "RLVR_FAST_DECODE", headers=("native_gemm.h",))
