@@ -149,3 +149,44 @@ def test_the_fused_draw_picks_the_tokens_of_the_torch_draw(monkeypatch):
     monkeypatch.setattr(native_step, "sample_function", lambda: None)  # the torch draw
     differ = sum(int((choose(*args) != got).sum()) for *args, got in draws)
     assert fused is not None and len(draws) * 64 == 57_600 and differ == 0
+
+
+@needs_build
+@pytest.mark.parametrize("eos", [(-1,), tuple(range(3, 300, 7))])
+def test_the_native_loop_decodes_what_the_python_loop_decodes(eos, monkeypatch):
+    """`DecodeCache.run` (the first iterations in C++) against the same decode with the Python
+    loop only: the same tokens and endings when no row stops (the budget) and when rows stop
+    at different steps (and are dropped on the way)."""
+    from rlvr.model import policy
+    from rlvr.model.decode import decode
+
+    model = _model("llama-untied").eval()
+    ids, mask, positions = _batch(seed=3, pads=LEFT_PADDED)
+    keys = row_keys(5, [(0, r) for r in range(len(ids))], "cpu")
+    params = SamplingParams(temperature=0.8, max_new_tokens=12, seed=5)
+    starts = []
+
+    def run_decode():
+        decoder = policy.make_decoder(model, len(ids), ids.shape[1] + 12)
+        if decoder.run is not None:
+            real = decoder.run
+            decoder.run = lambda *a: (lambda out: starts.append(out[0]) or out)(real(*a))
+        with torch.inference_mode():
+            return decode(decoder, ids, mask, positions, keys, params, eos=eos, pad_id=0)
+    native = run_decode()
+    monkeypatch.setattr(policy._FastDecoder, "__init__", _without_run(policy._FastDecoder.__init__))
+    python = run_decode()
+    assert native == python and len(starts) == 1
+    if eos == (-1,):  # nothing ends: every iteration but the last ran in C++
+        assert starts == [11] and all(reason == "length" for _, reason in native)
+    else:  # the loop handed over at the first draw holding an EOS token
+        ends = [len(tokens) for tokens, reason in native if reason == "stop"]
+        assert len(ends) >= 2
+        assert starts == [min(ends) - 1] and min(ends) < max(ends)
+
+
+def _without_run(init):
+    def patched(self, *args):
+        init(self, *args)
+        self.run = None
+    return patched

@@ -58,7 +58,14 @@ def decode(decoder, ids, mask, positions, keys: torch.Tensor, params: SamplingPa
     whole, all_alive, row_keys_now = True, True, keys
     logits = decoder.prefill(ids, mask, positions)  # (B, V)
     position = positions[:, -1]  # (A,)
-    for step in range(budget):
+    start, run = 0, getattr(decoder, "run", None)
+    if (run is not None and params.temperature > 0 and params.top_p == 1
+            and device.type == "cpu" and native_step.sample_function() is not None):
+        # the iterations before the first EOS and the last one, in one C++ call: they end
+        # no row, so they are this loop's body without its bookkeeping
+        start, logits, position = run(logits, position, keys, tokens, eos_ids, budget,
+                                      params.temperature)
+    for step in range(start, budget):
         token = choose(logits, params, row_keys_now, step)  # (A,)
         if not all_alive:
             token = torch.where(alive, token, torch.full_like(token, pad_id))

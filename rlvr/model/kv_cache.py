@@ -163,6 +163,22 @@ class DecodeCache:
         h = residual(h, out.view(batch, heads * dim), w.o_w, w.o_b)
         return mlp(h, w)
 
+    def run(self, logits, position, keys, tokens, eos, budget: int, temperature: float):
+        """`rlvr.model.decode.decode`'s iterations from 0 while every row is alive, in C++
+        (`native_step.run_steps`: the draw at `temperature` and top_p 1, the record into
+        `tokens`, the step): → (the first iteration it left to the caller, that iteration's
+        logits, the positions). Only on the C++ step (`self.native`)."""
+        if self.length + budget - 1 > self.max_length:
+            raise ValueError(f"the cache holds {self.max_length} positions; {budget} new "
+                             f"tokens after {self.length} do not fit")
+        (_, layers, head_wt, panels), w = self.native, self.w
+        step, logits, position, self.length = native_step.run_function()(
+            logits, position, keys.contiguous(), tokens, eos, budget, temperature, w.embed,
+            layers, self.kv, self.bias, self.cos, self.sin, w.norm, head_wt,
+            native_step.or_empty(w.head_b, w.head_w), *self.shape, self.length,
+            w.layers[0].eps, w.norm_eps, panels)
+        return step, logits, position
+
     def select_rows(self, index: torch.Tensor) -> None:
         """Keep only rows `index` (B',) of the batch, in that order."""
         self.kv = [kv.index_select(1, index) for kv in self.kv]

@@ -17,6 +17,8 @@ of `native_step.cpp` (shipped beside it):
   every call (a tenth of a 64-row decode); the panels are read as they lie, every output an
   in-order fp32 sum, the same whatever the batch. Without AVX2, or with
   `RLVR_PANEL_PRODUCTS=0`, the products stay `at::mm`.
+- `run_steps`: the decode loop's iterations while every row is alive (draw, record, step) in
+  one call, instead of a Python iteration and its torch calls per token.
 - `sample`: `rlvr.model.decode.choose`'s Gumbel-max draw at top_p 1, the same hash and the
   same arithmetic in one pass over the logits instead of ~20 tensor operations. Its logarithm
   is the C library's where torch's is its own vector routine; both are within an ulp, and the
@@ -42,7 +44,7 @@ import torch
 from rlvr.model import cpp_build
 
 __all__ = ["enabled", "fill_cache_function", "flat_layer", "input_major", "or_empty", "panel_product",
-           "panel_weights", "sample_function", "step_function", "usable"]
+           "panel_weights", "run_function", "sample_function", "step_function", "usable"]
 
 # The C++ source ships beside this module (package data).
 _SOURCE_FILE = Path(__file__).with_name("native_step.cpp")
@@ -117,6 +119,13 @@ def fill_cache_function():
     return None if module is None else module.fill_cache
 
 
+def run_function():
+    """The compiled `run_steps` (`rlvr.model.decode.decode`'s iterations while every row is
+    alive, steps and draws in one call; `rlvr.model.kv_cache.DecodeCache.run`), or None."""
+    module = _module()
+    return None if module is None else module.run_steps
+
+
 def step_function():
     """The compiled `step`, built on first use; None when disabled or unavailable."""
     module = _module()
@@ -141,5 +150,6 @@ def _module():
 
 def _compile():
     return cpp_build.compile_module("rlvr_decode_step", _SOURCE_FILE,
-                                    ["step", "sample", "pack_panels", "panel_mm", "fill_cache"], "decode step",
+                                    ["step", "sample", "pack_panels", "panel_mm", "fill_cache",
+                                     "run_steps"], "decode step",
                                     "RLVR_FAST_DECODE", headers=("native_gemm.h",))

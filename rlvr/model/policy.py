@@ -232,6 +232,8 @@ class _FastDecoder:
         self.cache = DecodeCache(model, batch, max_length)
         self.prefill, self.step = self.cache.prefill, self.cache.step
         self.select_rows = self.cache.select_rows
+        # the C++ loop of the first iterations (rlvr.model.decode), where the step is C++
+        self.run = self.cache.run if self.cache.native is not None else None
 
     def can_select(self) -> bool:
         return True
