@@ -23,10 +23,34 @@ Tensor pack_panels(const Tensor& wt) {
   Tensor out = at::zeros({P, K, kPanel}, w.options());
   const float* pw = w.data_ptr<float>();
   float* po = out.data_ptr<float>();
-  for (int64_t p = 0; p < P; ++p)
-    for (int64_t k = 0; k < K; ++k)
-      for (int64_t j = 0; j < kPanel && p * kPanel + j < N; ++j)
-        po[(p * K + k) * kPanel + j] = pw[k * N + p * kPanel + j];
+  for (int64_t p = 0; p < P; ++p) {
+    const int64_t cols = std::min<int64_t>(kPanel, N - p * kPanel);
+    for (int64_t k = 0; k < K; ++k) {
+      const float* from = pw + k * N + p * kPanel;
+      float* to = po + (p * K + k) * kPanel;
+      if (cols == kPanel) {
+        _mm256_storeu_ps(to, _mm256_loadu_ps(from));
+        _mm256_storeu_ps(to + 8, _mm256_loadu_ps(from + 8));
+      } else {
+        for (int64_t j = 0; j < cols; ++j) to[j] = from[j];
+      }
+    }
+  }
+  return out;
+}
+
+// The same panels from a weight as a model holds it, (N, K) = (out, in): one transposing pass.
+static Tensor pack_panels_of_rows(const Tensor& weight) {
+  const Tensor w = weight.contiguous();
+  const int64_t N = w.size(0), K = w.size(1), P = (N + kPanel - 1) / kPanel;
+  Tensor out = at::zeros({P, K, kPanel}, w.options());
+  const float* pw = w.data_ptr<float>();
+  float* po = out.data_ptr<float>();
+  for (int64_t n = 0; n < N; ++n) {
+    float* to = po + (n / kPanel) * K * kPanel + n % kPanel;
+    const float* from = pw + n * K;
+    for (int64_t k = 0; k < K; ++k) to[k * kPanel] = from[k];
+  }
   return out;
 }
 
@@ -102,6 +126,18 @@ static void panel_product(const Tensor& x, const Tensor& panels, int64_t N, bool
                       out.data_ptr<float>());
 }
 
+// x @ w^T (+ b), then + h when `h` is defined, for a weight as a model holds it (out, in),
+// packed for this call: the scoring stack's products (rlvr.model.native_score), ~700 rows and
+// more, where packing a weight costs a few hundredths of its product. The sums are added in
+// at::addmm's order: b (or h) plus the product, then h plus that when both.
+static Tensor panel_linear(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& h) {
+  const int64_t n = w.size(0);
+  Tensor out = b.numel() ? b.expand({x.size(0), n}).contiguous()
+               : h.defined() ? h.clone() : at::empty({x.size(0), n}, x.options());
+  panel_product(x, pack_panels_of_rows(w), n, h.defined() || b.numel() > 0, out);
+  return h.defined() && b.numel() ? h + out : out;
+}
+
 // x @ w through its panels: the step's own products, for the benchmark's ceiling scan
 // (benchmarks/roofline.py counts them beside F.linear).
 Tensor panel_mm(const Tensor& x, const Tensor& panels, int64_t N) {
@@ -111,6 +147,10 @@ Tensor panel_mm(const Tensor& x, const Tensor& panels, int64_t N) {
 }
 #else
 // Without AVX2 the step keeps at::mm: no panels.
+static Tensor panel_linear(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& h) {
+  Tensor out = b.numel() ? at::addmm(b, x, w.t()) : at::mm(x, w.t());
+  return h.defined() ? h + out : out;
+}
 Tensor pack_panels(const Tensor& wt) { return at::empty({0}, wt.options()); }
 static void panel_product(const Tensor&, const Tensor&, int64_t, bool, Tensor&) {
   TORCH_CHECK(false, "panel products need AVX2");

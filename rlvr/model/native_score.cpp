@@ -67,8 +67,7 @@ static void rms_back(const Tensor& dy, const Tensor& x, const Tensor& w, const T
 
 // h + x @ w^T (+ b), as a new tensor (h is kept for the backward).
 static Tensor residual(const Tensor& h, const Tensor& x, const Tensor& w, const Tensor& b) {
-  if (b.numel()) return h + at::addmm(b, x, w.t());
-  return at::addmm(h, x, w.t());
+  return panel_linear(x, w, b, h);  // native_gemm.h
 }
 
 // Rotary embedding of the q and k heads of each row in place: x * cos + flip_halves(x) * sin,
@@ -331,14 +330,14 @@ std::vector<Tensor> forward(const Tensor& h0, const Tensor& cos, const Tensor& s
     const Tensor* L = &layers[i * 10];
     Tensor inv1, inv2;
     Tensor x1 = rms(h, L[0], eps[i], &inv1);
-    Tensor qkv = linear(x1, L[1], L[2]);
+    Tensor qkv = panel_linear(x1, L[1], L[2], Tensor());
     rotate(qkv, cos, sin, g, false);
     Tensor out = at::empty({N, heads * dim}, h.options());
     Tensor lse = at::empty({N, heads}, h.options());
     attend(qkv, g, out, lse);
     Tensor mid = residual(h, out, L[3], L[4]);
     Tensor x2 = rms(mid, L[5], eps[i], &inv2);
-    Tensor gu = linear(x2, L[6], L[7]);
+    Tensor gu = panel_linear(x2, L[6], L[7], Tensor());
     const int64_t I = gu.size(1) / 2;
     Tensor sig = at::empty({N, I}, h.options());
     Tensor act = at::empty({N, I}, h.options());

@@ -318,4 +318,4 @@ def _compile():
     return cpp_build.compile_module("rlvr_score_stack", _SOURCE_FILE, ["forward", "backward", "head_stats",
                                                               "head_stats_back", "pack"],
                                     "scoring forward", "RLVR_FAST_SCORE",
-                                    ("-fno-trapping-math",))
+                                    ("-fno-trapping-math",), headers=("native_gemm.h",))

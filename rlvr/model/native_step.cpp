@@ -170,6 +170,16 @@ static void attend(const Kernels& kern, const float* q, const float* keys, const
   for (int64_t d = 0; d < dim; ++d) out[d] /= sum;
 }
 
+// A head's floats: a few vector moves, not a call to memmove (the step copies 1,024 value
+// heads of 24 floats per token at 64 rows, a prefill ~25,000).
+static inline void copy_head(const float* from, int64_t n, float* to) {
+  int64_t i = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(to + i, _mm256_loadu_ps(from + i));
+#endif
+  for (; i < n; ++i) to[i] = from[i];
+}
+
 static void swiglu(const Tensor& gu, Tensor& act) {
   const int64_t rows = gu.size(0), I = act.size(1);
   const float* pg = gu.data_ptr<float>();
@@ -258,7 +268,7 @@ Tensor step(const Tensor& token, const Tensor& position, const Tensor& embed,
       for (int64_t g = 0; g < kv_heads; ++g) {
         float* k = cache + ((b * kv_heads + g) * M + t) * dim;
         rotate((heads + g) * dim, k);
-        std::copy_n(row + (heads + kv_heads + g) * dim, dim, k + plane);
+        copy_head(row + (heads + kv_heads + g) * dim, dim, k + plane);
       }
       for (int64_t hq = 0; hq < heads; ++hq) {
         const int64_t g = hq / group;
@@ -298,12 +308,11 @@ void fill_cache(Tensor kv, const Tensor& qkv, const Tensor& index, const Tensor&
         const int64_t j = pi[pinv[b] * S + s];
         float* k = keys + s * dim;
         if (j >= N) {
-          std::fill_n(k, dim, 0.f);
-          std::fill_n(k + plane, dim, 0.f);
+          for (int64_t d = 0; d < dim; ++d) k[d] = k[plane + d] = 0.f;
           continue;
         }
-        std::copy_n(pq + j * width + kw + g * dim, dim, k);
-        std::copy_n(pq + j * width + vw + g * dim, dim, k + plane);
+        copy_head(pq + j * width + kw + g * dim, dim, k);
+        copy_head(pq + j * width + vw + g * dim, dim, k + plane);
       }
     }
 }
