@@ -234,11 +234,21 @@ Tensor step(const Tensor& token, const Tensor& position, const Tensor& embed,
   const int64_t M = kv[0].size(3), group = heads / kv_heads, half = dim / 2;
   const float scale = 1.f / std::sqrt((float)dim);
   const Kernels kern(dim);
-  Tensor h = embed.index_select(0, token).contiguous();
-  Tensor c = cos.index_select(0, position).contiguous();
-  Tensor s = sin.index_select(0, position).contiguous();
-  const float* pc = c.data_ptr<float>();
-  const float* ps = s.data_ptr<float>();
+  // the rows' embeddings, and their rotary tables read in place at each row's position
+  TORCH_CHECK(cos.is_contiguous() && sin.is_contiguous() && embed.is_contiguous() &&
+              cos.size(1) == width, "step: contiguous embeddings and (P, width) rotary tables");
+  const Tensor tok = token.contiguous(), pos = position.contiguous();
+  const int64_t* pt = tok.data_ptr<int64_t>();
+  const int64_t* pp = pos.data_ptr<int64_t>();
+  const int64_t E = embed.size(1);
+  Tensor h = at::empty({B, E}, embed.options());
+  for (int64_t b = 0; b < B; ++b) {
+    TORCH_CHECK(pt[b] >= 0 && pt[b] < embed.size(0) && pp[b] >= 0 && pp[b] < cos.size(0),
+                "step: a token or position outside the embedding or the rotary table");
+    std::copy_n(embed.data_ptr<float>() + pt[b] * E, E, h.data_ptr<float>() + b * E);
+  }
+  const float* pc = cos.data_ptr<float>();
+  const float* ps = sin.data_ptr<float>();
   const float* pbias = bias.data_ptr<float>();
   // the rotated queries; the scores, with room for `exp_shifted`'s last vector
   std::vector<float> rotated(heads * dim), scores(t + 8);
@@ -254,8 +264,8 @@ Tensor step(const Tensor& token, const Tensor& position, const Tensor& embed,
     const int64_t plane = kv[i].stride(0);
     for (int64_t b = 0; b < B; ++b) {
       const float* row = pq + b * width;
-      const float* rc = pc + b * width;
-      const float* rs = ps + b * width;
+      const float* rc = pc + pp[b] * width;
+      const float* rs = ps + pp[b] * width;
       // rotary: x * cos + (halves of each head swapped) * sin, the queries into `rotated`,
       // the keys straight into the cache; the values are copied (their cos is 1, sin 0)
       auto rotate = [&](int64_t base, float* to) {
