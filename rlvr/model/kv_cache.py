@@ -7,7 +7,9 @@ at 16 rows (docs/benchmarks.md), with the same logits. On an fp32 CPU cache the 
 C++ (`rlvr.model.native_step`, ≈ 2-3× faster again at 16 rows) when that module could be
 built; otherwise, or with `RLVR_FAST_DECODE=0`, the eager step below. Its prefill of
 left-padded prompts then runs through the C++ scoring stack of `rlvr.model.native_score` (real
-tokens only; `RLVR_FAST_SCORE=0` keeps the eager layers). Use it only on a model
+tokens only; `RLVR_FAST_SCORE=0` keeps the eager layers), whose keys and values C++ writes
+into the cache (`fill_cache`); and `run` takes the decode loop's iterations while every row is
+alive into C++ as well (`rlvr.model.decode`). Use it only on a model
 `rlvr.model.fast_forward.supports`; `rlvr.model.policy.make_decoder` makes that choice.
 """
 
@@ -186,14 +188,12 @@ class DecodeCache:
 
 
 def _native_args(w, cache: torch.Tensor):
-    """(compiled step, its flat per-layer weights, the output layer input-major, their panels) when
-    `rlvr.model.native_step` can run this cache (fp32 on the CPU, one norm epsilon), else
-    None: the eager step above."""
+    """(compiled step, its flat per-layer weights, the output layer, their panels:
+    `native_step.step_weights`) when `rlvr.model.native_step` can run this cache (fp32 on the
+    CPU, one norm epsilon), else None: the eager step above."""
     if cache.dtype != torch.float32 or not native_step.usable(w):
         return None
     fn = native_step.step_function()
     if fn is None:
         return None
-    layers = [t for layer in w.layers for t in native_step.flat_layer(layer)]
-    head_wt = native_step.input_major(w.head_w)
-    return fn, layers, head_wt, native_step.panel_weights(layers, head_wt)
+    return (fn, *native_step.step_weights(w))

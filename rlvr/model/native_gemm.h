@@ -39,8 +39,10 @@ Tensor pack_panels(const Tensor& wt) {
   return out;
 }
 
+bool panels_available() { return true; }
+
 // The same panels from a weight as a model holds it, (N, K) = (out, in): one transposing pass.
-static Tensor pack_panels_of_rows(const Tensor& weight) {
+Tensor pack_panels_of_rows(const Tensor& weight) {
   const Tensor w = weight.contiguous();
   const int64_t N = w.size(0), K = w.size(1), P = (N + kPanel - 1) / kPanel;
   Tensor out = at::zeros({P, K, kPanel}, w.options());
@@ -147,6 +149,8 @@ Tensor panel_mm(const Tensor& x, const Tensor& panels, int64_t N) {
 }
 #else
 // Without AVX2 the step keeps at::mm: no panels.
+bool panels_available() { return false; }
+Tensor pack_panels_of_rows(const Tensor& w) { return at::empty({0}, w.options()); }
 static Tensor panel_linear(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& h) {
   Tensor out = b.numel() ? at::addmm(b, x, w.t()) : at::mm(x, w.t());
   return h.defined() ? h + out : out;

@@ -196,11 +196,12 @@ static void swiglu(const Tensor& gu, Tensor& act) {
   }
 }
 
-// The weights come input-major, (in, out) (rlvr.model.native_step.flat_layer), and `panels`,
-// when not null, is the same weight packed by `pack_panels` (native_gemm.h). x @ wt (+ b).
+// A weight comes input-major, (in, out) (rlvr.model.native_step.flat_layer), for at::mm; or,
+// with its panels (native_gemm.h; `panels` not null), as the model holds it, (out, in), read
+// for its shape only (rlvr.model.native_step.step_weights). x @ w^T (+ b) either way.
 static Tensor project(const Tensor& x, const Tensor& wt, const Tensor& b, const Tensor* panels) {
   if (!panels) return b.numel() ? at::addmm(b, x, wt) : at::mm(x, wt);
-  const int64_t n = wt.size(1);
+  const int64_t n = wt.size(0);
   // with a bias: b + x @ wt, added in addmm's order
   Tensor out = b.numel() ? b.expand({x.size(0), n}).contiguous() : at::empty({x.size(0), n}, x.options());
   panel_product(x, *panels, n, b.numel() > 0, out);
@@ -211,12 +212,13 @@ static Tensor project(const Tensor& x, const Tensor& wt, const Tensor& b, const 
 static void residual(Tensor& h, const Tensor& x, const Tensor& wt, const Tensor& b,
                      const Tensor* panels) {
   if (b.numel()) { h.add_(project(x, wt, b, panels)); return; }
-  if (panels) panel_product(x, *panels, wt.size(1), true, h);
+  if (panels) panel_product(x, *panels, wt.size(0), true, h);
   else h.addmm_(x, wt);
 }
 
 // layers: per layer [norm1, qkv_w, qkv_b, o_w, o_b, norm2, gate_up_w, gate_up_b, down_w,
-// down_b], the four weights and head_wt input-major (an absent bias is an empty tensor); kv: per layer (2, B, Hkv, M, D), contiguous
+// down_b], the four weights and head_wt input-major, or (out, in) with panels (`project`; an
+// absent bias is an empty tensor); kv: per layer (2, B, Hkv, M, D), contiguous
 // but for the stride of its first dimension;
 // bias: (B, Hkv, 1, M) additive key mask; cos, sin: (P, (H + 2 Hkv) D) per-position tables;
 // panels: `pack_panels` of [per layer qkv_w, o_w, gate_up_w, down_w, then head_wt], or empty

@@ -12,7 +12,7 @@ of `native_step.cpp` (shipped beside it):
   embedding, cache write, single-query attention (scores, softmax and the weighted values in
   one pass per head) and SwiGLU are loops over rows, in AVX2 registers where the head size
   is a multiple of 8.
-- `pack_panels`: a weight laid out once per decode for the step's own matrix products
+- `pack_panels_of_rows` (`step_weights`): a weight laid out once per decode for the step's own matrix products
   (`native_gemm.h`): at the organism's shapes MKL copies both operands into its layout on
   every call (a tenth of a 64-row decode); the panels are read as they lie, every output an
   in-order fp32 sum, the same whatever the batch. Without AVX2, or with
@@ -43,8 +43,9 @@ import torch
 
 from rlvr.model import cpp_build
 
-__all__ = ["enabled", "fill_cache_function", "flat_layer", "input_major", "or_empty", "panel_product",
-           "panel_weights", "run_function", "sample_function", "step_function", "usable"]
+__all__ = ["enabled", "fill_cache_function", "flat_layer", "input_major", "or_empty",
+           "panel_product", "run_function", "sample_function", "step_function", "step_weights",
+           "usable"]
 
 # The C++ source ships beside this module (package data).
 _SOURCE_FILE = Path(__file__).with_name("native_step.cpp")
@@ -67,15 +68,17 @@ def or_empty(tensor, like: torch.Tensor) -> torch.Tensor:
 _PROJECTIONS = (1, 3, 6, 8)
 
 
-def flat_layer(layer, model: int | None = None) -> list[torch.Tensor]:
+def flat_layer(layer, model: int | None = None, transpose: bool = True) -> list[torch.Tensor]:
     """A `rlvr.model.weights.Layer`'s ten tensors in `step`'s order (model `model` of a
     seed-stacked one), absent biases empty, the four projection weights transposed to (in,
-    out): MKL multiplies x @ w then without repacking a transposed operand every call (the
-    organism's 17 decode products at 64 rows: 4-9 % faster, docs/benchmarks.md)."""
+    out) unless `transpose` is False: MKL multiplies x @ w then without repacking a transposed
+    operand every call (the organism's 17 decode products at 64 rows: 4-9 % faster,
+    docs/benchmarks.md)."""
     fields = [f if f is None or model is None else f[model] for f in layer[1:]]
     flat = [or_empty(f, layer.norm1).contiguous() for f in fields]
-    for i in _PROJECTIONS:
-        flat[i] = input_major(flat[i])
+    if transpose:
+        for i in _PROJECTIONS:
+            flat[i] = input_major(flat[i])
     return flat
 
 
@@ -89,16 +92,22 @@ def enabled() -> bool:
     return os.environ.get("RLVR_FAST_DECODE", "1").strip() != "0"
 
 
-def panel_weights(layers: list[torch.Tensor], head_wt: torch.Tensor) -> list[torch.Tensor]:
-    """`step`'s last argument: the four input-major projection weights of each layer
-    (`flat_layer`'s order, ten tensors a layer) and the output layer's, packed into panels;
-    [] (the products through `at::mm`) without AVX2 or with `RLVR_PANEL_PRODUCTS=0`."""
+def step_weights(w, model: int | None = None) -> tuple[list, torch.Tensor, list]:
+    """`step`'s weight arguments for fused weights `w` (model `model` of a seed-stacked one):
+    (the layers' ten tensors each, the output layer's weight, the panels). With panels (an AVX2
+    build, unless `RLVR_PANEL_PRODUCTS=0`) the projection weights stay as the model holds them,
+    (out, in), and are packed from there: one extra copy of the weights, as the input-major
+    copies were. Without: input-major copies for `at::mm`, and no panels."""
+    head_w = w.head_w if model is None else w.head_w[model]
     module = _module()
-    if module is None or os.environ.get("RLVR_PANEL_PRODUCTS", "1").strip() == "0":
-        return []
-    weights = [layers[i + j] for i in range(0, len(layers), 10) for j in _PROJECTIONS]
-    panels = [module.pack_panels(weight) for weight in [*weights, head_wt]]
-    return [] if panels[0].numel() == 0 else panels
+    if (module is not None and module.panels_available()
+            and os.environ.get("RLVR_PANEL_PRODUCTS", "1").strip() != "0"):
+        layers = [t for layer in w.layers for t in flat_layer(layer, model, transpose=False)]
+        weights = [layers[i + j] for i in range(0, len(layers), 10) for j in _PROJECTIONS]
+        head = head_w.detach().contiguous()
+        return layers, head, [module.pack_panels_of_rows(t) for t in [*weights, head]]
+    layers = [t for layer in w.layers for t in flat_layer(layer, model)]
+    return layers, input_major(head_w), []
 
 
 def panel_product(weight: torch.Tensor):
@@ -106,9 +115,9 @@ def panel_product(weight: torch.Tensor):
     x (rows, in) → x @ weight, for the benchmark that measures the products' ceiling; None
     where the step has no panels."""
     module = _module()
-    panels = None if module is None else module.pack_panels(weight.contiguous())
-    if panels is None or panels.numel() == 0:
+    if module is None or not module.panels_available():
         return None
+    panels = module.pack_panels(weight.contiguous())
     return lambda x: module.panel_mm(x, panels, weight.shape[1])
 
 
@@ -150,6 +159,6 @@ def _module():
 
 def _compile():
     return cpp_build.compile_module("rlvr_decode_step", _SOURCE_FILE,
-                                    ["step", "sample", "pack_panels", "panel_mm", "fill_cache",
-                                     "run_steps"], "decode step",
+                                    ["step", "sample", "pack_panels", "pack_panels_of_rows",
+                                     "panels_available", "panel_mm", "fill_cache", "run_steps"], "decode step",
                                     "RLVR_FAST_DECODE", headers=("native_gemm.h",))

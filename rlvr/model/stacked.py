@@ -210,7 +210,7 @@ class StackedDecode:
 
 
 def _native_args(w: Weights):
-    """(compiled step, per model (embed, flat layers, norm, head input-major, head bias, panels)) when
+    """(compiled step, per model (embed, flat layers, norm, head, head bias, panels)) when
     `rlvr.model.native_step` can run these stacked fp32 CPU weights, else None."""
     if not native_step.usable(w):
         return None
@@ -219,10 +219,8 @@ def _native_args(w: Weights):
         return None
     per_model = []
     for s in range(w.embed.shape[0]):
-        layers = [t for layer in w.layers for t in native_step.flat_layer(layer, s)]
+        layers, head_w, panels = native_step.step_weights(w, s)
         head_b = None if w.head_b is None else w.head_b[s]
-        head_wt = native_step.input_major(w.head_w[s])
-        per_model.append((w.embed[s], layers, w.norm[s], head_wt,
-                          native_step.or_empty(head_b, w.norm[s]),
-                          native_step.panel_weights(layers, head_wt)))
+        per_model.append((w.embed[s], layers, w.norm[s], head_w,
+                          native_step.or_empty(head_b, w.norm[s]), panels))
     return fn, per_model
