@@ -78,19 +78,19 @@ static void rotate(Tensor& qkv, const Tensor& cos, const Tensor& sin, const Geom
   float* p = qkv.data_ptr<float>();
   const float* pc = cos.data_ptr<float>();
   const float* ps = sin.data_ptr<float>();
-  float tmp[kMaxDim];
   for (int64_t r = 0; r < N; ++r) {
     const float* c = pc + r * D;
     const float* s = ps + r * D;
+    // the sin of the partner half: the same half in the forward, the other in the backward
+    const float* s_lo = back ? s + half : s;
+    const float* s_hi = back ? s : s + half;
     for (int64_t head = 0; head < g.heads + g.kv_heads; ++head) {
-      float* x = p + r * g.width + head * D;
-      std::copy(x, x + D, tmp);
-      if (!back) {
-        for (int64_t o = 0; o < half; ++o) x[o] = tmp[o] * c[o] + tmp[o + half] * s[o];
-        for (int64_t o = half; o < D; ++o) x[o] = tmp[o] * c[o] + tmp[o - half] * s[o];
-      } else {
-        for (int64_t o = 0; o < half; ++o) x[o] = tmp[o] * c[o] + tmp[o + half] * s[o + half];
-        for (int64_t o = half; o < D; ++o) x[o] = tmp[o] * c[o] + tmp[o - half] * s[o - half];
+      float* __restrict__ lo = p + r * g.width + head * D;
+      float* __restrict__ hi = lo + half;
+      for (int64_t o = 0; o < half; ++o) {
+        const float a = lo[o], b = hi[o];
+        lo[o] = a * c[o] + b * s_lo[o];
+        hi[o] = b * c[half + o] + a * s_hi[o];
       }
     }
   }
@@ -189,29 +189,118 @@ static inline void weighted_sum(const Geometry& g, int64_t i, const float* w, co
   for_keys(g, i, [&](int64_t j, int64_t k) { head_axpy(w[k], base + j * W, out, D); });
 }
 
+// Scores against keys kept transposed: per K/V head a (D, N + 8) block (`transpose_heads`),
+// so that 8 consecutive keys are the 8 lanes of one vector: a query's scores need no
+// horizontal sum, and up to 8 queries share each load of the keys. The 8 zero columns past
+// N let a vector run past the last key.
+static std::vector<float> transpose_heads(const float* p, int64_t N, int64_t W, int64_t col,
+                                          const Geometry& g) {
+  const int64_t D = g.dim, ld = N + 8;
+  std::vector<float> t(g.kv_heads * D * ld, 0.f);
+  for (int64_t j = 0; j < N; ++j)
+    for (int64_t e = 0; e < g.kv_heads * D; ++e) t[e * ld + j] = p[j * W + col + e];
+  return t;
+}
+
+// s[r·lds + c] = scale · Σ_d x_r[d] · kt[d·ldk + from + c] for rows r < R (x_r = x + r·xs)
+// and c < count, rounded up to 8: the overhang lands in s past the run (overwritten or
+// ignored by the callers). Each row sums over d in order, whatever R: a query's scores do not
+// depend on the tile it is computed in.
+template <int R>
+static void run_scores(const float* x, int64_t xs, const float* kt, int64_t ldk, int64_t D,
+                       int64_t from, int64_t count, float scale, float* s, int64_t lds) {
+#if defined(__AVX2__) && defined(__FMA__)
+  const __m256 sv = _mm256_set1_ps(scale);
+  for (int64_t c = 0; c < count; c += 8) {
+    __m256 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+    const float* col = kt + from + c;
+    for (int64_t d = 0; d < D; ++d) {
+      const __m256 k = _mm256_loadu_ps(col + d * ldk);
+      for (int r = 0; r < R; ++r)
+        acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(x + r * xs + d), k, acc[r]);
+    }
+    for (int r = 0; r < R; ++r) _mm256_storeu_ps(s + r * lds + c, _mm256_mul_ps(acc[r], sv));
+  }
+#else
+  for (int64_t c = 0; c < count; c += 8) {
+    float acc[R][8] = {};
+    const float* col = kt + from + c;
+    for (int64_t d = 0; d < D; ++d)
+      for (int r = 0; r < R; ++r)
+        for (int l = 0; l < 8; ++l) acc[r][l] += x[r * xs + d] * col[d * ldk + l];
+    for (int r = 0; r < R; ++r)
+      for (int l = 0; l < 8; ++l) s[r * lds + c + l] = acc[r][l] * scale;
+  }
+#endif
+}
+
+constexpr int kRows = 8;  // queries whose scores are computed together
+
+static void scores_of_run(int rows, const float* x, int64_t xs, const float* kt, int64_t ldk,
+                          int64_t D, int64_t from, int64_t count, float scale, float* s,
+                          int64_t lds) {
+  switch (rows) {
+    case 1: return run_scores<1>(x, xs, kt, ldk, D, from, count, scale, s, lds);
+    case 2: return run_scores<2>(x, xs, kt, ldk, D, from, count, scale, s, lds);
+    case 3: return run_scores<3>(x, xs, kt, ldk, D, from, count, scale, s, lds);
+    case 4: return run_scores<4>(x, xs, kt, ldk, D, from, count, scale, s, lds);
+    case 5: return run_scores<5>(x, xs, kt, ldk, D, from, count, scale, s, lds);
+    case 6: return run_scores<6>(x, xs, kt, ldk, D, from, count, scale, s, lds);
+    case 7: return run_scores<7>(x, xs, kt, ldk, D, from, count, scale, s, lds);
+    default: return run_scores<kRows>(x, xs, kt, ldk, D, from, count, scale, s, lds);
+  }
+}
+
+// The scores of the queries [i0, i1) (one segment, ≤ kRows of them; row r is query i0 + r,
+// x its head's vector) over the key list of the last: the prompt's keys, then its own. Query
+// i's keys are the first key_count(g, i) of that list.
+static void tile_scores(const Geometry& g, int64_t i0, int64_t i1, const float* x, int64_t xs,
+                        const float* kt, int64_t ldk, float scale, float* s, int64_t lds) {
+  const int rows = (int)(i1 - i0);
+  const int64_t pe = g.prefix_end[i0], seg = g.segment[i0];
+  if (pe) scores_of_run(rows, x, xs, kt, ldk, g.dim, 0, pe, scale, s, lds);
+  // its chunks of 8 start at pe and cover the prompt run's overhang
+  scores_of_run(rows, x, xs, kt, ldk, g.dim, seg, i1 - seg, scale, s + pe, lds);
+}
+
+// The end of the tile of consecutive queries from i0 with the same key ranges, ≤ most long.
+static int64_t tile_end(const Geometry& g, int64_t i0, int64_t N, int64_t most) {
+  int64_t i1 = i0 + 1;
+  while (i1 < N && i1 - i0 < most && g.segment[i1] == g.segment[i0] &&
+         g.prefix_end[i1] == g.prefix_end[i0])
+    ++i1;
+  return i1;
+}
+
 // Softmax attention of every query row over its keys: out (N, H*D), lse (N, H).
 static void attend(const Tensor& qkv, const Geometry& g, Tensor& out, Tensor& lse) {
   const int64_t N = qkv.size(0), D = g.dim, W = g.width, group = g.heads / g.kv_heads;
+  const int64_t ld = N + 8;
   const float scale = 1.f / std::sqrt((float)D);
   const float* p = qkv.data_ptr<float>();
   float* po = out.data_ptr<float>();
   float* pl = lse.data_ptr<float>();
-  std::vector<float> score(N);
-  float* s = score.data();
-  for (int64_t i = 0; i < N; ++i)
+  const std::vector<float> kt = transpose_heads(p, N, W, g.heads * D, g);
+  std::vector<float> score(kRows * ld);
+  for (int64_t i0 = 0, i1; i0 < N; i0 = i1) {
+    i1 = tile_end(g, i0, N, kRows);
     for (int64_t hq = 0; hq < g.heads; ++hq) {
-      const float* q = p + i * W + hq * D;
-      const float* keys = p + (g.heads + hq / group) * D;
       const float* values = p + (g.heads + g.kv_heads + hq / group) * D;
-      const int64_t n = key_count(g, i);
-      for_keys(g, i, [&](int64_t j, int64_t k) { s[k] = head_dot(q, keys + j * W, D) * scale; });
-      const float top = max8(s, n);
-      for (int64_t k = 0; k < n; ++k) s[k] = vexp(s[k] - top);
-      const float sum = sum8(s, n), norm = 1.f / sum;
-      for (int64_t k = 0; k < n; ++k) s[k] *= norm;
-      weighted_sum(g, i, s, values, W, D, po + i * g.heads * D + hq * D);
-      pl[i * g.heads + hq] = top + std::log(sum);
+      tile_scores(g, i0, i1, p + i0 * W + hq * D, W, kt.data() + (hq / group) * D * ld, ld,
+                  scale, score.data(), ld);
+      for (int64_t i = i0; i < i1; ++i) {
+        float* s = score.data() + (i - i0) * ld;
+        const int64_t n = key_count(g, i);
+        const float top = max8(s, n);
+        for (int64_t k = 0; k < n; ++k) s[k] = vexp(s[k] - top);
+        const float sum = sum8(s, n), norm = 1.f / sum;
+        for (int64_t k = 0; k < n; ++k) s[k] *= norm;
+        weighted_sum(g, i, s, values, W, D, po + i * g.heads * D + hq * D);
+        pl[i * g.heads + hq] = top + std::log(sum);
+      }
     }
+  }
 }
 
 // Σ over a tile's queries ii ∈ [from, rows) of a[ii·ld] · x(ii) and b[ii·ld] · y(ii), added
@@ -271,27 +360,31 @@ static void attend_back(const Tensor& dout, const Tensor& qkv, const Tensor& out
   const float* po = out.data_ptr<float>();
   const float* pl = lse.data_ptr<float>();
   float* pd = dqkv.data_ptr<float>();
-  const int64_t ld = N;
+  const int64_t ld = N + 8;
+  const std::vector<float> kt = transpose_heads(p, N, W, g.heads * D, g);
+  const std::vector<float> vt = transpose_heads(p, N, W, (g.heads + g.kv_heads) * D, g);
   std::vector<float> prob(kTile * ld), dprob(kTile * ld);
   for (int64_t i0 = 0, i1; i0 < N; i0 = i1) {
-    for (i1 = i0 + 1; i1 < N && i1 - i0 < kTile && g.segment[i1] == g.segment[i0] &&
-                      g.prefix_end[i1] == g.prefix_end[i0]; ++i1) {}
+    i1 = tile_end(g, i0, N, kTile);
     const int64_t pe = g.prefix_end[i0], seg = g.segment[i0], rows = i1 - i0;
     for (int64_t hq = 0; hq < g.heads; ++hq) {
-      const int64_t kcol = (g.heads + hq / group) * D, vcol = (g.heads + g.kv_heads + hq / group) * D;
+      const int64_t kv = hq / group;
+      const int64_t kcol = (g.heads + kv) * D, vcol = (g.heads + g.kv_heads + kv) * D;
+      for (int64_t a = i0; a < i1; a += kRows) {
+        const int64_t b = std::min(a + kRows, i1);
+        tile_scores(g, a, b, p + a * W + hq * D, W, kt.data() + kv * D * ld, ld, scale,
+                    prob.data() + (a - i0) * ld, ld);
+        tile_scores(g, a, b, pdo + a * HD + hq * D, HD, vt.data() + kv * D * ld, ld, 1.f,
+                    dprob.data() + (a - i0) * ld, ld);
+      }
       for (int64_t i = i0; i < i1; ++i) {
         float* pr = prob.data() + (i - i0) * ld;
         float* dp = dprob.data() + (i - i0) * ld;
-        const float* q = p + i * W + hq * D;
         const float* d = pdo + i * HD + hq * D;
         const float total = head_dot(d, po + i * HD + hq * D, D);
         const float top = pl[i * g.heads + hq];
         const int64_t n = key_count(g, i);
-        for_keys(g, i, [&](int64_t j, int64_t k) {
-          pr[k] = head_dot(q, p + j * W + kcol, D) * scale - top;
-          dp[k] = head_dot(d, p + j * W + vcol, D);
-        });
-        for (int64_t k = 0; k < n; ++k) pr[k] = vexp(pr[k]);
+        for (int64_t k = 0; k < n; ++k) pr[k] = vexp(pr[k] - top);
         for (int64_t k = 0; k < n; ++k) dp[k] = pr[k] * (dp[k] - total) * scale;
         weighted_sum(g, i, dp, p + kcol, W, D, pd + i * W + hq * D);  // dq: this query's alone
       }
