@@ -128,6 +128,8 @@ static inline int64_t key_count(const Geometry& g, int64_t i) {
   return g.prefix_end[i] + i - g.segment[i] + 1;
 }
 
+static inline int64_t round8(int64_t n) { return (n + 7) & ~int64_t{7}; }
+
 // A head's dot product and y += w·x. With AVX2 + FMA and head_dim a multiple of 8 (24, 32,
 // 64, 128, ...) they are a few vector instructions: a loop whose trip count is known at
 // compile time gets unrolled into scalar code that the compiler re-vectorises poorly.
@@ -156,38 +158,88 @@ static inline void head_axpy(float w, const float* x, float* y, int64_t n) {
 }
 #endif
 
-// out = Σ_k w[k] · x(key k) over token i's keys, x(key) the row at base + j·W. Summed in
-// registers where head_dim is 8-32 (a load and store per key would chain every key's
-// multiply-add through memory).
+// out_r = Σ_k w_r[k] · x(key k) for the queries r of a tile [i0, i1) (w_r = w + r·ldw,
+// out_r = out + r·os) over the key list of its last query, x(key j) = base + j·W. A row's
+// weights past its own keys must be zeros: each row then sums its own keys in order (plus
+// exact zeros), whatever the tile. Where head_dim is 8-32, R rows share each key's loads and
+// their sums stay in registers (one key at a time per row would chain every multiply-add on
+// the one before).
 #if defined(__AVX2__) && defined(__FMA__)
-template <int C>
-static inline void gather_sum(const Geometry& g, int64_t i, const float* w, const float* base,
-                              int64_t W, float* out) {
-  __m256 acc[C];
-  for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
-  for_keys(g, i, [&](int64_t j, int64_t k) {
-    const __m256 wv = _mm256_set1_ps(w[k]);
-    const float* x = base + j * W;
-    for (int c = 0; c < C; ++c) acc[c] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + 8 * c), acc[c]);
-  });
-  for (int c = 0; c < C; ++c) _mm256_storeu_ps(out + 8 * c, acc[c]);
+template <int C, int R>
+static inline void rows_sum(const float* w, int64_t ldw, int64_t pe, int64_t seg, int64_t n,
+                            const float* base, int64_t W, float* out, int64_t os) {
+  __m256 acc[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
+  auto add = [&](int64_t j, int64_t k) {
+    __m256 x[C];
+    for (int c = 0; c < C; ++c) x[c] = _mm256_loadu_ps(base + j * W + 8 * c);
+    for (int r = 0; r < R; ++r) {
+      const __m256 wv = _mm256_broadcast_ss(w + r * ldw + k);
+      for (int c = 0; c < C; ++c) acc[r][c] = _mm256_fmadd_ps(wv, x[c], acc[r][c]);
+    }
+  };
+  for (int64_t k = 0; k < pe; ++k) add(k, k);
+  for (int64_t k = pe; k < n; ++k) add(seg + k - pe, k);
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) _mm256_storeu_ps(out + r * os + 8 * c, acc[r][c]);
+}
+
+// rows_sum over a tile's rows, R at a time (R · C accumulators fit the 16 registers).
+template <int C, int R>
+static void tile_rows_sum(const Geometry& g, int64_t i0, int64_t i1, const float* w,
+                          int64_t ldw, const float* base, int64_t W, float* out, int64_t os) {
+  const int64_t pe = g.prefix_end[i0], seg = g.segment[i0];
+  int64_t a = i0;
+  for (; a + R <= i1; a += R)
+    rows_sum<C, R>(w + (a - i0) * ldw, ldw, pe, seg, key_count(g, a + R - 1), base, W,
+                   out + (a - i0) * os, os);
+  for (; a < i1; ++a)
+    rows_sum<C, 1>(w + (a - i0) * ldw, ldw, pe, seg, key_count(g, a), base, W,
+                   out + (a - i0) * os, os);
 }
 #endif
 
-static inline void weighted_sum(const Geometry& g, int64_t i, const float* w, const float* base,
-                                int64_t W, int64_t D, float* out) {
+static void tile_sums(const Geometry& g, int64_t i0, int64_t i1, const float* w, int64_t ldw,
+                      const float* base, int64_t W, float* out, int64_t os) {
+  const int64_t D = g.dim;
 #if defined(__AVX2__) && defined(__FMA__)
   switch (D) {
-    case 8: return gather_sum<1>(g, i, w, base, W, out);
-    case 16: return gather_sum<2>(g, i, w, base, W, out);
-    case 24: return gather_sum<3>(g, i, w, base, W, out);
-    case 32: return gather_sum<4>(g, i, w, base, W, out);
+    case 8: return tile_rows_sum<1, 8>(g, i0, i1, w, ldw, base, W, out, os);
+    case 16: return tile_rows_sum<2, 4>(g, i0, i1, w, ldw, base, W, out, os);
+    case 24: return tile_rows_sum<3, 4>(g, i0, i1, w, ldw, base, W, out, os);
+    case 32: return tile_rows_sum<4, 2>(g, i0, i1, w, ldw, base, W, out, os);
     default: break;
   }
 #endif
-  std::fill(out, out + D, 0.f);
-  for_keys(g, i, [&](int64_t j, int64_t k) { head_axpy(w[k], base + j * W, out, D); });
+  for (int64_t i = i0; i < i1; ++i) {
+    float* o = out + (i - i0) * os;
+    const float* wr = w + (i - i0) * ldw;
+    std::fill(o, o + D, 0.f);
+    for_keys(g, i, [&](int64_t j, int64_t k) { head_axpy(wr[k], base + j * W, o, D); });
+  }
 }
+
+#if defined(__AVX2__) && defined(__FMA__)
+// An 8 × 8 block of floats transposed in registers (rows r[0..7] become its columns).
+static inline void transpose8(__m256* r) {
+  __m256 a[8], b[8];
+  for (int i = 0; i < 8; i += 2) {
+    a[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    a[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    b[i] = _mm256_shuffle_ps(a[i], a[i + 2], 0x44);
+    b[i + 1] = _mm256_shuffle_ps(a[i], a[i + 2], 0xEE);
+    b[i + 2] = _mm256_shuffle_ps(a[i + 1], a[i + 3], 0x44);
+    b[i + 3] = _mm256_shuffle_ps(a[i + 1], a[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(b[i], b[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(b[i], b[i + 4], 0x31);
+  }
+}
+#endif
 
 // Scores against keys kept transposed: per K/V head a (D, N + 8) block (`transpose_heads`),
 // so that 8 consecutive keys are the 8 lanes of one vector: a query's scores need no
@@ -195,10 +247,21 @@ static inline void weighted_sum(const Geometry& g, int64_t i, const float* w, co
 // N let a vector run past the last key.
 static std::vector<float> transpose_heads(const float* p, int64_t N, int64_t W, int64_t col,
                                           const Geometry& g) {
-  const int64_t D = g.dim, ld = N + 8;
-  std::vector<float> t(g.kv_heads * D * ld, 0.f);
-  for (int64_t j = 0; j < N; ++j)
-    for (int64_t e = 0; e < g.kv_heads * D; ++e) t[e * ld + j] = p[j * W + col + e];
+  const int64_t E = g.kv_heads * g.dim, ld = N + 8;
+  std::vector<float> t(E * ld, 0.f);
+  int64_t j0 = 0, e0 = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+  // 8 × 8 blocks through registers: a strided walk would touch a new cache line per element
+  for (; j0 + 8 <= N; j0 += 8)
+    for (e0 = 0; e0 + 8 <= E; e0 += 8) {
+      __m256 r[8];
+      for (int l = 0; l < 8; ++l) r[l] = _mm256_loadu_ps(p + (j0 + l) * W + col + e0);
+      transpose8(r);
+      for (int l = 0; l < 8; ++l) _mm256_storeu_ps(t.data() + (e0 + l) * ld + j0, r[l]);
+    }
+#endif
+  for (int64_t j = 0; j < N; ++j)  // what the blocks left: the last rows, the last columns
+    for (int64_t e = j < j0 ? e0 : 0; e < E; ++e) t[e * ld + j] = p[j * W + col + e];
   return t;
 }
 
@@ -289,16 +352,20 @@ static void attend(const Tensor& qkv, const Geometry& g, Tensor& out, Tensor& ls
       const float* values = p + (g.heads + g.kv_heads + hq / group) * D;
       tile_scores(g, i0, i1, p + i0 * W + hq * D, W, kt.data() + (hq / group) * D * ld, ld,
                   scale, score.data(), ld);
+      const int64_t most = key_count(g, i1 - 1);
       for (int64_t i = i0; i < i1; ++i) {
         float* s = score.data() + (i - i0) * ld;
         const int64_t n = key_count(g, i);
         const float top = max8(s, n);
-        for (int64_t k = 0; k < n; ++k) s[k] = vexp(s[k] - top);
+        // whole vectors (the scores run past n): no scalar tail of exps
+        for (int64_t k = 0; k < round8(n); ++k) s[k] = vexp(s[k] - top);
         const float sum = sum8(s, n), norm = 1.f / sum;
         for (int64_t k = 0; k < n; ++k) s[k] *= norm;
-        weighted_sum(g, i, s, values, W, D, po + i * g.heads * D + hq * D);
+        std::fill(s + n, s + most, 0.f);
         pl[i * g.heads + hq] = top + std::log(sum);
       }
+      tile_sums(g, i0, i1, score.data(), ld, values, W, po + i0 * g.heads * D + hq * D,
+                g.heads * D);
     }
   }
 }
@@ -377,17 +444,19 @@ static void attend_back(const Tensor& dout, const Tensor& qkv, const Tensor& out
         tile_scores(g, a, b, pdo + a * HD + hq * D, HD, vt.data() + kv * D * ld, ld, 1.f,
                     dprob.data() + (a - i0) * ld, ld);
       }
+      const int64_t most = key_count(g, i1 - 1);
       for (int64_t i = i0; i < i1; ++i) {
         float* pr = prob.data() + (i - i0) * ld;
         float* dp = dprob.data() + (i - i0) * ld;
         const float* d = pdo + i * HD + hq * D;
         const float total = head_dot(d, po + i * HD + hq * D, D);
         const float top = pl[i * g.heads + hq];
-        const int64_t n = key_count(g, i);
-        for (int64_t k = 0; k < n; ++k) pr[k] = vexp(pr[k] - top);
-        for (int64_t k = 0; k < n; ++k) dp[k] = pr[k] * (dp[k] - total) * scale;
-        weighted_sum(g, i, dp, p + kcol, W, D, pd + i * W + hq * D);  // dq: this query's alone
+        const int64_t n = key_count(g, i), whole = round8(n);
+        for (int64_t k = 0; k < whole; ++k) pr[k] = vexp(pr[k] - top);
+        for (int64_t k = 0; k < whole; ++k) dp[k] = pr[k] * (dp[k] - total) * scale;
+        std::fill(dp + n, dp + std::max(most, whole), 0.f);
       }
+      tile_sums(g, i0, i1, dprob.data(), ld, p + kcol, W, pd + i0 * W + hq * D, W);  // dq
       // key k of the tile's queries: the prompt's keys [0, pe) for all of them, then
       // j = seg + (k - pe) for the queries at or after j
       const int64_t keys = key_count(g, i1 - 1);
