@@ -140,7 +140,6 @@ def test_the_switch_gives_the_eager_forward(monkeypatch):
 
     def refuse(*args, **kwargs):
         raise AssertionError("the packed stack ran although RLVR_FAST_SCORE=0")
-    monkeypatch.setattr(native_score, "run_layers", refuse)
     monkeypatch.setattr(native_score, "run_model", refuse)
     logits = fast_lm.logits(model, ids, mask, positions)
     (logits.log_softmax(-1)[..., 0] * mask).sum().backward()

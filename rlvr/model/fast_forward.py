@@ -127,18 +127,19 @@ def hidden_at(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | Non
     batch, seq = input_ids.shape
     positions = default_positions(position_ids, batch, seq, input_ids.device)
     if native_score.usable(model.model.embed_tokens.weight, checkpoint=checkpoint):
-        w, rope = _plain_weights(model, positions)
+        w, rope = _output_weights(model, positions)
         packed = _pack(input_ids, attention_mask, positions)
-        h = native_score.run_model(model, w, packed, rope).index_select(0, packed.index[where])
+        h = native_score.run_model(model, packed, rope).index_select(0, packed.index[where])
         return final_norm(h, w) if normed else h
     return _outputs(model, input_ids, attention_mask, positions, 0, False, checkpoint,
                     normed)[where]
 
 
-def _plain_weights(model, positions) -> tuple[Weights, tuple]:
-    """`fused_weights` without autograd (the packed stack routes the gradients itself) and the
-    rotary tables up to the largest position."""
-    w = native_score.plain_weights(model)
+def _output_weights(model, positions) -> tuple[Weights, tuple]:
+    """What the packed path applies around `native_score.run_model` (the final norm, the
+    output layer: it fuses the layers' weights itself) and the rotary tables up to the
+    largest position."""
+    w = native_score.output_weights(model)
     return w, rope_tables(model, int(positions.max()) + 1, w.embed.dtype, positions.device)
 
 
@@ -155,7 +156,7 @@ def _outputs(model, input_ids, attention_mask, position_ids, logits_to_keep: int
     keep = min(logits_to_keep, seq) if logits_to_keep > 0 else seq
     positions = default_positions(position_ids, batch, seq, input_ids.device)
     if normed and native_score.usable(model.model.embed_tokens.weight, checkpoint=checkpoint):
-        w, rope = _plain_weights(model, positions)
+        w, rope = _output_weights(model, positions)
         if not project:
             w = w._replace(head_w=None)
         return _packed(model, w, input_ids, attention_mask, positions, rope, keep)
@@ -210,7 +211,7 @@ def _packed(model, w: Weights, input_ids, attention_mask, positions, rope, keep:
     window, placed back in (B, keep, ·) with zeros at pads."""
     seq = input_ids.shape[1]
     packed = _pack(input_ids, attention_mask, positions)
-    h = native_score.run_model(model, w, packed, rope)
+    h = native_score.run_model(model, packed, rope)
     total = h.shape[0]
     index = packed.index[:, seq - keep:]
     if w.head_w is not None:  # the output layer only over the tokens the window shows

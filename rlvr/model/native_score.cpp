@@ -38,6 +38,7 @@ struct Geometry {
   int64_t heads, kv_heads, dim, width;
   const int64_t* prefix_end;
   const int64_t* segment;
+  const int64_t* position;  // each token's row of the rotary tables
 };
 
 // The RMS norm's backward: dx += d(norm)/dx · dy, dw += Σ_rows dy · x · inv.
@@ -71,7 +72,8 @@ static Tensor residual(const Tensor& h, const Tensor& x, const Tensor& w, const 
 }
 
 // Rotary embedding of the q and k heads of each row in place: x * cos + flip_halves(x) * sin,
-// with per-row tables (N, dim); `back` applies the transpose (the backward).
+// cos and sin the tables (positions, dim) read at each token's position; `back` applies the
+// transpose (the backward).
 static void rotate(Tensor& qkv, const Tensor& cos, const Tensor& sin, const Geometry& g,
                    bool back) {
   const int64_t N = qkv.size(0), D = g.dim, half = D / 2;
@@ -79,8 +81,8 @@ static void rotate(Tensor& qkv, const Tensor& cos, const Tensor& sin, const Geom
   const float* pc = cos.data_ptr<float>();
   const float* ps = sin.data_ptr<float>();
   for (int64_t r = 0; r < N; ++r) {
-    const float* c = pc + r * D;
-    const float* s = ps + r * D;
+    const float* c = pc + g.position[r] * D;
+    const float* s = ps + g.position[r] * D;
     // the sin of the partner half: the same half in the forward, the other in the backward
     const float* s_lo = back ? s + half : s;
     const float* s_hi = back ? s : s + half;
@@ -470,21 +472,23 @@ static void attend_back(const Tensor& dout, const Tensor& qkv, const Tensor& out
   }
 }
 
-static Geometry geometry(const Tensor& prefix_end, const Tensor& segment, int64_t heads,
-                         int64_t kv_heads, int64_t dim) {
+static Geometry geometry(const Tensor& positions, const Tensor& prefix_end,
+                         const Tensor& segment, int64_t heads, int64_t kv_heads, int64_t dim) {
   TORCH_CHECK(dim <= kMaxDim && dim % 2 == 0, "head_dim must be even and at most ", kMaxDim);
-  return {heads, kv_heads, dim, (heads + 2 * kv_heads) * dim,
-          prefix_end.data_ptr<int64_t>(), segment.data_ptr<int64_t>()};
+  return {heads, kv_heads, dim, (heads + 2 * kv_heads) * dim, prefix_end.data_ptr<int64_t>(),
+          segment.data_ptr<int64_t>(), positions.data_ptr<int64_t>()};
 }
 
 // layers: per layer [norm1, qkv_w, qkv_b, o_w, o_b, norm2, gate_up_w, gate_up_b, down_w,
-// down_b] (an absent bias is an empty tensor); h (N, E); cos, sin (N, dim) per token.
+// down_b] (an absent bias is an empty tensor); h (N, E); cos, sin the rotary tables
+// (positions, dim), positions (N,) each token's.
 // Returns [h_out] and, when `save`, kSaved tensors per layer for `backward`.
 std::vector<Tensor> forward(const Tensor& h0, const Tensor& cos, const Tensor& sin,
-                            const Tensor& prefix_end, const Tensor& segment,
-                            const std::vector<Tensor>& layers, const std::vector<double>& eps,
-                            int64_t heads, int64_t kv_heads, int64_t dim, bool save) {
-  const Geometry g = geometry(prefix_end, segment, heads, kv_heads, dim);
+                            const Tensor& positions, const Tensor& prefix_end,
+                            const Tensor& segment, const std::vector<Tensor>& layers,
+                            const std::vector<double>& eps, int64_t heads, int64_t kv_heads,
+                            int64_t dim, bool save) {
+  const Geometry g = geometry(positions, prefix_end, segment, heads, kv_heads, dim);
   const int64_t N = h0.size(0);
   std::vector<Tensor> kept(1);
   Tensor h = h0;
@@ -529,10 +533,11 @@ static Tensor bias_grad(const Tensor& dy, const Tensor& b) {
 // The gradients of `forward`'s output: [d h0, then per layer the ten gradients of `layers`'
 // order] (empty where the bias is absent).
 std::vector<Tensor> backward(const Tensor& grad, const std::vector<Tensor>& saved,
-                             const Tensor& cos, const Tensor& sin, const Tensor& prefix_end,
-                             const Tensor& segment, const std::vector<Tensor>& layers,
-                             int64_t heads, int64_t kv_heads, int64_t dim) {
-  const Geometry g = geometry(prefix_end, segment, heads, kv_heads, dim);
+                             const Tensor& cos, const Tensor& sin, const Tensor& positions,
+                             const Tensor& prefix_end, const Tensor& segment,
+                             const std::vector<Tensor>& layers, int64_t heads,
+                             int64_t kv_heads, int64_t dim) {
+  const Geometry g = geometry(positions, prefix_end, segment, heads, kv_heads, dim);
   const size_t count = saved.size() / kSaved;
   std::vector<Tensor> grads(1 + 10 * count);
   Tensor dh = grad.contiguous().clone();
@@ -576,6 +581,87 @@ std::vector<Tensor> backward(const Tensor& grad, const std::vector<Tensor>& save
   }
   grads[0] = dh;
   return grads;
+}
+
+// A model's own parameters, per layer [norm1, q, k, v, q_b, k_b, v_b, o, o_b, norm2, gate,
+// up, gate_b, up_b, down, down_b] (an absent bias empty), fused here into `forward`'s ten.
+constexpr size_t kParams = 16;
+
+// The fused bias of n products: their biases one after another, zeros for an absent one;
+// empty when all are absent.
+static Tensor cat_bias(const Tensor* w, const Tensor* b, int n) {
+  if (std::all_of(b, b + n, [](const Tensor& t) { return t.numel() == 0; })) return b[0];
+  std::vector<Tensor> parts;
+  for (int i = 0; i < n; ++i)
+    parts.push_back(b[i].numel() ? b[i] : at::zeros({w[i].size(0)}, w[i].options()));
+  return at::cat(parts);
+}
+
+static std::vector<Tensor> fuse(const std::vector<Tensor>& p) {
+  std::vector<Tensor> out;
+  for (size_t i = 0; i < p.size(); i += kParams) {
+    const Tensor* P = &p[i];
+    for (const Tensor& t : {P[0].contiguous(), at::cat({P[1], P[2], P[3]}), cat_bias(P + 1, P + 4, 3),
+                            P[7].contiguous(), P[8], P[9].contiguous(), at::cat({P[10], P[11]}),
+                            cat_bias(P + 10, P + 12, 2), P[14].contiguous(), P[15]})
+      out.push_back(t);
+  }
+  return out;
+}
+
+// `forward` from the embedding and the model's own parameters (fused here: one call from
+// Python instead of a concatenation each). Returns [h_out, then when `save` the kept tensors
+// and the fused weights, which `backward_model` reads].
+std::vector<Tensor> forward_model(const Tensor& ids, const Tensor& embed, const Tensor& cos,
+                                  const Tensor& sin, const Tensor& positions,
+                                  const Tensor& prefix_end, const Tensor& segment,
+                                  const std::vector<Tensor>& params, const std::vector<double>& eps,
+                                  int64_t heads, int64_t kv_heads, int64_t dim, bool save) {
+  const std::vector<Tensor> layers = fuse(params);
+  std::vector<Tensor> out = forward(embed.index_select(0, ids), cos, sin, positions, prefix_end,
+                                    segment, layers, eps, heads, kv_heads, dim, save);
+  if (save) out.insert(out.end(), layers.begin(), layers.end());
+  return out;
+}
+
+// The gradients of `forward_model`: [d embed, then per layer one per parameter of `params`'
+// order, undefined (None) for an absent bias]; those of fused products are views of rows of
+// the fused gradient, as autograd accumulates them without a copy.
+std::vector<Tensor> backward_model(const Tensor& grad, const std::vector<Tensor>& kept,
+                                   const Tensor& ids, int64_t vocab, const Tensor& cos,
+                                   const Tensor& sin, const Tensor& positions,
+                                   const Tensor& prefix_end, const Tensor& segment,
+                                   const std::vector<Tensor>& params, int64_t heads,
+                                   int64_t kv_heads, int64_t dim) {
+  const size_t count = params.size() / kParams;
+  const std::vector<Tensor> saved(kept.begin(), kept.begin() + kSaved * count);
+  const std::vector<Tensor> layers(kept.begin() + kSaved * count, kept.end());
+  const std::vector<Tensor> g = backward(grad, saved, cos, sin, positions, prefix_end, segment,
+                                         layers, heads, kv_heads, dim);
+  std::vector<Tensor> out{at::zeros({vocab, g[0].size(1)}, grad.options()).index_add_(0, ids, g[0])};
+  auto rows = [&](const Tensor& fused, const Tensor* P, int n, bool bias) {
+    for (int64_t i = 0, at = 0; i < n; ++i) {
+      const int64_t size = P[i].size(0);
+      const bool has = !bias || P[n + i].numel();
+      out.push_back(has ? fused.narrow(0, at, size) : Tensor());
+      at += size;
+    }
+  };
+  for (size_t l = 0; l < count; ++l) {
+    const Tensor* G = &g[1 + 10 * l];
+    const Tensor* P = &params[kParams * l];
+    out.push_back(G[0]);
+    rows(G[1], P + 1, 3, false);
+    rows(G[2], P + 1, 3, true);
+    out.push_back(G[3]);
+    out.push_back(P[8].numel() ? G[4] : Tensor());
+    out.push_back(G[5]);
+    rows(G[6], P + 10, 2, false);
+    rows(G[7], P + 10, 2, true);
+    out.push_back(G[8]);
+    out.push_back(P[15].numel() ? G[9] : Tensor());
+  }
+  return out;
 }
 
 // The scored tokens' log-probabilities and entropies: x = rms(h) (the final norm), z = (x W^T

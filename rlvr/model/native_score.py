@@ -8,12 +8,12 @@ after another, the shared prompt (when the caller found one) once at the front (
 `torch.autograd.Function` (`run_model`) runs the embedding and the whole decoder stack on that
 (N, E) sequence with a C++ forward and backward (`native_score.cpp`, shipped beside it): the
 products through ATen's `mm`/`addmm` (the same MKL kernels as the eager path), everything
-between them in loops. It takes the model's own parameters: the fused q/k/v and gate/up
-matrices are concatenated without autograd (`plain_weights`) and their gradients cut back by
-rows. The trainer's statistics (`head_stats`: final norm, output layer, log-probs, entropy)
+between them in loops. It takes the model's own parameters: the C++ side concatenates the
+q/k/v and gate/up matrices itself and returns each parameter's gradient as rows of the fused
+one. The trainer's statistics (`head_stats`: final norm, output layer, log-probs, entropy)
 are a second C++ node over the states of the scored positions only, gathered from the packed
-tokens (`rlvr.model.fast_forward.hidden_at`). `run_layers` is the same stack over fused
-weights that carry their own autograd (the decode cache's prefill uses `prefill_layers`).
+tokens (`rlvr.model.fast_forward.hidden_at`). The decode cache's prefill runs the same stack
+over its own fused weights (`prefill_layers`).
 
 `kernels()` returns the compiled module, or None when it cannot be had (no C++ compiler, a
 build error, `RLVR_FAST_SCORE=0`): `rlvr.model.fast_forward` then keeps its eager forward. The
@@ -36,10 +36,10 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from rlvr.model import cpp_build, structure
-from rlvr.model.weights import Layer, Weights
+from rlvr.model.weights import Weights
 
-__all__ = ["Packed", "enabled", "head_stats", "kernels", "pack", "plain_weights",
-           "prefill_layers", "run_layers", "run_model", "usable"]
+__all__ = ["Packed", "enabled", "head_stats", "kernels", "output_weights", "pack",
+           "prefill_layers", "run_model", "usable"]
 
 _STATE: dict = {}
 # The C++ source ships beside this module (package data).
@@ -90,31 +90,14 @@ def pack(input_ids: torch.Tensor, real: torch.Tensor, positions: torch.Tensor,
     return Packed(*kernels().pack(input_ids, real, positions, shared))
 
 
-def run_layers(w, packed: Packed, rope) -> torch.Tensor:
-    """The last decoder layer's hidden states (N, E) of the packed tokens, differentiable in
-    `w`'s embedding and layer weights; `rope` = `rlvr.model.weights.rope_tables(...)`."""
-    h = F.embedding(packed.ids, w.embed)
-    plan = _plan(w, packed, rope)
-    weights = [t for layer in w.layers for t in layer[1:]]
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad
-                                       for t in (h, *weights)):
-        return _FusedStack.apply(h, plan, *weights)
-    with torch.no_grad():
-        return kernels().forward(h, *plan[:4], _flat(weights, h), plan.eps, *plan.shape,
-                                 False)[0]
-
-
 def prefill_layers(w, packed: Packed, rope) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Without gradients: the last layer's hidden states (N, E) of the packed tokens and each
     layer's q/k/v projection after rotary (N, (H + 2·Hkv)·D), which a decode cache keeps as
-    its keys and values (`rlvr.model.kv_cache`)."""
+    its keys and values (`rlvr.model.kv_cache`); `rope` = `rlvr.model.weights.rope_tables(...)`."""
     with torch.no_grad():
         h = F.embedding(packed.ids, w.embed)
-        cos = rope[0].index_select(0, packed.positions).contiguous()
-        sin = rope[1].index_select(0, packed.positions).contiguous()
-        weights = [t for layer in w.layers for t in layer[1:]]
-        out = kernels().forward(h, cos, sin, packed.prefix_end, packed.segment,
-                                _flat(weights, h), [layer.eps for layer in w.layers],
+        weights = [_like_cpp(t, h) for layer in w.layers for t in layer[1:]]
+        out = kernels().forward(h, *rope, *packed[1:4], weights, [layer.eps for layer in w.layers],
                                 w.heads, w.kv_heads, w.head_dim, True)
     # out: the hidden states, then per layer the forward's kept tensors (kSaved of them in
     # native_score.cpp), of which q/k/v is the fourth
@@ -124,49 +107,46 @@ def prefill_layers(w, packed: Packed, rope) -> tuple[torch.Tensor, list[torch.Te
 _KEPT_PER_LAYER, _KEPT_QKV = 12, 3
 
 
-def run_model(model, w, packed: Packed, rope) -> torch.Tensor:
-    """`run_layers` differentiable in the model's own parameters: `w` =
-    `rlvr.model.weights.fused_weights(model)` taken under `torch.no_grad()` (its fused q/k/v
-    and gate/up matrices plain copies), the gradients of the fused products split back onto
-    q, k, v, gate and up here, without an autograd node per concatenation."""
-    params = structure.cached(model, "score_parameters", _own_parameters)
-    if not (torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in params)):
-        with torch.no_grad():
-            return run_layers(w, packed, rope)
-    plan = _plan(w, packed, rope)
-    flat = _flat([t for layer in w.layers for t in layer[1:]], w.embed)
-    return _Stack.apply(packed.ids, plan, flat, *params)
+def _like_cpp(t: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    """A tensor as the C++ side takes it: detached, contiguous, an absent one empty."""
+    return like.new_empty(0) if t is None else t.detach().contiguous()
 
 
-def _plan(w, packed: Packed, rope) -> _Plan:
-    cos = rope[0].index_select(0, packed.positions).contiguous()
-    sin = rope[1].index_select(0, packed.positions).contiguous()
-    return _Plan(cos, sin, packed.prefix_end, packed.segment, [layer.eps for layer in w.layers],
-                 (w.heads, w.kv_heads, w.head_dim))
+def run_model(model, packed: Packed, rope) -> torch.Tensor:
+    """The last decoder layer's hidden states (N, E) of the packed tokens, differentiable in
+    the model's own parameters; `rope` = `rlvr.model.weights.rope_tables(...)`. The C++ side
+    fuses the q/k/v and gate/up matrices itself and hands back each parameter's gradient (rows
+    of the fused ones): no autograd node per concatenation, no Python per parameter."""
+    facts = structure.cached(model, "score_model", _facts)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in facts.params):
+        return _Stack.apply(packed, rope, facts, *facts.params)
+    with torch.no_grad():
+        return kernels().forward_model(packed.ids, facts.plain[0], *rope, *packed[1:4],
+                                       facts.plain[1:], facts.eps, *facts.shape, False)[0]
 
 
-class _Plan(NamedTuple):
-    cos: torch.Tensor
-    sin: torch.Tensor
-    prefix_end: torch.Tensor
-    segment: torch.Tensor
-    eps: list
-    shape: tuple
+class _Facts(NamedTuple):
+    """What the C++ stack needs of a model, found once per module tree (`structure.cached`)."""
+
+    params: list  # [embedding, then per layer the 16 of `_own_parameters`], None if absent
+    plain: list  # the same, an absent bias an empty tensor (the C++ side's convention)
+    eps: list  # per layer
+    shape: tuple  # (heads, K/V heads, head dim)
 
 
-def _flat(weights, like: torch.Tensor) -> list[torch.Tensor]:
-    """The C++ side's layer tensors: detached, contiguous, an absent bias empty."""
-    return [like.new_empty(0) if t is None else t.detach().contiguous() for t in weights]
-
-
-# Per decoder layer, the parameters behind `forward`'s ten tensors: the fused q/k/v and
-# gate/up matrices (and biases) come from several.
-_PER_LAYER = 16
+def _facts(model) -> _Facts:
+    params = _own_parameters(model)
+    embed = params[0]
+    att = model.model.layers[0].self_attn
+    return _Facts(params, [embed.new_empty(0) if t is None else t for t in params],
+                  [layer.input_layernorm.variance_epsilon for layer in model.model.layers],
+                  (model.config.num_attention_heads, model.config.num_key_value_heads,
+                   att.head_dim))
 
 
 def _own_parameters(model) -> list:
     """[embedding, then per layer norm1, q, k, v, q_b, k_b, v_b, o, o_b, norm2, gate, up,
-    gate_b, up_b, down, down_b] (None where a bias is absent)."""
+    gate_b, up_b, down, down_b] (None where a bias is absent): `forward_model`'s order."""
     out = [model.model.embed_tokens.weight]
     for layer in model.model.layers:
         att, mlp = layer.self_attn, layer.mlp
@@ -178,103 +158,35 @@ def _own_parameters(model) -> list:
     return out
 
 
-def plain_weights(model) -> Weights:
-    """`rlvr.model.weights.fused_weights(model)` without autograd (`run_model` routes the
-    gradients itself): the fused matrices are plain concatenations of the parameters' current
-    values; which parameters, and the model's shapes, come from a cached walk of the model."""
-    params = structure.cached(model, "score_parameters", _own_parameters)
-    fixed = structure.cached(model, "score_constants", _constants)
-    layers = []
-    with torch.no_grad():
-        for i, eps in enumerate(fixed[0]):
-            p = params[1 + _PER_LAYER * i:1 + _PER_LAYER * (i + 1)]
-            layers.append(Layer(eps, p[0], torch.cat(p[1:4]), _cat_bias(p[1:4], p[4:7]), p[7],
-                                p[8], p[9], torch.cat(p[10:12]), _cat_bias(p[10:12], p[12:14]),
-                                p[14], p[15]))
-    return Weights(params[0], layers, *fixed[1:])
-
-
-def _constants(model) -> tuple:
-    """(per-layer eps, final norm, its eps, head weight, head bias, heads, K/V heads, head
-    dim), as `fused_weights` reads them."""
+def output_weights(model) -> Weights:
+    """`rlvr.model.weights.fused_weights(model)` without its layers: the embedding, final norm
+    and output layer, which the packed path applies after `run_model`."""
     inner, head = model.model, model.get_output_embeddings()
-    att = inner.layers[0].self_attn
-    return ([layer.input_layernorm.variance_epsilon for layer in inner.layers], inner.norm.weight,
-            inner.norm.variance_epsilon, head.weight, head.bias, model.config.num_attention_heads,
-            model.config.num_key_value_heads, att.head_dim)
-
-
-def _cat_bias(weights, biases) -> torch.Tensor | None:
-    if all(b is None for b in biases):
-        return None
-    return torch.cat([b if b is not None else w.new_zeros(w.shape[0])
-                      for w, b in zip(weights, biases, strict=True)])
-
-
-def _split(grad: torch.Tensor, rows: list, present: list) -> list:
-    """A fused product's gradient cut back into its sources' (`rows` each; None where a source
-    is absent: its rows of the fused bias were zeros)."""
-    if not grad.numel():
-        return [None] * len(rows)
-    return [g if kept else None for g, kept in zip(grad.split(rows), present, strict=True)]
+    shape = structure.cached(model, "score_model", _facts).shape
+    return Weights(inner.embed_tokens.weight, [], inner.norm.weight, inner.norm.variance_epsilon,
+                   head.weight, head.bias, *shape)
 
 
 class _Stack(torch.autograd.Function):
     """The embedding and the decoder layers as one autograd node over the model's own
-    parameters: C++ forward and backward, the gradients of fused weights split by rows."""
+    parameters: C++ forward and backward (`forward_model`, `backward_model`)."""
 
     @staticmethod
-    def forward(ctx, ids, plan, flat, embed, *params):
-        ctx.ids, ctx.embed_shape = ids, embed.shape
-        ctx.rows = [None if t is None else t.shape[0] for t in params]
-        return _forward_keeping(ctx, embed.detach().index_select(0, ids), plan, flat)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad):
-        grads = _backward_of_kept(ctx, grad)
-        embed = grads[0].new_zeros(ctx.embed_shape).index_add_(0, ctx.ids, grads[0])
-        out = [None, None, None, embed]
-        for i in range(len(ctx.rows) // _PER_LAYER):
-            G, R = grads[1 + 10 * i:11 + 10 * i], ctx.rows[_PER_LAYER * i:_PER_LAYER * (i + 1)]
-            has = [r is not None for r in R]
-            out += [G[0], *_split(G[1], R[1:4], has[1:4]), *_split(G[2], R[1:4], has[4:7]),
-                    G[3], G[4] if has[8] else None, G[5],
-                    *_split(G[6], R[10:12], has[10:12]), *_split(G[7], R[10:12], has[12:14]),
-                    G[8], G[9] if has[15] else None]
-        return tuple(out)
-
-
-def _forward_keeping(ctx, h: torch.Tensor, plan, flat) -> torch.Tensor:
-    """The C++ forward of an autograd node; its intermediates (not inputs or outputs) stay on
-    `ctx` until `_backward_of_kept`."""
-    out = kernels().forward(h, *plan[:4], flat, plan.eps, *plan.shape, True)
-    ctx.kept, ctx.flat, ctx.plan = out[1:], flat, plan
-    return out[0]
-
-
-def _backward_of_kept(ctx, grad: torch.Tensor) -> list[torch.Tensor]:
-    """The C++ backward from what `_forward_keeping` kept (released after)."""
-    plan = ctx.plan
-    grads = kernels().backward(grad.contiguous(), ctx.kept, *plan[:4], ctx.flat, *plan.shape)
-    ctx.kept = None
-    return grads
-
-
-class _FusedStack(torch.autograd.Function):
-    """The decoder layers as one autograd node over fused weights: C++ forward and backward."""
-
-    @staticmethod
-    def forward(ctx, h, plan, *weights):
-        ctx.present = [t is not None for t in weights]
-        return _forward_keeping(ctx, h.detach().contiguous(), plan, _flat(weights, h))
+    def forward(ctx, packed, rope, facts, *params):
+        out = kernels().forward_model(packed.ids, facts.plain[0], *rope, *packed[1:4],
+                                      facts.plain[1:], facts.eps, *facts.shape, True)
+        ctx.kept, ctx.packed, ctx.rope, ctx.facts = out[1:], packed, rope, facts
+        return out[0]
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        grads = _backward_of_kept(ctx, grad)
-        return (grads[0], None, *[g if present else None
-                                  for g, present in zip(grads[1:], ctx.present, strict=True)])
+        facts, packed = ctx.facts, ctx.packed
+        grads = kernels().backward_model(grad.contiguous(), ctx.kept, packed.ids,
+                                         facts.plain[0].shape[0], *ctx.rope, *packed[1:4],
+                                         facts.plain[1:], *facts.shape)
+        ctx.kept = None
+        return (None, None, None, *grads)
 
 
 def head_stats(h: torch.Tensor, norm: torch.Tensor, eps: float, weight: torch.Tensor,
@@ -315,7 +227,8 @@ class _Head(torch.autograd.Function):
 def _compile():
     # -fno-trapping-math lets the compiler turn the exp/sigmoid loops' comparisons into
     # vector blends; it changes no result.
-    return cpp_build.compile_module("rlvr_score_stack", _SOURCE_FILE, ["forward", "backward", "head_stats",
-                                                              "head_stats_back", "pack"],
+    return cpp_build.compile_module("rlvr_score_stack", _SOURCE_FILE,
+                                    ["forward", "forward_model", "backward_model", "head_stats",
+                                     "head_stats_back", "pack"],
                                     "scoring forward", "RLVR_FAST_SCORE",
                                     ("-fno-trapping-math",), headers=("native_gemm.h",))
