@@ -39,7 +39,7 @@ from rlvr.model.weights import (
     sdpa_attend,
 )
 
-__all__ = ["forward_logits", "hidden", "hidden_at", "logits", "supports"]
+__all__ = ["forward_logits", "hidden", "hidden_at", "logits", "packed_hidden", "supports"]
 
 _CLASSES = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2"}
 # Rope types whose cos/sin depend on the position alone (not on the sequence length seen).
@@ -127,12 +127,21 @@ def hidden_at(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | Non
     batch, seq = input_ids.shape
     positions = default_positions(position_ids, batch, seq, input_ids.device)
     if native_score.usable(model.model.embed_tokens.weight, checkpoint=checkpoint):
-        w, rope = _output_weights(model, positions)
-        packed = _pack(input_ids, attention_mask, positions)
-        h = native_score.run_model(model, packed, rope).index_select(0, packed.index[where])
-        return final_norm(h, w) if normed else h
+        h, index = packed_hidden(model, input_ids, attention_mask, positions)
+        h = h.index_select(0, index[where])
+        return final_norm(h, native_score.output_weights(model)) if normed else h
     return _outputs(model, input_ids, attention_mask, positions, 0, False, checkpoint,
                     normed)[where]
+
+
+def packed_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                  positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """On the packed C++ path (`native_score.usable`): the last decoder layer's states (N, E)
+    of the real tokens, packed, and the packed row (B, S) of each column (N at pads)."""
+    rope = rope_tables(model, int(positions.max()) + 1, model.model.embed_tokens.weight.dtype,
+                       positions.device)
+    packed = _pack(input_ids, attention_mask, positions)
+    return native_score.run_model(model, packed, rope), packed.index
 
 
 def _output_weights(model, positions) -> tuple[Weights, tuple]:

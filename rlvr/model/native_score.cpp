@@ -738,6 +738,48 @@ std::vector<Tensor> head_stats_back(const Tensor& h, const Tensor& x, const Tens
   return {dh, dnorm, dw, db};
 }
 
+// `head_stats` of the real positions of (B, T) tables straight from the packed states h (N, E):
+// index (B, T) the packed row of the state that predicts each token, real (B, T) bool, tokens
+// (B, T). The gather before and the scatter after are here instead of three autograd nodes.
+// Returns [logp (B, T), entropy (B, T) or empty, zero at pads; then what
+// `scored_stats_back` reads: the gathered states, x, inv, tokens, slots, rows].
+std::vector<Tensor> scored_stats(const Tensor& h, const Tensor& index, const Tensor& real,
+                                 const Tensor& tokens, const Tensor& norm, double eps,
+                                 const Tensor& w, const Tensor& b, double temperature,
+                                 bool entropy, int64_t chunk) {
+  const Tensor flat_real = real.contiguous().to(at::kBool).view(-1);
+  const Tensor slots = flat_real.nonzero().view(-1);
+  const Tensor rows = index.contiguous().view(-1).index_select(0, slots);
+  const Tensor toks = tokens.contiguous().view(-1).index_select(0, slots);
+  const Tensor hs = h.index_select(0, rows);
+  std::vector<Tensor> r = head_stats(hs, norm, eps, w, b, toks, temperature, entropy, chunk);
+  Tensor logp = at::zeros(real.sizes(), h.options());
+  logp.view(-1).index_copy_(0, slots, r[0]);
+  Tensor ent = r[1];
+  if (entropy) {
+    ent = at::zeros(real.sizes(), h.options());
+    ent.view(-1).index_copy_(0, slots, r[1]);
+  }
+  return {logp, ent, hs, r[2], r[3], toks, slots, rows};
+}
+
+// The gradients of `scored_stats` for d logp, d entropy (B, T) (empty: none), from what it
+// kept: [dh (N, E), d norm, dW, db].
+std::vector<Tensor> scored_stats_back(const std::vector<Tensor>& kept, int64_t states,
+                                      const Tensor& norm, const Tensor& w, const Tensor& b,
+                                      double temperature, const Tensor& dlogp,
+                                      const Tensor& dent, int64_t chunk) {
+  const Tensor &hs = kept[0], &x = kept[1], &inv = kept[2], &toks = kept[3], &slots = kept[4],
+               &rows = kept[5];
+  auto at_slots = [&](const Tensor& d) {
+    return d.numel() ? d.contiguous().view(-1).index_select(0, slots) : d;
+  };
+  std::vector<Tensor> r = head_stats_back(hs, x, inv, norm, w, b, toks, temperature,
+                                          at_slots(dlogp), at_slots(dent), chunk);
+  r[0] = at::zeros({states, hs.size(1)}, hs.options()).index_add_(0, rows, r[0]);
+  return r;
+}
+
 // `rlvr.model.native_score.pack` in one pass: [ids, positions, prefix_end, segment, index]
 // of the real tokens of rows (B, S) whose first `shared` columns every row shares.
 std::vector<Tensor> pack(const Tensor& input_ids, const Tensor& real, const Tensor& positions,

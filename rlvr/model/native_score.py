@@ -39,7 +39,7 @@ from rlvr.model import cpp_build, structure
 from rlvr.model.weights import Weights
 
 __all__ = ["Packed", "enabled", "head_stats", "kernels", "output_weights", "pack",
-           "prefill_layers", "run_model", "usable"]
+           "prefill_layers", "run_model", "scored_stats", "usable"]
 
 _STATE: dict = {}
 # The C++ source ships beside this module (package data).
@@ -224,11 +224,49 @@ class _Head(torch.autograd.Function):
         return dh, dnorm, dw, (db if ctx.has_bias else None), None, None, None, None, None
 
 
+def scored_stats(h: torch.Tensor, index: torch.Tensor, real: torch.Tensor, tokens: torch.Tensor,
+                 norm: torch.Tensor, eps: float, weight: torch.Tensor, bias: torch.Tensor | None,
+                 *, temperature: float, entropy: bool,
+                 chunk_size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`head_stats` of the positions `real` (B, T) marks, read from the packed states `h`
+    (N, E) at `index` (B, T), and placed back in (B, T) tables, zero elsewhere: one autograd
+    node instead of a gather before and two scatters after."""
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    logp, ent = _Scored.apply(h, norm, weight, bias, index, real, tokens, eps, temperature,
+                              entropy, chunk_size)
+    return logp, (ent if entropy else None)
+
+
+class _Scored(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h, norm, weight, bias, index, real, tokens, eps, temperature, entropy,
+                chunk):
+        b = weight.new_empty(0) if bias is None else bias.detach()
+        out = kernels().scored_stats(h.detach(), index, real, tokens, norm.detach(), eps,
+                                     weight.detach(), b, temperature, entropy, chunk)
+        # intermediates, not inputs or outputs: kept on ctx until the backward
+        ctx.kept, ctx.states, ctx.weights = out[2:], h.shape[0], (norm.detach(), weight.detach(), b)
+        ctx.temperature, ctx.chunk, ctx.has_bias = temperature, chunk, bias is not None
+        return out[0], out[1]
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_logp, d_ent):
+        empty = d_logp.new_empty(0) if d_logp is not None else d_ent.new_empty(0)
+        dh, dnorm, dw, db = kernels().scored_stats_back(
+            ctx.kept, ctx.states, *ctx.weights, ctx.temperature,
+            empty if d_logp is None else d_logp, empty if d_ent is None else d_ent, ctx.chunk)
+        ctx.kept = None
+        return (dh, dnorm, dw, db if ctx.has_bias else None, *[None] * 7)
+
+
 def _compile():
     # -fno-trapping-math lets the compiler turn the exp/sigmoid loops' comparisons into
     # vector blends; it changes no result.
     return cpp_build.compile_module("rlvr_score_stack", _SOURCE_FILE,
                                     ["forward", "forward_model", "backward_model", "head_stats",
-                                     "head_stats_back", "pack"],
+                                     "head_stats_back", "scored_stats", "scored_stats_back",
+                                     "pack"],
                                     "scoring forward", "RLVR_FAST_SCORE",
                                     ("-fno-trapping-math",), headers=("native_gemm.h",))

@@ -85,20 +85,19 @@ def response_stats(model, ids: Tensor, attention: Tensor, tokens: Tensor, real: 
     positions = (attention.cumsum(-1) - 1).clamp(min=0)
     stats = {"temperature": temperature, "entropy": entropy, "chunk_size": chunk_size}
     if fast_lm.supports(model):  # same logits, less work: a group's prompt once
-        # the states that predict the real tokens: one column before each
+        head, norm = model.get_output_embeddings(), model.model.norm
+        if native_score.usable(head.weight, checkpoint=checkpoint):
+            # the C++ path: the states that predict the real tokens (one column before each)
+            # through the final norm, output layer and statistics in one node
+            h, index = fast_lm.packed_hidden(model, ids, attention, positions)
+            return native_score.scored_stats(h, index[:, ids.shape[1] - T - 1:-1], real, tokens,
+                                             norm.weight, norm.variance_epsilon, head.weight,
+                                             head.bias, **stats)
         where = torch.zeros_like(ids, dtype=torch.bool)
         where[:, ids.shape[1] - T - 1:-1] = real
-        head, norm = model.get_output_embeddings(), model.model.norm
-        # the C++ path: the final norm, output layer and the statistics in one node
-        fused = native_score.usable(head.weight, checkpoint=checkpoint)
-        h = fast_lm.hidden_at(model, ids, attention, positions, where, normed=not fused,
+        h = fast_lm.hidden_at(model, ids, attention, positions, where,
                               checkpoint=checkpoint)  # (M, E)
-        if fused:
-            logp, ent = native_score.head_stats(h, norm.weight, norm.variance_epsilon,
-                                                head.weight, head.bias, tokens[real], **stats)
-        else:
-            logp, ent = token_stats(h, tokens[real], weight=head.weight, bias=head.bias,
-                                    **stats)
+        logp, ent = token_stats(h, tokens[real], weight=head.weight, bias=head.bias, **stats)
     else:
         logits = model(input_ids=ids, attention_mask=attention, position_ids=positions,
                        **forward_extra(model, T + 1)).logits[:, -(T + 1):-1]  # (n, T, V)
