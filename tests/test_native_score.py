@@ -189,15 +189,21 @@ def test_a_replaced_module_or_parameter_is_seen_at_the_next_call(monkeypatch):
 
 
 @needs_build
-def test_the_native_statistics_match_token_stats_in_chunks():
+# few logits (rows × vocabulary) are kept for the backward; over 2^20 they are recomputed a
+# chunk at a time
+@pytest.mark.parametrize("rows, vocab", [(11, VOCAB), (70, 1 << 14)])
+def test_the_native_statistics_match_token_stats_in_chunks(rows, vocab):
     from rlvr.model.policy import token_stats
 
     torch.manual_seed(3)
-    h = torch.randn(11, 16, requires_grad=True)
+    h = torch.randn(rows, 16, requires_grad=True)
     norm = torch.nn.Parameter(1 + 0.1 * torch.randn(16))
-    weight = torch.nn.Parameter(torch.randn(VOCAB, 16))
-    bias = torch.nn.Parameter(0.1 * torch.randn(VOCAB))
-    tokens = torch.randint(0, VOCAB, (11,))
+    # logits of a few units over 16k words: their log-sum-exp rounds the same either way
+    # within the tolerance (at the small vocabulary's scale it would not)
+    scale = 1.0 if vocab == VOCAB else 0.1
+    weight = torch.nn.Parameter(scale * torch.randn(vocab, 16))
+    bias = torch.nn.Parameter(0.1 * torch.randn(vocab))
+    tokens = torch.randint(0, vocab, (rows,))
     outs = []
     for native in (True, False):
         for param in (h, norm, weight, bias):
@@ -209,7 +215,7 @@ def test_the_native_statistics_match_token_stats_in_chunks():
             x = torch.nn.functional.rms_norm(h, (16,), norm, 1e-6)
             logp, ent = token_stats(x, tokens, weight=weight, bias=bias, temperature=0.7,
                                     entropy=True)
-        (logp * torch.linspace(-1, 1, 11) + 0.3 * ent).sum().backward()
+        (logp * torch.linspace(-1, 1, rows) + 0.3 * ent).sum().backward()
         outs.append([logp, ent] + [p.grad.clone() for p in (h, norm, weight, bias)])
     for got, want in zip(*outs, strict=True):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)

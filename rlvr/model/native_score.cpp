@@ -664,69 +664,103 @@ std::vector<Tensor> backward_model(const Tensor& grad, const std::vector<Tensor>
   return out;
 }
 
+// Logits (and their softmax) at most this large are kept from the forward for the backward
+// (the organism's ~400 tokens × 99); larger ones (a 150k vocabulary) are recomputed a chunk at
+// a time instead, so that only one chunk's exist at once.
+constexpr int64_t kKeptLogits = 1 << 20;
+
+// One row of logits zr (V) divided by t in place: [top, sum of exp(z − top)] with those exps in e.
+static inline std::pair<float, float> row_softmax(float* zr, float* e, int64_t V, float t) {
+  if (t != 1.f)  // (a division by 1 changes nothing)
+    for (int64_t v = 0; v < V; ++v) zr[v] /= t;
+  const float top = max8(zr, V);
+  for (int64_t v = 0; v < V; ++v) e[v] = vexp(zr[v] - top);
+  return {top, sum8(e, V)};
+}
+
 // The scored tokens' log-probabilities and entropies: x = rms(h) (the final norm), z = (x W^T
 // + b) / temperature, log p(token) = z_token − lse(z), H = lse(z) − Σ p·z. Rows go `chunk` at a
-// time (each chunk's logits exist only while it is worked on; the backward recomputes them).
-// Returns [logp, entropy (empty when not asked), x, inv].
+// time (each chunk's logits exist only while it is worked on; the backward recomputes them),
+// unless they are small (kKeptLogits): then z and p are kept for the backward.
+// Returns [logp, entropy (empty when not asked), x, inv, z, p (empty when not kept)].
 std::vector<Tensor> head_stats(const Tensor& h, const Tensor& norm, double eps, const Tensor& w,
                                const Tensor& b, const Tensor& tokens, double temperature,
                                bool entropy, int64_t chunk) {
   Tensor inv;
   Tensor x = rms(h, norm, eps, &inv);
   const int64_t M = h.size(0), V = w.size(0);
+  const bool keep = M * V <= kKeptLogits;
+  if (keep) chunk = std::max<int64_t>(M, 1);
   Tensor logp = at::empty({M}, h.options());
   Tensor ent = at::empty({entropy ? M : 0}, h.options());
+  Tensor z, probs = at::empty({keep ? M : 0, V}, h.options());
+  float* pl = logp.data_ptr<float>();
+  float* pe = entropy ? ent.data_ptr<float>() : nullptr;
   const int64_t* tok = tokens.data_ptr<int64_t>();
   const float t = (float)temperature;
+  std::vector<float> scratch(V);
   for (int64_t r0 = 0; r0 < M; r0 += chunk) {
     const int64_t rows = std::min(chunk, M - r0);
-    Tensor z = linear(x.narrow(0, r0, rows), w, b);
+    z = linear(x.narrow(0, r0, rows), w, b);
     float* pz = z.data_ptr<float>();
-    std::vector<float> e(V);
     for (int64_t r = 0; r < rows; ++r) {
       float* zr = pz + r * V;
-      for (int64_t v = 0; v < V; ++v) zr[v] /= t;
-      const float top = max8(zr, V);
-      for (int64_t v = 0; v < V; ++v) e[v] = vexp(zr[v] - top);
-      const float sum = sum8(e.data(), V), lse = top + std::log(sum);
-      logp.data_ptr<float>()[r0 + r] = zr[tok[r0 + r]] - lse;
-      if (entropy) ent.data_ptr<float>()[r0 + r] = lse - dot(e.data(), zr, V) / sum;
+      float* e = keep ? probs.data_ptr<float>() + (r0 + r) * V : scratch.data();
+      const auto [top, sum] = row_softmax(zr, e, V, t);
+      const float lse = top + std::log(sum);
+      pl[r0 + r] = zr[tok[r0 + r]] - lse;
+      if (pe) pe[r0 + r] = lse - dot(e, zr, V) / sum;
+      if (keep) {  // the backward's probabilities, as it would compute them
+        const float norm_p = 1.f / sum;
+        for (int64_t v = 0; v < V; ++v) e[v] *= norm_p;
+      }
     }
   }
-  return {logp, ent, x, inv};
+  if (!keep) z = at::empty({0, V}, h.options());
+  return {logp, ent, x, inv, z, probs};
+}
+
+// d logits of one row in place of its logits zr (divided by t), from its probabilities p.
+static inline void row_grad(float* zr, const float* p, int64_t V, float t, int64_t token,
+                            float gl, float ge, bool with_entropy) {
+  const float mean = with_entropy ? dot(p, zr, V) : 0.f;
+  for (int64_t v = 0; v < V; ++v) zr[v] = (-gl * p[v] - ge * p[v] * (zr[v] - mean)) / t;
+  zr[token] += gl / t;
 }
 
 // The gradients of `head_stats` for d logp, d entropy (empty: none): [dh, d norm, dW, db].
+// z, p: what the forward kept (empty: recompute them a chunk at a time).
 std::vector<Tensor> head_stats_back(const Tensor& h, const Tensor& x, const Tensor& inv,
                                     const Tensor& norm, const Tensor& w, const Tensor& b,
                                     const Tensor& tokens, double temperature,
-                                    const Tensor& dlogp, const Tensor& dent, int64_t chunk) {
+                                    const Tensor& dlogp, const Tensor& dent, int64_t chunk,
+                                    const Tensor& kept_z, const Tensor& kept_p) {
   const int64_t M = h.size(0), V = w.size(0);
   const int64_t* tok = tokens.data_ptr<int64_t>();
   const float t = (float)temperature;
   const float* pdl = dlogp.numel() ? dlogp.data_ptr<float>() : nullptr;
   const float* pde = dent.numel() ? dent.data_ptr<float>() : nullptr;
+  const bool kept = kept_z.numel() > 0;
+  if (kept) chunk = std::max<int64_t>(M, 1);
   Tensor dx = at::empty_like(x);
   Tensor dw = at::zeros_like(w);
   Tensor db = b.numel() ? at::zeros_like(b) : at::empty({0}, h.options());
+  std::vector<float> scratch(V);
   for (int64_t r0 = 0; r0 < M; r0 += chunk) {
     const int64_t rows = std::min(chunk, M - r0);
     Tensor xs = x.narrow(0, r0, rows);
-    Tensor z = linear(xs, w, b);
+    Tensor z = kept ? kept_z : linear(xs, w, b);  // becomes d logits (the kept z is used once)
     float* pz = z.data_ptr<float>();
-    std::vector<float> p(V);
     for (int64_t r = 0; r < rows; ++r) {
-      float* zr = pz + r * V;  // becomes d logits
-      for (int64_t v = 0; v < V; ++v) zr[v] /= t;
-      const float top = max8(zr, V);
-      for (int64_t v = 0; v < V; ++v) p[v] = vexp(zr[v] - top);
-      const float norm_p = 1.f / sum8(p.data(), V);
-      for (int64_t v = 0; v < V; ++v) p[v] *= norm_p;
-      const float gl = pdl ? pdl[r0 + r] : 0.f, ge = pde ? pde[r0 + r] : 0.f;
-      const float mean = pde ? dot(p.data(), zr, V) : 0.f;
-      for (int64_t v = 0; v < V; ++v)
-        zr[v] = (-gl * p[v] - ge * p[v] * (zr[v] - mean)) / t;
-      zr[tok[r0 + r]] += gl / t;
+      float* zr = pz + r * V;
+      const float* p = kept ? kept_p.data_ptr<float>() + (r0 + r) * V : scratch.data();
+      if (!kept) {
+        const auto [top, sum] = row_softmax(zr, scratch.data(), V, t);
+        const float norm_p = 1.f / sum;
+        for (int64_t v = 0; v < V; ++v) scratch[v] *= norm_p;
+      }
+      row_grad(zr, p, V, t, tok[r0 + r], pdl ? pdl[r0 + r] : 0.f, pde ? pde[r0 + r] : 0.f,
+               pde != nullptr);
     }
     dx.narrow(0, r0, rows).copy_(at::mm(z, w));
     dw.addmm_(z.t(), xs);
@@ -742,25 +776,42 @@ std::vector<Tensor> head_stats_back(const Tensor& h, const Tensor& x, const Tens
 // index (B, T) the packed row of the state that predicts each token, real (B, T) bool, tokens
 // (B, T). The gather before and the scatter after are here instead of three autograd nodes.
 // Returns [logp (B, T), entropy (B, T) or empty, zero at pads; then what
-// `scored_stats_back` reads: the gathered states, x, inv, tokens, slots, rows].
+// `scored_stats_back` reads: the gathered states, x, inv, z, p, tokens, slots, rows].
 std::vector<Tensor> scored_stats(const Tensor& h, const Tensor& index, const Tensor& real,
                                  const Tensor& tokens, const Tensor& norm, double eps,
                                  const Tensor& w, const Tensor& b, double temperature,
                                  bool entropy, int64_t chunk) {
-  const Tensor flat_real = real.contiguous().to(at::kBool).view(-1);
-  const Tensor slots = flat_real.nonzero().view(-1);
-  const Tensor rows = index.contiguous().view(-1).index_select(0, slots);
-  const Tensor toks = tokens.contiguous().view(-1).index_select(0, slots);
-  const Tensor hs = h.index_select(0, rows);
-  std::vector<Tensor> r = head_stats(hs, norm, eps, w, b, toks, temperature, entropy, chunk);
-  Tensor logp = at::zeros(real.sizes(), h.options());
-  logp.view(-1).index_copy_(0, slots, r[0]);
-  Tensor ent = r[1];
-  if (entropy) {
-    ent = at::zeros(real.sizes(), h.options());
-    ent.view(-1).index_copy_(0, slots, r[1]);
+  const Tensor is_real = real.contiguous().to(at::kBool), idx = index.contiguous();
+  const Tensor tok_in = tokens.contiguous().to(at::kLong);
+  const int64_t cells = is_real.numel(), E = h.size(1);
+  const bool* pr = is_real.data_ptr<bool>();
+  const int64_t M = std::count(pr, pr + cells, true);
+  const auto longs = tok_in.options();
+  Tensor slots = at::empty({M}, longs), rows = at::empty({M}, longs), toks = at::empty({M}, longs);
+  Tensor hs = at::empty({M, E}, h.options());
+  const float* ph = h.data_ptr<float>();
+  float* phs = hs.data_ptr<float>();
+  const int64_t *pi = idx.data_ptr<int64_t>(), *pt = tok_in.data_ptr<int64_t>();
+  int64_t *ps = slots.data_ptr<int64_t>(), *pw = rows.data_ptr<int64_t>();
+  int64_t* pk = toks.data_ptr<int64_t>();
+  for (int64_t c = 0, m = 0; c < cells; ++c) {
+    if (!pr[c]) continue;
+    ps[m] = c;
+    pw[m] = pi[c];
+    pk[m] = pt[c];
+    std::copy(ph + pi[c] * E, ph + (pi[c] + 1) * E, phs + m++ * E);
   }
-  return {logp, ent, hs, r[2], r[3], toks, slots, rows};
+  std::vector<Tensor> r = head_stats(hs, norm, eps, w, b, toks, temperature, entropy, chunk);
+  auto place = [&](const Tensor& values) {  // (M,) → (B, T), zero at pads
+    Tensor out = at::zeros(real.sizes(), h.options());
+    float* po = out.data_ptr<float>();
+    const float* pv = values.data_ptr<float>();
+    const int64_t* ps = slots.data_ptr<int64_t>();
+    for (int64_t m = 0; m < M; ++m) po[ps[m]] = pv[m];
+    return out;
+  };
+  return {place(r[0]), entropy ? place(r[1]) : r[1], hs, r[2], r[3], r[4], r[5], toks, slots,
+          rows};
 }
 
 // The gradients of `scored_stats` for d logp, d entropy (B, T) (empty: none), from what it
@@ -769,14 +820,30 @@ std::vector<Tensor> scored_stats_back(const std::vector<Tensor>& kept, int64_t s
                                       const Tensor& norm, const Tensor& w, const Tensor& b,
                                       double temperature, const Tensor& dlogp,
                                       const Tensor& dent, int64_t chunk) {
-  const Tensor &hs = kept[0], &x = kept[1], &inv = kept[2], &toks = kept[3], &slots = kept[4],
-               &rows = kept[5];
-  auto at_slots = [&](const Tensor& d) {
-    return d.numel() ? d.contiguous().view(-1).index_select(0, slots) : d;
+  const Tensor &hs = kept[0], &x = kept[1], &inv = kept[2], &z = kept[3], &p = kept[4],
+               &toks = kept[5], &slots = kept[6], &rows = kept[7];
+  const int64_t M = hs.size(0), E = hs.size(1);
+  auto at_slots = [&](const Tensor& d) {  // (B, T) → (M,)
+    if (!d.numel()) return d;
+    const Tensor in = d.contiguous();
+    Tensor out = at::empty({M}, hs.options());
+    const float* pi = in.data_ptr<float>();
+    float* po = out.data_ptr<float>();
+    const int64_t* ps = slots.data_ptr<int64_t>();
+    for (int64_t m = 0; m < M; ++m) po[m] = pi[ps[m]];
+    return out;
   };
   std::vector<Tensor> r = head_stats_back(hs, x, inv, norm, w, b, toks, temperature,
-                                          at_slots(dlogp), at_slots(dent), chunk);
-  r[0] = at::zeros({states, hs.size(1)}, hs.options()).index_add_(0, rows, r[0]);
+                                          at_slots(dlogp), at_slots(dent), chunk, z, p);
+  Tensor dh = at::zeros({states, E}, hs.options());
+  float* pd = dh.data_ptr<float>();
+  const float* pg = r[0].data_ptr<float>();
+  const int64_t* pw = rows.data_ptr<int64_t>();
+  for (int64_t m = 0; m < M; ++m) {  // a state may predict several rows' tokens: summed
+    float* row = pd + pw[m] * E;
+    for (int64_t e = 0; e < E; ++e) row[e] += pg[m * E + e];
+  }
+  r[0] = dh;
   return r;
 }
 

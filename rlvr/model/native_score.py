@@ -206,21 +206,26 @@ class _Head(torch.autograd.Function):
     def forward(ctx, h, norm, weight, bias, tokens, eps, temperature, entropy, chunk):
         h = h.detach().contiguous()
         b = weight.new_empty(0) if bias is None else bias.detach()
-        logp, ent, x, inv = kernels().head_stats(h, norm.detach(), eps, weight.detach(), b,
-                                                 tokens, temperature, entropy, chunk)
-        ctx.save_for_backward(h, x, inv, norm, weight, b, tokens)
-        ctx.temperature, ctx.chunk, ctx.has_bias = temperature, chunk, bias is not None
+        logp, ent, *kept = kernels().head_stats(h, norm.detach(), eps, weight.detach(), b,
+                                                tokens, temperature, entropy, chunk)
+        ctx.save_for_backward(h, norm, weight, b, tokens)
+        # intermediates (x, inv, and the logits and softmax when small), not inputs or
+        # outputs: kept on ctx until the backward
+        ctx.kept, ctx.temperature, ctx.chunk = kept, temperature, chunk
+        ctx.has_bias = bias is not None
         return logp, ent
 
     @staticmethod
     @once_differentiable
     def backward(ctx, d_logp, d_ent):
-        h, x, inv, norm, weight, b, tokens = ctx.saved_tensors
+        h, norm, weight, b, tokens = ctx.saved_tensors
+        x, inv, z, p = ctx.kept
         empty = h.new_empty(0)
         dh, dnorm, dw, db = kernels().head_stats_back(
             h, x, inv, norm.detach(), weight.detach(), b, tokens, ctx.temperature,
             empty if d_logp is None else d_logp.contiguous(),
-            empty if d_ent is None or not d_ent.numel() else d_ent.contiguous(), ctx.chunk)
+            empty if d_ent is None or not d_ent.numel() else d_ent.contiguous(), ctx.chunk, z, p)
+        ctx.kept = None
         return dh, dnorm, dw, (db if ctx.has_bias else None), None, None, None, None, None
 
 
