@@ -219,3 +219,15 @@ def test_the_native_statistics_match_token_stats_in_chunks(rows, vocab):
         outs.append([logp, ent] + [p.grad.clone() for p in (h, norm, weight, bias)])
     for got, want in zip(*outs, strict=True):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+@needs_build
+def test_pack_finds_the_prompt_every_row_shares():
+    ids, mask, positions = _group_batch()  # 12 shared columns, 2 of them pads, then 8+3+6+1+8
+    packed = native_score.pack(ids, mask, positions, -1)
+    assert packed.ids.shape == (10 + 26,)
+    assert (packed.prefix_end[10:] == 10).all() and (packed.prefix_end[:10] == 0).all()
+    assert torch.equal(packed.ids[:10], ids[0, 2:12])
+    # one row shares nothing with another: its tokens are its own segment
+    alone = native_score.pack(ids[:1], mask[:1], positions[:1], -1)
+    assert (alone.prefix_end == 0).all() and alone.ids.shape == (18,)

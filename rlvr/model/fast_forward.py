@@ -153,10 +153,10 @@ def _output_weights(model, positions) -> tuple[Weights, tuple]:
 
 
 def _pack(input_ids, attention_mask, positions) -> native_score.Packed:
-    real = (torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None
-            else attention_mask.bool())
-    shared = _shared_prefix(input_ids, real, positions, input_ids.shape[1])
-    return native_score.pack(input_ids, real, positions, shared)
+    # the mask as it is (C++ reads it as bool); the shared prompt is found there too
+    real = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask
+    return native_score.pack(input_ids, real, positions, -1)
+
 
 
 def _outputs(model, input_ids, attention_mask, position_ids, logits_to_keep: int,

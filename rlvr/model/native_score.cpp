@@ -871,7 +871,8 @@ std::vector<Tensor> scored_stats_back(const std::vector<Tensor>& kept, int64_t s
 }
 
 // `rlvr.model.native_score.pack` in one pass: [ids, positions, prefix_end, segment, index]
-// of the real tokens of rows (B, S) whose first `shared` columns every row shares.
+// of the real tokens of rows (B, S) whose first `shared` columns every row shares (-1: the
+// columns found alike in every row).
 std::vector<Tensor> pack(const Tensor& input_ids, const Tensor& real, const Tensor& positions,
                          int64_t shared) {
   const Tensor ids_in = input_ids.contiguous().to(at::kLong);
@@ -881,6 +882,14 @@ std::vector<Tensor> pack(const Tensor& input_ids, const Tensor& real, const Tens
   const int64_t* pi = ids_in.data_ptr<int64_t>();
   const bool* pr = real_in.data_ptr<bool>();
   const int64_t* pp = pos_in.data_ptr<int64_t>();
+  if (shared < 0) {  // as many leading columns as every row has alike (id, mask, position)
+    shared = 0;
+    for (bool same = B > 1; same && shared < S; shared += same)
+      for (int64_t r = 1; r < B && same; ++r) {
+        const int64_t k = r * S + shared;
+        same = pi[k] == pi[shared] && pr[k] == pr[shared] && pp[k] == pp[shared];
+      }
+  }
   int64_t total = 0;
   for (int64_t c = 0; c < shared; ++c) total += pr[c];
   const int64_t prompt = total;

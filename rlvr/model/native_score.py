@@ -85,8 +85,9 @@ class Packed(NamedTuple):
 def pack(input_ids: torch.Tensor, real: torch.Tensor, positions: torch.Tensor,
          shared: int) -> Packed:
     """The real tokens (`real` (B, S) bool) of rows whose first `shared` columns are the same
-    in every row: those columns' real tokens once, then each row's own real tokens (in C++:
-    a pass over the columns instead of a dozen small torch ops)."""
+    in every row (-1: as many as are, ids, mask and positions alike): those columns' real
+    tokens once, then each row's own real tokens (in C++: a pass over the columns instead of
+    a dozen small torch ops)."""
     return Packed(*kernels().pack(input_ids, real, positions, shared))
 
 
