@@ -6,6 +6,7 @@
 // per layer what the backward reads; attention probabilities are recomputed there from the
 // row log-sum-exp rather than stored (tokens x keys x heads of them).
 #include <cstring>
+#include <memory>
 #include <limits>
 
 constexpr int64_t kMaxDim = 512;
@@ -247,10 +248,11 @@ static inline void transpose8(__m256* r) {
 // so that 8 consecutive keys are the 8 lanes of one vector: a query's scores need no
 // horizontal sum, and up to 8 queries share each load of the keys. The 8 zero columns past
 // N let a vector run past the last key.
-static std::vector<float> transpose_heads(const float* p, int64_t N, int64_t W, int64_t col,
-                                          const Geometry& g) {
+static std::unique_ptr<float[]> transpose_heads(const float* p, int64_t N, int64_t W,
+                                                 int64_t col, const Geometry& g) {
   const int64_t E = g.kv_heads * g.dim, ld = N + 8;
-  std::vector<float> t(E * ld, 0.f);
+  std::unique_ptr<float[]> t(new float[E * ld]);  // not zeroed: all but the pad is written
+  for (int64_t e = 0; e < E; ++e) std::fill(t.get() + e * ld + N, t.get() + (e + 1) * ld, 0.f);
   int64_t j0 = 0, e0 = 0;
 #if defined(__AVX2__) && defined(__FMA__)
   // 8 × 8 blocks through registers: a strided walk would touch a new cache line per element
@@ -259,7 +261,7 @@ static std::vector<float> transpose_heads(const float* p, int64_t N, int64_t W, 
       __m256 r[8];
       for (int l = 0; l < 8; ++l) r[l] = _mm256_loadu_ps(p + (j0 + l) * W + col + e0);
       transpose8(r);
-      for (int l = 0; l < 8; ++l) _mm256_storeu_ps(t.data() + (e0 + l) * ld + j0, r[l]);
+      for (int l = 0; l < 8; ++l) _mm256_storeu_ps(t.get() + (e0 + l) * ld + j0, r[l]);
     }
 #endif
   for (int64_t j = 0; j < N; ++j)  // what the blocks left: the last rows, the last columns
@@ -368,13 +370,13 @@ static void attend(const Tensor& qkv, const Geometry& g, Tensor& out, Tensor& ls
   const float* p = qkv.data_ptr<float>();
   float* po = out.data_ptr<float>();
   float* pl = lse.data_ptr<float>();
-  const std::vector<float> kt = transpose_heads(p, N, W, g.heads * D, g);
+  const std::unique_ptr<float[]> kt = transpose_heads(p, N, W, g.heads * D, g);
   std::vector<float> score(kRows * ld);
   for (int64_t i0 = 0, i1; i0 < N; i0 = i1) {
     i1 = tile_end(g, i0, N, kRows);
     for (int64_t hq = 0; hq < g.heads; ++hq) {
       const float* values = p + (g.heads + g.kv_heads + hq / group) * D;
-      tile_scores(g, i0, i1, p + i0 * W + hq * D, W, kt.data() + (hq / group) * D * ld, ld,
+      tile_scores(g, i0, i1, p + i0 * W + hq * D, W, kt.get() + (hq / group) * D * ld, ld,
                   scale, score.data(), ld);
       const int64_t most = key_count(g, i1 - 1);
       for (int64_t i = i0; i < i1; ++i) {
@@ -438,9 +440,10 @@ static inline void key_grads(const float* a, const float* b, int64_t ld, int64_t
 
 constexpr int64_t kTile = 32;  // queries whose key gradients are summed together
 
-// The attention's backward into dqkv (N, W), zero on entry: d(rotated q, k) and dv. Queries
-// go in tiles of consecutive tokens with the same key ranges: each query's probabilities and
-// score gradients are kept for the tile, then every key's dk and dv are summed over the tile.
+// The attention's backward into dqkv (N, W), its k and v columns zero on entry: d(rotated q,
+// k) and dv. Queries go in tiles of consecutive tokens with the same key ranges: each query's
+// probabilities and score gradients are kept for the tile, then every key's dk and dv are
+// summed over the tile.
 static void attend_back(const Tensor& dout, const Tensor& qkv, const Tensor& out,
                         const Tensor& lse, const Geometry& g, Tensor& dqkv) {
   const int64_t N = qkv.size(0), D = g.dim, W = g.width, group = g.heads / g.kv_heads;
@@ -452,8 +455,8 @@ static void attend_back(const Tensor& dout, const Tensor& qkv, const Tensor& out
   const float* pl = lse.data_ptr<float>();
   float* pd = dqkv.data_ptr<float>();
   const int64_t ld = N + 8;
-  const std::vector<float> kt = transpose_heads(p, N, W, g.heads * D, g);
-  const std::vector<float> vt = transpose_heads(p, N, W, (g.heads + g.kv_heads) * D, g);
+  const std::unique_ptr<float[]> kt = transpose_heads(p, N, W, g.heads * D, g);
+  const std::unique_ptr<float[]> vt = transpose_heads(p, N, W, (g.heads + g.kv_heads) * D, g);
   std::vector<float> prob(kTile * ld), dprob(kTile * ld);
   for (int64_t i0 = 0, i1; i0 < N; i0 = i1) {
     i1 = tile_end(g, i0, N, kTile);
@@ -463,9 +466,9 @@ static void attend_back(const Tensor& dout, const Tensor& qkv, const Tensor& out
       const int64_t kcol = (g.heads + kv) * D, vcol = (g.heads + g.kv_heads + kv) * D;
       for (int64_t a = i0; a < i1; a += kRows) {
         const int64_t b = std::min(a + kRows, i1);
-        tile_scores(g, a, b, p + a * W + hq * D, W, kt.data() + kv * D * ld, ld, scale,
+        tile_scores(g, a, b, p + a * W + hq * D, W, kt.get() + kv * D * ld, ld, scale,
                     prob.data() + (a - i0) * ld, ld);
-        tile_scores(g, a, b, pdo + a * HD + hq * D, HD, vt.data() + kv * D * ld, ld, 1.f,
+        tile_scores(g, a, b, pdo + a * HD + hq * D, HD, vt.get() + kv * D * ld, ld, 1.f,
                     dprob.data() + (a - i0) * ld, ld);
       }
       const int64_t most = key_count(g, i1 - 1);
@@ -594,7 +597,11 @@ std::vector<Tensor> backward(const Tensor& grad, const std::vector<Tensor>& save
     G[3] = at::mm(dh.t(), out);
     G[4] = bias_grad(dh, L[4]);
     Tensor dout = at::mm(dh, L[3]);
-    Tensor dqkv = at::zeros_like(qkv);
+    // attend_back stores every dq whole and sums into dk, dv: only their columns start at 0
+    Tensor dqkv = at::empty_like(qkv);
+    float* pdq = dqkv.data_ptr<float>();
+    for (int64_t r = 0, W = qkv.size(1), HD = heads * dim; r < N; ++r)
+      std::fill(pdq + r * W + HD, pdq + (r + 1) * W, 0.f);
     attend_back(dout, qkv, out, lse, g, dqkv);
     rotate(dqkv, cos, sin, g, true);
     G[1] = at::mm(dqkv.t(), x1);
