@@ -1,13 +1,15 @@
 // The C++ of rlvr.model.native_score: a Llama/Qwen2 decoder stack over packed tokens,
 // forward and backward. Token i attends to the keys [0, prefix_end[i]) and [segment[i], i] of
 // the packed sequence (a shared prompt once at the front, then each row's own tokens).
-// Products go through at::mm / at::addmm; norms, rotary, attention (one query at a time) and
-// SwiGLU are loops in a fixed order (the same inputs give the same bits). The forward keeps
-// per layer what the backward reads; attention probabilities are recomputed there from the
-// row log-sum-exp rather than stored (tokens x keys x heads of them).
+// Products go through native_gemm.h's panels (forward, input gradients) or at::mm (weight
+// gradients); norms, rotary, attention (tiles of up to 8 queries of one segment, each query's
+// sums in a fixed order whatever its tile) and SwiGLU are loops in a fixed order (the same
+// inputs give the same bits). The forward keeps per layer what the backward reads; attention
+// probabilities are recomputed there from the row log-sum-exp rather than stored (tokens x
+// keys x heads of them).
 #include <cstring>
-#include <memory>
 #include <limits>
+#include <memory>
 
 constexpr int64_t kMaxDim = 512;
 constexpr int kSaved = 12;  // tensors kept per layer for the backward

@@ -7,8 +7,9 @@ third of the products are pads. Here the rows are packed: the real tokens of eve
 after another, the shared prompt (when the caller found one) once at the front (`pack`). One
 `torch.autograd.Function` (`run_model`) runs the embedding and the whole decoder stack on that
 (N, E) sequence with a C++ forward and backward (`native_score.cpp`, shipped beside it): the
-products through ATen's `mm`/`addmm` (the same MKL kernels as the eager path), everything
-between them in loops. It takes the model's own parameters: the C++ side concatenates the
+forward's products and the backward's input gradients through the decode step's panels
+(`native_gemm.h`), the weight gradients through ATen's `mm` (MKL), everything between them
+in loops. It takes the model's own parameters: the C++ side concatenates the
 q/k/v and gate/up matrices itself and returns each parameter's gradient as rows of the fused
 one. The trainer's statistics (`head_stats`: final norm, output layer, log-probs, entropy)
 are a second C++ node over the states of the scored positions only, gathered from the packed
