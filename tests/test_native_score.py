@@ -204,13 +204,24 @@ def test_the_native_statistics_match_token_stats_in_chunks(rows, vocab):
     weight = torch.nn.Parameter(scale * torch.randn(vocab, 16))
     bias = torch.nn.Parameter(0.1 * torch.randn(vocab))
     tokens = torch.randint(0, vocab, (rows,))
+    # the rows as a (2, T) table of scored positions with a pad, as scored_stats reads them
+    # from packed states (each row's own state here)
+    width = (rows + 2) // 2
+    real = torch.zeros(2 * width, dtype=torch.bool)
+    real[:rows] = True
+    index = torch.where(real, torch.arange(2 * width), rows).view(2, width)
+    table = torch.zeros(2 * width, dtype=torch.long)
+    table[:rows] = tokens
     outs = []
     for native in (True, False):
         for param in (h, norm, weight, bias):
             param.grad = None
         if native:
-            logp, ent = native_score.head_stats(h, norm, 1e-6, weight, bias, tokens,
-                                                temperature=0.7, entropy=True, chunk_size=4)
+            logp, ent = native_score.scored_stats(h, index, real.view(2, width), table.view(2, width),
+                                                  norm, 1e-6, weight, bias, temperature=0.7,
+                                                  entropy=True, chunk_size=4)
+            assert (logp.flatten()[rows:] == 0).all() and (ent.flatten()[rows:] == 0).all()
+            logp, ent = logp.flatten()[:rows], ent.flatten()[:rows]
         else:
             x = torch.nn.functional.rms_norm(h, (16,), norm, 1e-6)
             logp, ent = token_stats(x, tokens, weight=weight, bias=bias, temperature=0.7,

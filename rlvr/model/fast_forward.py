@@ -119,19 +119,18 @@ def hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None =
 
 
 def hidden_at(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
-              position_ids: torch.Tensor | None, where: torch.Tensor, *, normed: bool = True,
+              position_ids: torch.Tensor | None, where: torch.Tensor, *,
               checkpoint: bool = False) -> torch.Tensor:
-    """`hidden(model, ...)[where]`: the hidden states (M, E) at the positions `where` ((B, S)
-    bool) marks, in row-major order; `normed=False`: the last decoder layer's, before the
-    final norm. On the packed C++ path they are gathered from the packed tokens directly."""
+    """`hidden(model, ...)[where]`: the final-normed hidden states (M, E) at the positions
+    `where` ((B, S) bool) marks, in row-major order. On the packed C++ path they are gathered
+    from the packed tokens directly."""
     batch, seq = input_ids.shape
     positions = default_positions(position_ids, batch, seq, input_ids.device)
     if native_score.usable(model.model.embed_tokens.weight, checkpoint=checkpoint):
         h, index = packed_hidden(model, input_ids, attention_mask, positions)
         h = h.index_select(0, index[where])
-        return final_norm(h, native_score.output_weights(model)) if normed else h
-    return _outputs(model, input_ids, attention_mask, positions, 0, False, checkpoint,
-                    normed)[where]
+        return final_norm(h, native_score.output_weights(model))
+    return _outputs(model, input_ids, attention_mask, positions, 0, False, checkpoint)[where]
 
 
 def packed_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
@@ -160,11 +159,11 @@ def _pack(input_ids, attention_mask, positions) -> native_score.Packed:
 
 
 def _outputs(model, input_ids, attention_mask, position_ids, logits_to_keep: int,
-             project: bool, checkpoint: bool, normed: bool = True) -> torch.Tensor:
+             project: bool, checkpoint: bool) -> torch.Tensor:
     batch, seq = input_ids.shape
     keep = min(logits_to_keep, seq) if logits_to_keep > 0 else seq
     positions = default_positions(position_ids, batch, seq, input_ids.device)
-    if normed and native_score.usable(model.model.embed_tokens.weight, checkpoint=checkpoint):
+    if native_score.usable(model.model.embed_tokens.weight, checkpoint=checkpoint):
         w, rope = _output_weights(model, positions)
         if not project:
             w = w._replace(head_w=None)
@@ -173,7 +172,7 @@ def _outputs(model, input_ids, attention_mask, position_ids, logits_to_keep: int
     if checkpoint and torch.is_grad_enabled():
         w = w._replace(layers=[Checkpointed(layer) for layer in w.layers])
     if not project:
-        w = w._replace(head_w=None, norm=w.norm if normed else None)
+        w = w._replace(head_w=None)
     cos, sin = rope_tables(model, int(positions.max()) + 1, w.embed.dtype, input_ids.device)
     if attention_mask is None:
         return _forward(w, input_ids, None, positions, (cos, sin), keep)
@@ -283,11 +282,8 @@ def _run_prefix(w: Weights, input_ids, attention_mask, positions, rope, in_windo
 
 
 def _project(h: torch.Tensor, w: Weights) -> torch.Tensor:
-    """Logits, or the final-normed hidden states when the weights carry no head (the last
-    layer's when they carry no final norm either)."""
-    if w.head_w is None:
-        return h if w.norm is None else final_norm(h, w)
-    return head_logits(h, w)
+    """Logits, or the final-normed hidden states when the weights carry no head."""
+    return final_norm(h, w) if w.head_w is None else head_logits(h, w)
 
 
 def _forward(w: Weights, input_ids, attention_mask, positions, rope, keep: int,

@@ -11,9 +11,9 @@ forward's products and the backward's input gradients through the decode step's 
 (`native_gemm.h`), the weight gradients through ATen's `mm` (MKL), everything between them
 in loops. It takes the model's own parameters: the C++ side concatenates the
 q/k/v and gate/up matrices itself and returns each parameter's gradient as rows of the fused
-one. The trainer's statistics (`head_stats`: final norm, output layer, log-probs, entropy)
-are a second C++ node over the states of the scored positions only, gathered from the packed
-tokens (`rlvr.model.fast_forward.hidden_at`). The decode cache's prefill runs the same stack
+one. The trainer's statistics (`scored_stats`: final norm, output layer, log-probs, entropy)
+are a second C++ node, which reads the scored positions' states from the packed tokens and
+places its results back in the (B, T) layout. The decode cache's prefill runs the same stack
 over its own fused weights (`prefill_layers`).
 
 `kernels()` returns the compiled module, or None when it cannot be had (no C++ compiler, a
@@ -39,8 +39,8 @@ from torch.autograd.function import once_differentiable
 from rlvr.model import cpp_build, structure
 from rlvr.model.weights import Weights
 
-__all__ = ["Packed", "enabled", "head_stats", "kernels", "output_weights", "pack",
-           "prefill_layers", "run_model", "scored_stats", "usable"]
+__all__ = ["Packed", "enabled", "kernels", "output_weights", "pack", "prefill_layers",
+           "run_model", "scored_stats", "usable"]
 
 _STATE: dict = {}
 # The C++ source ships beside this module (package data).
@@ -191,53 +191,15 @@ class _Stack(torch.autograd.Function):
         return (None, None, None, *grads)
 
 
-def head_stats(h: torch.Tensor, norm: torch.Tensor, eps: float, weight: torch.Tensor,
-               bias: torch.Tensor | None, tokens: torch.Tensor, *, temperature: float,
-               entropy: bool, chunk_size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """`rlvr.model.policy.token_stats` of the final-normed `h` (M, E) (the final RMS norm
-    `norm`, `eps` applied here), in C++: log π(token) and the entropy, ((M,), (M,) or None)."""
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    logp, ent = _Head.apply(h, norm, weight, bias, tokens, eps, temperature, entropy,
-                            chunk_size)
-    return logp, (ent if entropy else None)
-
-
-class _Head(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, h, norm, weight, bias, tokens, eps, temperature, entropy, chunk):
-        h = h.detach().contiguous()
-        b = weight.new_empty(0) if bias is None else bias.detach()
-        logp, ent, *kept = kernels().head_stats(h, norm.detach(), eps, weight.detach(), b,
-                                                tokens, temperature, entropy, chunk)
-        ctx.save_for_backward(h, norm, weight, b, tokens)
-        # intermediates (x, inv, and the logits and softmax when small), not inputs or
-        # outputs: kept on ctx until the backward
-        ctx.kept, ctx.temperature, ctx.chunk = kept, temperature, chunk
-        ctx.has_bias = bias is not None
-        return logp, ent
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, d_logp, d_ent):
-        h, norm, weight, b, tokens = ctx.saved_tensors
-        x, inv, z, p = ctx.kept
-        empty = h.new_empty(0)
-        dh, dnorm, dw, db = kernels().head_stats_back(
-            h, x, inv, norm.detach(), weight.detach(), b, tokens, ctx.temperature,
-            empty if d_logp is None else d_logp.contiguous(),
-            empty if d_ent is None or not d_ent.numel() else d_ent.contiguous(), ctx.chunk, z, p)
-        ctx.kept = None
-        return dh, dnorm, dw, (db if ctx.has_bias else None), None, None, None, None, None
-
-
 def scored_stats(h: torch.Tensor, index: torch.Tensor, real: torch.Tensor, tokens: torch.Tensor,
                  norm: torch.Tensor, eps: float, weight: torch.Tensor, bias: torch.Tensor | None,
                  *, temperature: float, entropy: bool,
                  chunk_size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """`head_stats` of the positions `real` (B, T) marks, read from the packed states `h`
-    (N, E) at `index` (B, T), and placed back in (B, T) tables, zero elsewhere: one autograd
-    node instead of a gather before and two scatters after."""
+    """`rlvr.model.policy.token_stats` of the final-normed states (the final RMS norm `norm`,
+    `eps` applied here) at the positions `real` (B, T) marks, read from the packed states `h`
+    (N, E) at `index` (B, T): log π(token) and the entropy, each placed back in a (B, T) table,
+    zero elsewhere (entropy None unless asked for). One autograd node instead of a gather
+    before and two scatters after."""
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     logp, ent = _Scored.apply(h, norm, weight, bias, index, real, tokens, eps, temperature,
@@ -272,8 +234,8 @@ def _compile():
     # -fno-trapping-math lets the compiler turn the exp/sigmoid loops' comparisons into
     # vector blends; it changes no result.
     return cpp_build.compile_module("rlvr_score_stack", _SOURCE_FILE,
-                                    ["forward", "forward_model", "backward_model", "head_stats",
-                                     "head_stats_back", "scored_stats", "scored_stats_back",
+                                    ["forward", "forward_model", "backward_model",
+                                     "scored_stats", "scored_stats_back",
                                      "pack"],
                                     "scoring forward", "RLVR_FAST_SCORE",
                                     ("-fno-trapping-math",), headers=("native_gemm.h",))

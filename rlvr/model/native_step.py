@@ -1,5 +1,5 @@
 """One decode step of a Llama/Qwen2 model in C++, and its sampling draw: the matrix products
-of ATen, everything between them in plain loops.
+on weights packed once per decode, everything between them in plain loops.
 
 On the organism (hidden 96, 4 layers) an eager decode step is bound by what surrounds its
 matrix products: ~180 torch calls per token, and attention as two batched products of one
@@ -7,16 +7,15 @@ query row each (MKL pays a call per (row, head)). `torch.compile` did not help o
 (measured in docs/benchmarks.md, "Roofline"). This module compiles, once per machine, the C++
 of `native_step.cpp` (shipped beside it):
 
-- `step`: the whole decode step. The q/k/v, output, gate/up, down and head projections go
-  through `at::mm` / `at::addmm` (the same kernels as the eager step); the RMS norms, rotary
+- `step`: the whole decode step. The q/k/v, output, gate/up, down and head projections are
+  the step's own products (`native_gemm.h`, the weights packed into panels once per decode by
+  `step_weights`): at the organism's shapes MKL copies both operands into its layout on every
+  call (a tenth of a 64-row decode), the panels are read as they lie, every output an in-order
+  fp32 sum, the same whatever the batch. Without AVX2, or with `RLVR_PANEL_PRODUCTS=0`, the
+  products are `at::mm` / `at::addmm` (the eager step's kernels). The RMS norms, rotary
   embedding, cache write, single-query attention (scores, softmax and the weighted values in
   one pass per head) and SwiGLU are loops over rows, in AVX2 registers where the head size
   is a multiple of 8.
-- `pack_panels_of_rows` (`step_weights`): a weight laid out once per decode for the step's own matrix products
-  (`native_gemm.h`): at the organism's shapes MKL copies both operands into its layout on
-  every call (a tenth of a 64-row decode); the panels are read as they lie, every output an
-  in-order fp32 sum, the same whatever the batch. Without AVX2, or with
-  `RLVR_PANEL_PRODUCTS=0`, the products stay `at::mm`.
 - `run_steps`: the decode loop's iterations while every row is alive (draw, record, step) in
   one call, instead of a Python iteration and its torch calls per token.
 - `sample`: `rlvr.model.decode.choose`'s Gumbel-max draw at top_p 1, the same hash and the
@@ -30,8 +29,8 @@ eager step and the torch draw. The build (~1 minute) happens on first use and is
 torch under `TORCH_EXTENSIONS_DIR` (default `~/.cache/torch_extensions`); a line on stderr
 says so, and a failed build prints one notice with its cause. fp32 without `-ffast-math`:
 sums are reassociated only into 8 vector lanes, and e^x is a polynomial within ~2 ulp; AVX2 +
-FMA only where torch's own capability check finds them (`rlvr.model.cpp_build`). Logits equal the eager
-step's within 1e-5 (tests/test_native_step.py, on five architectures).
+FMA only where torch's own capability check finds them (`rlvr.model.cpp_build`). Logits equal
+the eager step's within 1e-5 (tests/test_native_step.py, on five architectures).
 """
 
 from __future__ import annotations
