@@ -7,7 +7,7 @@ import pytest
 import torch
 from test_fast_lm import MODELS, _batch, _llama, _model
 
-from rlvr.model import native_score, native_step
+from rlvr.model import native_step
 from rlvr.model.decode import choose, row_keys
 from rlvr.model.kv_cache import DecodeCache
 from rlvr.model.sampling import SamplingParams
@@ -39,8 +39,8 @@ def _decode(model, ids, mask, positions, steps: int):
 ODD = "llama-head6-mlp44"
 
 
-# Left pads only (as the decode loop's prompts): the prefill runs through the C++ scoring
-# stack; a right-padded row sends it through the eager layers.
+# Left pads only (as the decode loop's prompts): the prefill runs through the C++ step's
+# kernels (`native_step.prefill`); a right-padded row sends it through the eager layers.
 LEFT_PADDED = ((0, 0), (3, 0), (9, 0), (5, 0), (1, 0), (2, 0))
 
 
@@ -55,12 +55,16 @@ def test_native_step_equals_the_eager_step(name, pads, monkeypatch):
     else:
         model = _model(name).eval()
     ids, mask, positions = _batch(seed=6, **({"pads": LEFT_PADDED} if pads == "left" else {}))
-    packed_prefills = []
-    real_prefill = native_score.prefill_layers
-    monkeypatch.setattr(native_score, "prefill_layers",
-                        lambda *a: packed_prefills.append(1) or real_prefill(*a))
+    native_prefills = []
+    real_prefill = native_step.prefill_function
+
+    def counted():
+        fn = real_prefill()
+        return lambda *a: native_prefills.append(1) or fn(*a)
+    monkeypatch.setattr(native_step, "prefill_function", counted)
     native, fast = _decode(model, ids, mask, positions, 6)
-    assert len(packed_prefills) == (pads == "left" and native_score.kernels() is not None)
+    # the prefill ran through the step's kernels (left pads), or the eager layers (right pads)
+    assert len(native_prefills) == (pads == "left")
     # the step's products went through its own panels wherever this build has them
     has_panels = native_step.panel_product(torch.zeros(1, 1)) is not None
     assert len(native.native[3]) == (4 * model.config.num_hidden_layers + 1 if has_panels else 0)
@@ -70,7 +74,7 @@ def test_native_step_equals_the_eager_step(name, pads, monkeypatch):
     for a, b in zip(fast, slow, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
     # The cache writes agree too, but at a prompt's pad columns: the eager prefill keeps
-    # the pad tokens' keys there, the packed one zeros; the key mask hides both.
+    # the pad tokens' keys there, the native one zeros; the key mask hides both.
     real = torch.cat([mask.bool(), torch.ones(len(mask), 6, dtype=torch.bool)], 1)
     real = real[[0, 2, 3, 5]][None, :, None, :, None]  # the rows kept at step 2
     for a, b in zip(native.kv, eager.kv, strict=True):

@@ -6,10 +6,9 @@ a decode step is plain batched matrix products over the fused weights of
 at 16 rows (docs/benchmarks.md), with the same logits. On an fp32 CPU cache the step runs in
 C++ (`rlvr.model.native_step`, ≈ 2-3× faster again at 16 rows) when that module could be
 built; otherwise, or with `RLVR_FAST_DECODE=0`, the eager step below. Its prefill of
-left-padded prompts then runs through the C++ scoring stack of `rlvr.model.native_score` (real
-tokens only; `RLVR_FAST_SCORE=0` keeps the eager layers), whose keys and values C++ writes
-into the cache (`fill_cache`); and `run` takes the decode loop's iterations while every row is
-alive into C++ as well (`rlvr.model.decode`). Use it only on a model
+left-padded prompts then runs through the same kernels (`native_step.prefill`: all prompt
+columns at once, keys and values written straight into the cache), and `run` takes the decode
+loop's iterations while every row is alive into C++ as well (`rlvr.model.decode`). Use it only on a model
 `rlvr.model.fast_forward.supports`; `rlvr.model.policy.make_decoder` makes that choice.
 """
 
@@ -18,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from rlvr.model import native_score, native_step
+from rlvr.model import native_step
 from rlvr.model.weights import (
     Layer,
     default_positions,
@@ -95,10 +94,15 @@ class DecodeCache:
             0, inverse, torch.arange(batch, device=device), "amin")
         self.length = seq
         # (a right-padded prompt ends in a pad query, whose output only the eager path defines)
-        if (self.native is not None and bool(attention_mask[:, -1].all())
-                and native_score.usable(w.embed, checkpoint=False)):
-            return self._native_prefill(input_ids[first], attention_mask[first].bool(),
-                                        positions[first], (cos, sin), inverse)
+        if self.native is not None and bool(attention_mask[:, -1].all()):
+            # the step's own kernels, all columns at once, keys and values straight into the
+            # cache (`native_step.prefill`)
+            (_, layers, head_wt, panels) = self.native
+            return native_step.prefill_function()(
+                input_ids[first], attention_mask[first], positions[first], first, inverse,
+                w.embed, layers, self.kv, self.bias, self.cos, self.sin, w.norm, head_wt,
+                native_step.or_empty(w.head_b, w.head_w), *self.shape, w.layers[0].eps,
+                w.norm_eps, panels)
         attend = sdpa_attend(full_mask(attention_mask[first], seq, device), self.gqa)
 
         def attend_of(i):
@@ -111,20 +115,6 @@ class DecodeCache:
             return run
         h = run_layers(w, input_ids[first], positions[first], (cos, sin), attend_of)
         return head_logits(h[:, -1], w)[inverse]
-
-    def _native_prefill(self, ids, real, positions, rope, inverse) -> torch.Tensor:
-        """The prefill of the distinct rows through `rlvr.model.native_score`'s C++ stack:
-        their real tokens packed (pads skipped, products over all of them at once), each
-        layer's rotated keys and values written into the cache's columns (`fill_cache`: zeros at
-        pad columns, which the key mask excludes: a finite value times a zero weight adds 0)."""
-        w = self.w
-        packed = native_score.pack(ids, real, positions, 0)
-        h, qkvs = native_score.prefill_layers(w, packed, rope)
-        fill = native_step.fill_cache_function()  # built: `self.native` needs the same module
-        for kv, qkv in zip(self.kv, qkvs, strict=True):
-            fill(kv, qkv, packed.index, inverse, w.heads, w.kv_heads, w.head_dim)
-        # a left-padded row ends with a real token, so its last index is never the pad's N
-        return head_logits(h[packed.index[:, -1]], w)[inverse]
 
     @torch.no_grad()
     def step(self, token: torch.Tensor, position: torch.Tensor) -> torch.Tensor:

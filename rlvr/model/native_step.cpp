@@ -344,35 +344,126 @@ Tensor step(const Tensor& token, const Tensor& position, const Tensor& embed,
   return project(rms(h, norm, norm_eps), head_wt, head_b, panel(4 * kv.size()));
 }
 
-// The decode cache's first S columns after a prefill of the distinct rows (rlvr.model.kv_cache):
-// row b's column s gets the rotated key and the value of packed token index[inverse[b], s] of
-// `qkv` (N, (H + 2 Hkv) D), zeros where that index is N (a pad column, which the key mask
-// excludes). One pass over the cache instead of a gather, a permuted copy and their buffers.
-void fill_cache(Tensor kv, const Tensor& qkv, const Tensor& index, const Tensor& inverse,
-                int64_t heads, int64_t kv_heads, int64_t dim) {
-  TORCH_CHECK(kv.dim() == 5 && kv.stride(4) == 1 && qkv.is_contiguous() && index.is_contiguous(),
-              "fill_cache: a (2, B, Hkv, M, D) cache and contiguous q/k/v and index");
-  const int64_t B = kv.size(1), M = kv.size(3), S = index.size(1), N = qkv.size(0);
-  const int64_t width = qkv.size(1), plane = kv.stride(0), kw = heads * dim, vw = kw + kv_heads * dim;
-  const float* pq = qkv.data_ptr<float>();
-  const int64_t* pi = index.data_ptr<int64_t>();
-  const int64_t* pinv = inverse.data_ptr<int64_t>();
-  float* cache = kv.data_ptr<float>();
-  // heads innermost: each packed token's q/k/v row is read once (by head outermost, a
-  // 64-row organism prefill read its 0.9 MB of q/k/v once per K/V head, from L3)
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t s = 0; s < S; ++s) {
-      const int64_t j = pi[pinv[b] * S + s];
-      for (int64_t g = 0; g < kv_heads; ++g) {
-        float* k = cache + ((b * kv_heads + g) * M + s) * dim;
-        if (j >= N) {
-          for (int64_t d = 0; d < dim; ++d) k[d] = k[plane + d] = 0.f;
+// The prompt rows of a decode cache (rlvr.model.kv_cache) through the step's own kernels, all
+// their S columns at once: ids, real, positions (R, S) are the R distinct rows (left-padded:
+// `real` marks tokens, the last column always is one), first (R,) the cache row each is written
+// to, inverse (B,) each cache row's distinct row. Per layer the products run over R·S rows;
+// then per token its rotated key and value go into the cache and its queries attend to the
+// row's keys up to itself (the key mask `bias` already hides pad columns), so no packed copy of
+// the keys is made and none is copied in afterwards. A pad column gets zeros in the cache and
+// no attention output (its hidden state stays finite and is never read). After the last layer
+// the rows written at first[r] are copied to the cache rows that share them. Returns the last
+// column's logits for every cache row (B, V). The other arguments are `step`'s.
+Tensor prefill(const Tensor& ids, const Tensor& real, const Tensor& positions,
+               const Tensor& first, const Tensor& inverse, const Tensor& embed,
+               const std::vector<Tensor>& layers, const std::vector<Tensor>& kv,
+               const Tensor& bias, const Tensor& cos, const Tensor& sin, const Tensor& norm,
+               const Tensor& head_wt, const Tensor& head_b, int64_t heads, int64_t kv_heads,
+               int64_t dim, double eps, double norm_eps, const std::vector<Tensor>& panels) {
+  TORCH_CHECK(panels.empty() || panels.size() == 4 * kv.size() + 1,
+              "panels: four weights per layer and the head's, or none");
+  auto panel = [&](size_t i) { return panels.empty() ? nullptr : &panels[i]; };
+  const Tensor tok = ids.contiguous(), pos = positions.contiguous();
+  const Tensor is_real = real.to(at::kBool).contiguous(), rows_at = first.contiguous();
+  const Tensor of_row = inverse.contiguous();
+  const int64_t R = tok.size(0), S = tok.size(1), N = R * S, B = of_row.size(0);
+  const int64_t E = embed.size(1), width = (heads + 2 * kv_heads) * dim;
+  const int64_t M = kv[0].size(3), group = heads / kv_heads, half = dim / 2;
+  TORCH_CHECK(S <= M && cos.is_contiguous() && sin.is_contiguous() && embed.is_contiguous() &&
+              cos.size(1) == width, "prefill: a prompt longer than the cache, or bad tables");
+  const int64_t* pt = tok.data_ptr<int64_t>();
+  const int64_t* pp = pos.data_ptr<int64_t>();
+  const bool* pr = is_real.data_ptr<bool>();
+  const int64_t* pf = rows_at.data_ptr<int64_t>();
+  const int64_t* pinv = of_row.data_ptr<int64_t>();
+  Tensor h = at::empty({N, E}, embed.options());
+  for (int64_t n = 0; n < N; ++n) {
+    TORCH_CHECK(pt[n] >= 0 && pt[n] < embed.size(0) && pp[n] >= 0 && pp[n] < cos.size(0),
+                "prefill: a token or position outside the embedding or the rotary table");
+    std::copy_n(embed.data_ptr<float>() + pt[n] * E, E, h.data_ptr<float>() + n * E);
+  }
+  const float scale = 1.f / std::sqrt((float)dim);
+  const Kernels kern(dim);
+  const float* pc = cos.data_ptr<float>();
+  const float* ps = sin.data_ptr<float>();
+  const float* pbias = bias.data_ptr<float>();
+  std::vector<float> rotated((heads + kv_heads) * dim), swapped((heads + kv_heads) * dim),
+      scores(S + 8);
+#if defined(__AVX2__) && defined(__FMA__)
+  const bool vector_rotary = dim % 8 == 0;
+#else
+  const bool vector_rotary = false;
+#endif
+  auto attn = at::zeros({N, heads * dim}, h.options());  // pad columns keep their zeros
+  float* pa = attn.data_ptr<float>();
+  Tensor act;
+  for (size_t i = 0; i < kv.size(); ++i) {
+    const Tensor* L = &layers[i * 10];
+    Tensor qkv = project(rms(h, L[0], eps), L[1], L[2], panel(4 * i));  // (N, width)
+    const float* pq = qkv.data_ptr<float>();
+    float* cache = kv[i].data_ptr<float>();
+    const int64_t plane = kv[i].stride(0);
+    for (int64_t r = 0; r < R; ++r) {
+      const int64_t b = pf[r];
+      TORCH_CHECK(b >= 0 && b < kv[i].size(1), "prefill: a cache row out of range");
+      for (int64_t s = 0; s < S; ++s) {
+        const int64_t n = r * S + s;
+        if (!pr[n]) {
+          for (int64_t g = 0; g < kv_heads; ++g) {
+            float* k = cache + ((b * kv_heads + g) * M + s) * dim;
+            std::fill(k, k + dim, 0.f);
+            std::fill(k + plane, k + plane + dim, 0.f);
+          }
           continue;
         }
-        copy_head(pq + j * width + kw + g * dim, dim, k);
-        copy_head(pq + j * width + vw + g * dim, dim, k + plane);
+        const float* row = pq + n * width;
+        const float* rc = pc + pp[n] * width;
+        const float* rs = ps + pp[n] * width;
+        if (vector_rotary) {
+          rotate_heads(row, rc, rs, heads + kv_heads, dim, swapped.data(), rotated.data());
+        } else {
+          for (int64_t hh = 0; hh < heads + kv_heads; ++hh) {
+            const int64_t base = hh * dim;
+            float* to = rotated.data() + base;
+            for (int64_t o = 0; o < half; ++o)
+              to[o] = row[base + o] * rc[base + o] + row[base + o + half] * rs[base + o];
+            for (int64_t o = half; o < dim; ++o)
+              to[o] = row[base + o] * rc[base + o] + row[base + o - half] * rs[base + o];
+          }
+        }
+        for (int64_t g = 0; g < kv_heads; ++g) {
+          float* k = cache + ((b * kv_heads + g) * M + s) * dim;
+          copy_head(rotated.data() + (heads + g) * dim, dim, k);
+          copy_head(row + (heads + kv_heads + g) * dim, dim, k + plane);
+        }
+        for (int64_t hq = 0; hq < heads; ++hq) {
+          const int64_t g = hq / group;
+          const float* keys = cache + (b * kv_heads + g) * M * dim;
+          attend(kern, rotated.data() + hq * dim, keys, keys + plane,
+                 pbias + (b * kv_heads + g) * M, s + 1, dim, scale, scores.data(),
+                 pa + (n * heads + hq) * dim);
+        }
       }
     }
+    residual(h, attn, L[3], L[4], panel(4 * i + 1));
+    Tensor gu = project(rms(h, L[5], eps), L[6], L[7], panel(4 * i + 2));  // (N, 2 I)
+    if (!act.defined()) act = at::empty({N, gu.size(1) / 2}, h.options());
+    swiglu(gu, act);
+    residual(h, act, L[8], L[9], panel(4 * i + 3));
+    // the cache rows that share a distinct row get its S columns
+    for (int64_t c = 0; c < B; ++c) {
+      const int64_t b = pf[pinv[c]];
+      if (b == c) continue;
+      for (int64_t g = 0; g < kv_heads; ++g)
+        for (int64_t plane_at : {int64_t{0}, plane}) {
+          const float* from = cache + plane_at + (b * kv_heads + g) * M * dim;
+          std::copy_n(from, S * dim, cache + plane_at + (c * kv_heads + g) * M * dim);
+        }
+    }
+  }
+  const Tensor last = h.view({R, S, E}).select(1, S - 1).contiguous();
+  Tensor logits = project(rms(last, norm, norm_eps), head_wt, head_b, panel(4 * kv.size()));
+  return logits.index_select(0, of_row);
 }
 
 // splitmix64's finaliser, as rlvr.model.decode's `_mix` computes it on int64 (which wraps).

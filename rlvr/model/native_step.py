@@ -16,6 +16,9 @@ of `native_step.cpp` (shipped beside it):
   embedding, cache write, single-query attention (scores, softmax and the weighted values in
   one pass per head) and SwiGLU are loops over rows, in AVX2 registers where the head size
   is a multiple of 8.
+- `prefill`: the prompt columns of a decode cache through the same kernels, all columns of
+  the distinct prompts at once (the products over every token), each token's rotated key and
+  value written into the cache and its queries attending to the row's keys up to itself.
 - `run_steps`: the decode loop's iterations while every row is alive (draw, record, step) in
   one call, instead of a Python iteration and its torch calls per token.
 - `sample`: `rlvr.model.decode.choose`'s Gumbel-max draw at top_p 1, the same hash and the
@@ -42,8 +45,8 @@ import torch
 
 from rlvr.model import cpp_build
 
-__all__ = ["enabled", "fill_cache_function", "flat_layer", "input_major", "or_empty",
-           "panel_product", "run_function", "sample_function", "step_function", "step_weights",
+__all__ = ["enabled", "flat_layer", "input_major", "or_empty", "panel_product",
+           "prefill_function", "run_function", "sample_function", "step_function", "step_weights",
            "usable"]
 
 # The C++ source ships beside this module (package data).
@@ -120,11 +123,11 @@ def panel_product(weight: torch.Tensor):
     return lambda x: module.panel_mm(x, panels, weight.shape[1])
 
 
-def fill_cache_function():
-    """The compiled `fill_cache` (a decode cache's prompt columns from a packed prefill's q/k/v,
-    `rlvr.model.kv_cache`), or None."""
+def prefill_function():
+    """The compiled `prefill` (a decode cache's prompt columns and the prompts' last logits
+    through the step's own kernels, `rlvr.model.kv_cache`), or None."""
     module = _module()
-    return None if module is None else module.fill_cache
+    return None if module is None else module.prefill
 
 
 def run_function():
@@ -159,5 +162,5 @@ def _module():
 def _compile():
     return cpp_build.compile_module("rlvr_decode_step", _SOURCE_FILE,
                                     ["step", "sample", "pack_panels", "pack_panels_of_rows",
-                                     "panels_available", "panel_mm", "fill_cache", "run_steps"], "decode step",
-                                    "RLVR_FAST_DECODE", headers=("native_gemm.h",))
+                                     "panels_available", "panel_mm", "prefill", "run_steps"],
+                                    "decode step", "RLVR_FAST_DECODE", headers=("native_gemm.h",))
