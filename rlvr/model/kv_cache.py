@@ -32,7 +32,7 @@ from rlvr.model.weights import (
     sdpa_attend,
 )
 
-__all__ = ["DecodeCache"]
+__all__ = ["DecodeCache", "distinct_rows"]
 
 
 class DecodeCache:
@@ -87,11 +87,7 @@ class DecodeCache:
             attention_mask = torch.ones_like(input_ids)
         pad = (attention_mask == 0)[:, None, None, :]  # (B, 1, 1, P)
         self.bias[..., :seq].masked_fill_(pad, float("-inf"))
-        # The n samples of a prompt are identical rows: run each distinct row once.
-        _, inverse = torch.unique(torch.cat([input_ids, attention_mask, positions], dim=1),
-                                  dim=0, return_inverse=True)
-        first = torch.full((int(inverse.max()) + 1,), batch, device=device).scatter_reduce(
-            0, inverse, torch.arange(batch, device=device), "amin")
+        inverse, first = distinct_rows(input_ids, attention_mask, positions)
         self.length = seq
         # (a right-padded prompt ends in a pad query, whose output only the eager path defines)
         if self.native is not None and bool(attention_mask[:, -1].all()):
@@ -175,6 +171,17 @@ class DecodeCache:
         """Keep only rows `index` (B',) of the batch, in that order."""
         self.kv = [kv.index_select(1, index) for kv in self.kv]
         self.bias = self.bias.index_select(0, index)
+
+
+def distinct_rows(input_ids, attention_mask, positions) -> tuple[torch.Tensor, torch.Tensor]:
+    """The n samples of a prompt are identical rows, so a prefill runs each distinct row once:
+    (inverse (B,): each row's distinct row, first (R,): each distinct row's first row)."""
+    batch, device = input_ids.shape[0], input_ids.device
+    _, inverse = torch.unique(torch.cat([input_ids, attention_mask, positions], dim=1),
+                              dim=0, return_inverse=True)
+    first = torch.full((int(inverse.max()) + 1,), batch, device=device).scatter_reduce(
+        0, inverse, torch.arange(batch, device=device), "amin")
+    return inverse, first
 
 
 def _native_args(w, cache: torch.Tensor):

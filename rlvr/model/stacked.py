@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from rlvr.model import native_step
 from rlvr.model.fast_forward import supports
+from rlvr.model.kv_cache import distinct_rows
 from rlvr.model.weights import (
     Layer,
     Weights,
@@ -147,6 +148,9 @@ class StackedDecode:
             self.tables = rope_columns(self.rope, self.w)
         pad = (attention_mask.reshape(S * B, P) == 0)[:, None, None, :]
         self.bias[..., :P].masked_fill_(pad, float("-inf"))
+        if self.native is not None and bool(attention_mask[..., -1].all()):
+            self.length = P
+            return self._native_prefill(input_ids, attention_mask, position_ids)
 
         def keep_kv(i, k, v):
             self.kv[i][0, :, :, :P] = k
@@ -187,6 +191,22 @@ class StackedDecode:
             h = _mlp(h, layer)
         self.length = t + 1
         return _head(w, h).reshape(S * B, -1)
+
+    def _native_prefill(self, input_ids, attention_mask, position_ids) -> torch.Tensor:
+        """Model s's (B, P) left-padded prompts through `rlvr.model.native_step.prefill` on its
+        slice of the cache, each distinct prompt once: a single run's prefill
+        (`rlvr.model.kv_cache`), so here too a seed group samples what each run alone would."""
+        w, (_, per_model) = self.w, self.native
+        prefill, B, out = native_step.prefill_function(), input_ids.shape[1], []
+        for s, (embed, layers, norm, head_wt, head_b, panels) in enumerate(per_model):
+            rows = slice(s * B, (s + 1) * B)
+            ids, mask, positions = input_ids[s], attention_mask[s], position_ids[s]
+            inverse, first = distinct_rows(ids, mask, positions)
+            out.append(prefill(ids[first], mask[first], positions[first], first, inverse, embed,
+                               layers, [kv[:, rows] for kv in self.kv], self.bias[rows],
+                               *self.tables, norm, head_wt, head_b, w.heads, w.kv_heads,
+                               w.head_dim, w.layers[0].eps, w.norm_eps, panels))
+        return torch.cat(out)
 
     def _native_step(self, token, position, t: int) -> torch.Tensor:
         """Model s's rows through `rlvr.model.native_step` on its slice of the cache: the
