@@ -69,19 +69,110 @@ static void rms_back(const Tensor& dy, const Tensor& x, const Tensor& w, const T
   }
 }
 
-// h + x @ w^T (+ b), as a new tensor (h is kept for the backward).
-static Tensor residual(const Tensor& h, const Tensor& x, const Tensor& w, const Tensor& b) {
-  return panel_linear(x, w, b, h);  // native_gemm.h
+// A weight as the rows of one or more matrices (out_i, in) one after another: the q/k/v or
+// gate/up projections fused without a concatenation (the model's own tensors, read in place).
+struct Rows {
+  std::vector<Tensor> parts;      // contiguous, kept alive here
+  std::vector<const float*> row;  // row r of the fused matrix
+  int64_t in = 0;
+  int64_t out() const { return (int64_t)row.size(); }
+};
+
+static Rows rows_of(std::initializer_list<Tensor> parts) {
+  Rows w;
+  for (const Tensor& t : parts) {
+    w.parts.push_back(t.contiguous());
+    w.in = t.size(1);
+    const float* p = w.parts.back().data_ptr<float>();
+    for (int64_t r = 0; r < t.size(0); ++r) w.row.push_back(p + r * w.in);
+  }
+  return w;
 }
 
-// dy @ w, the input gradient of x @ w^T for a weight as the model holds it (out, in): through
-// the decode step's panels (native_gemm.h; w is already input-major for this product, packed
-// per call) where there are any, ~10 % faster than at::mm at these shapes.
-static Tensor grad_input(const Tensor& dy, const Tensor& w) {
-  if (!panels_available()) return at::mm(dy, w);
-  Tensor out = at::empty({dy.size(0), w.size(1)}, dy.options());
-  panel_product(dy.contiguous(), pack_panels(w), w.size(1), false, out);
+// The fused matrix as one tensor (the paths without AVX2 hand it to at::mm).
+static Tensor joined(const Rows& w) {
+  return w.parts.size() == 1 ? w.parts[0] : at::cat(w.parts);
+}
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+static inline void transpose8(__m256* r);  // below
+
+// native_gemm.h's panels (P, K, 16) of wᵀ, from the rows of w (N, K) wherever they lie: 8 × 8
+// blocks transposed in registers (a strided walk writes a new cache line per element), only the
+// last panel's missing columns zero-filled.
+static Tensor pack_rows(const Rows& w) {
+  const int64_t N = w.out(), K = w.in, P = (N + kPanel - 1) / kPanel;
+  Tensor out = at::empty({P, K, kPanel}, w.parts[0].options());
+  float* po = out.data_ptr<float>();
+  const std::vector<float> zeros(K, 0.f);
+  for (int64_t j0 = 0; j0 < P * kPanel; j0 += 8) {
+    const float* src[8];
+    for (int l = 0; l < 8; ++l) src[l] = j0 + l < N ? w.row[j0 + l] : zeros.data();
+    float* to = po + (j0 / kPanel) * K * kPanel + j0 % kPanel;
+    int64_t k = 0;
+    for (; k + 8 <= K; k += 8) {
+      __m256 r[8];
+      for (int l = 0; l < 8; ++l) r[l] = _mm256_loadu_ps(src[l] + k);
+      transpose8(r);
+      for (int l = 0; l < 8; ++l) _mm256_storeu_ps(to + (k + l) * kPanel, r[l]);
+    }
+    for (; k < K; ++k)
+      for (int l = 0; l < 8; ++l) to[k * kPanel + l] = src[l][k];
+  }
   return out;
+}
+
+// native_gemm.h's panels (P, K, 16) of w itself (K = its rows), for dy @ w: 16 columns of
+// each row a panel row, only the last panel's missing columns zero-filled. (A product that
+// reads w's 16-column strips in place matched the panels alone but lost inside the update,
+// 2 of 24 alternating rounds: the packed panels stream in order while the activations pass.)
+static Tensor pack_strips(const Rows& w) {
+  const int64_t K = w.out(), N = w.in, P = (N + kPanel - 1) / kPanel;
+  Tensor out = at::empty({P, K, kPanel}, w.parts[0].options());
+  float* po = out.data_ptr<float>();
+  for (int64_t p = 0; p < P; ++p) {
+    const int64_t cols = std::min<int64_t>(kPanel, N - p * kPanel);
+    for (int64_t k = 0; k < K; ++k) {
+      const float* from = w.row[k] + p * kPanel;
+      float* to = po + (p * K + k) * kPanel;
+      if (cols == kPanel) {
+        _mm256_storeu_ps(to, _mm256_loadu_ps(from));
+        _mm256_storeu_ps(to + 8, _mm256_loadu_ps(from + 8));
+      } else {
+        for (int64_t j = 0; j < kPanel; ++j) to[j] = j < cols ? from[j] : 0.f;
+      }
+    }
+  }
+  return out;
+}
+#endif
+
+// h + x @ w^T (+ b) (h undefined: without it), the sums in at::addmm's order: b (or h) plus
+// the product, then h plus that when both; through native_gemm.h's panels where there are any.
+static Tensor linear_rows(const Tensor& x, const Rows& w, const Tensor& b, const Tensor& h) {
+#if defined(__AVX2__) && defined(__FMA__)
+  const int64_t n = w.out();
+  Tensor out = b.numel() ? b.expand({x.size(0), n}).contiguous()
+               : h.defined() ? h.clone() : at::empty({x.size(0), n}, x.options());
+  panel_product(x, pack_rows(w), n, h.defined() || b.numel() > 0, out);
+  return h.defined() && b.numel() ? h + out : out;
+#else
+  return panel_linear(x, joined(w), b, h);
+#endif
+}
+
+// dy @ w, the input gradient of x @ w^T for a weight as the model holds it (out, in), which
+// is input-major for this product.
+static Tensor grad_input(const Tensor& dy, const Rows& w) {
+#if defined(__AVX2__) && defined(__FMA__)
+  TORCH_CHECK(dy.size(1) == w.out(), "grad_input: the gradient does not fit the weight");
+  Tensor out = at::empty({dy.size(0), w.in}, dy.options());
+  panel_product(dy.contiguous(), pack_strips(w), w.in, false, out);
+  return out;
+#else
+  return at::mm(dy, joined(w));
+#endif
 }
 
 // Rotary embedding of the q and k heads of each row in place: x * cos + flip_halves(x) * sin,
@@ -516,31 +607,43 @@ static Geometry geometry(const Tensor& positions, const Tensor& prefix_end,
           segment.data_ptr<int64_t>(), positions.data_ptr<int64_t>()};
 }
 
-// layers: per layer [norm1, qkv_w, qkv_b, o_w, o_b, norm2, gate_up_w, gate_up_b, down_w,
-// down_b] (an absent bias is an empty tensor); h (N, E); cos, sin the rotary tables
-// (positions, dim), positions (N,) each token's.
-// Returns [h_out] and, when `save`, kSaved tensors per layer for `backward`.
-std::vector<Tensor> forward(const Tensor& h0, const Tensor& cos, const Tensor& sin,
-                            const Tensor& positions, const Tensor& prefix_end,
-                            const Tensor& segment, const std::vector<Tensor>& layers,
-                            const std::vector<double>& eps, int64_t heads, int64_t kv_heads,
-                            int64_t dim, bool save) {
-  const Geometry g = geometry(positions, prefix_end, segment, heads, kv_heads, dim);
-  const int64_t N = h0.size(0);
+// One decoder layer's weights (an absent bias an empty tensor), the q/k/v and gate/up
+// products each as one fused matrix.
+struct Layer {
+  Tensor norm1, qkv_b, o_b, norm2, gu_b, down_b;
+  Rows qkv, o, gu, down;
+};
+
+// From per layer [norm1, qkv_w, qkv_b, o_w, o_b, norm2, gate_up_w, gate_up_b, down_w, down_b]
+// (already fused: the decode cache's prefill).
+static std::vector<Layer> fused_layers(const std::vector<Tensor>& t) {
+  std::vector<Layer> out;
+  for (size_t i = 0; i + 10 <= t.size(); i += 10) {
+    const Tensor* L = &t[i];
+    out.push_back({L[0], L[2], L[4], L[5], L[7], L[9], rows_of({L[1]}), rows_of({L[3]}),
+                   rows_of({L[6]}), rows_of({L[8]})});
+  }
+  return out;
+}
+
+static std::vector<Tensor> run_forward(const Tensor& h0, const Tensor& cos, const Tensor& sin,
+                                       const Geometry& g, const std::vector<Layer>& layers,
+                                       const std::vector<double>& eps, bool save) {
+  const int64_t N = h0.size(0), heads = g.heads, dim = g.dim;
   std::vector<Tensor> kept(1);
   Tensor h = h0;
   for (size_t i = 0; i < eps.size(); ++i) {
-    const Tensor* L = &layers[i * 10];
+    const Layer& L = layers[i];
     Tensor inv1, inv2;
-    Tensor x1 = rms(h, L[0], eps[i], &inv1);
-    Tensor qkv = panel_linear(x1, L[1], L[2], Tensor());
+    Tensor x1 = rms(h, L.norm1, eps[i], &inv1);
+    Tensor qkv = linear_rows(x1, L.qkv, L.qkv_b, Tensor());
     rotate(qkv, cos, sin, g, false);
     Tensor out = at::empty({N, heads * dim}, h.options());
     Tensor lse = at::empty({N, heads}, h.options());
     attend(qkv, g, out, lse);
-    Tensor mid = residual(h, out, L[3], L[4]);
-    Tensor x2 = rms(mid, L[5], eps[i], &inv2);
-    Tensor gu = panel_linear(x2, L[6], L[7], Tensor());
+    Tensor mid = linear_rows(out, L.o, L.o_b, h);
+    Tensor x2 = rms(mid, L.norm2, eps[i], &inv2);
+    Tensor gu = linear_rows(x2, L.gu, L.gu_b, Tensor());
     const int64_t I = gu.size(1) / 2;
     Tensor sig = at::empty({N, I}, h.options());
     Tensor act = at::empty({N, I}, h.options());
@@ -553,7 +656,7 @@ std::vector<Tensor> forward(const Tensor& h0, const Tensor& cos, const Tensor& s
         ps[r * I + k] = s;
         pa[r * I + k] = gate * s * pg[r * 2 * I + I + k];
       }
-    Tensor next = residual(mid, act, L[8], L[9]);
+    Tensor next = linear_rows(act, L.down, L.down_b, mid);
     if (save)
       for (const Tensor& t : {h, inv1, x1, qkv, out, lse, mid, inv2, x2, gu, sig, act})
         kept.push_back(t);
@@ -563,31 +666,43 @@ std::vector<Tensor> forward(const Tensor& h0, const Tensor& cos, const Tensor& s
   return kept;
 }
 
+// layers: per layer [norm1, qkv_w, qkv_b, o_w, o_b, norm2, gate_up_w, gate_up_b, down_w,
+// down_b] (an absent bias is an empty tensor); h (N, E); cos, sin the rotary tables
+// (positions, dim), positions (N,) each token's.
+// Returns [h_out] and, when `save`, kSaved tensors per layer for `backward`.
+std::vector<Tensor> forward(const Tensor& h0, const Tensor& cos, const Tensor& sin,
+                            const Tensor& positions, const Tensor& prefix_end,
+                            const Tensor& segment, const std::vector<Tensor>& layers,
+                            const std::vector<double>& eps, int64_t heads, int64_t kv_heads,
+                            int64_t dim, bool save) {
+  return run_forward(h0, cos, sin, geometry(positions, prefix_end, segment, heads, kv_heads, dim),
+                     fused_layers(layers), eps, save);
+}
+
 static Tensor bias_grad(const Tensor& dy, const Tensor& b) {
   return b.numel() ? dy.sum(0) : at::empty({0}, dy.options());
 }
 
-// The gradients of `forward`'s output: [d h0, then per layer the ten gradients of `layers`'
-// order] (empty where the bias is absent).
-std::vector<Tensor> backward(const Tensor& grad, const std::vector<Tensor>& saved,
-                             const Tensor& cos, const Tensor& sin, const Tensor& positions,
-                             const Tensor& prefix_end, const Tensor& segment,
-                             const std::vector<Tensor>& layers, int64_t heads,
-                             int64_t kv_heads, int64_t dim) {
-  const Geometry g = geometry(positions, prefix_end, segment, heads, kv_heads, dim);
+// The gradients of `forward`'s output: [d h0, then per layer the ten gradients of a
+// layer's [norm1, qkv_w, qkv_b, o_w, o_b, norm2, gate_up_w, gate_up_b, down_w, down_b]]
+// (empty where the bias is absent).
+static std::vector<Tensor> backward(const Tensor& grad, const std::vector<Tensor>& saved,
+                                    const Tensor& cos, const Tensor& sin, const Geometry& g,
+                                    const std::vector<Layer>& layers) {
+  const int64_t heads = g.heads, dim = g.dim;
   const size_t count = saved.size() / kSaved;
   std::vector<Tensor> grads(1 + 10 * count);
   Tensor dh = grad.contiguous().clone();
   const int64_t N = dh.size(0);
   for (size_t i = count; i-- > 0;) {
-    const Tensor* L = &layers[i * 10];
+    const Layer& L = layers[i];
     const Tensor* S = &saved[i * kSaved];
     const Tensor &h = S[0], &inv1 = S[1], &x1 = S[2], &qkv = S[3], &out = S[4], &lse = S[5],
                  &mid = S[6], &inv2 = S[7], &x2 = S[8], &gu = S[9], &sig = S[10], &act = S[11];
     Tensor* G = &grads[1 + i * 10];
     G[8] = at::mm(dh.t(), act);
-    G[9] = bias_grad(dh, L[9]);
-    Tensor dact = grad_input(dh, L[8]);
+    G[9] = bias_grad(dh, L.down_b);
+    Tensor dact = grad_input(dh, L.down);
     const int64_t I = act.size(1);
     Tensor dgu = at::empty({N, 2 * I}, dh.options());
     const float* pd = dact.data_ptr<float>();
@@ -603,12 +718,12 @@ std::vector<Tensor> backward(const Tensor& grad, const std::vector<Tensor>& save
       }
     // x2ᵀ·dgu then a transpose: MKL runs dguᵀ·x2 (the transposed operand's layout) ~15 % slower
     G[6] = transposed(at::mm(x2.t(), dgu));
-    G[7] = bias_grad(dgu, L[7]);
-    G[5] = at::zeros_like(L[5]);
-    rms_back(grad_input(dgu, L[6]), mid, L[5], inv2, dh, G[5]);
+    G[7] = bias_grad(dgu, L.gu_b);
+    G[5] = at::zeros_like(L.norm2);
+    rms_back(grad_input(dgu, L.gu), mid, L.norm2, inv2, dh, G[5]);
     G[3] = at::mm(dh.t(), out);
-    G[4] = bias_grad(dh, L[4]);
-    Tensor dout = grad_input(dh, L[3]);
+    G[4] = bias_grad(dh, L.o_b);
+    Tensor dout = grad_input(dh, L.o);
     // attend_back stores every dq whole and sums into dk, dv: only their columns start at 0
     Tensor dqkv = at::empty_like(qkv);
     float* pdq = dqkv.data_ptr<float>();
@@ -617,9 +732,9 @@ std::vector<Tensor> backward(const Tensor& grad, const std::vector<Tensor>& save
     attend_back(dout, qkv, out, lse, g, dqkv);
     rotate(dqkv, cos, sin, g, true);
     G[1] = at::mm(dqkv.t(), x1);
-    G[2] = bias_grad(dqkv, L[2]);
-    G[0] = at::zeros_like(L[0]);
-    rms_back(grad_input(dqkv, L[1]), h, L[0], inv1, dh, G[0]);
+    G[2] = bias_grad(dqkv, L.qkv_b);
+    G[0] = at::zeros_like(L.norm1);
+    rms_back(grad_input(dqkv, L.qkv), h, L.norm1, inv1, dh, G[0]);
   }
   grads[0] = dh;
   return grads;
@@ -639,31 +754,28 @@ static Tensor cat_bias(const Tensor* w, const Tensor* b, int n) {
   return at::cat(parts);
 }
 
-static std::vector<Tensor> fuse(const std::vector<Tensor>& p) {
-  std::vector<Tensor> out;
-  for (size_t i = 0; i < p.size(); i += kParams) {
+static std::vector<Layer> model_layers(const std::vector<Tensor>& p) {
+  std::vector<Layer> out;
+  for (size_t i = 0; i + kParams <= p.size(); i += kParams) {
     const Tensor* P = &p[i];
-    for (const Tensor& t : {P[0].contiguous(), at::cat({P[1], P[2], P[3]}), cat_bias(P + 1, P + 4, 3),
-                            P[7].contiguous(), P[8], P[9].contiguous(), at::cat({P[10], P[11]}),
-                            cat_bias(P + 10, P + 12, 2), P[14].contiguous(), P[15]})
-      out.push_back(t);
+    out.push_back({P[0].contiguous(), cat_bias(P + 1, P + 4, 3), P[8], P[9].contiguous(),
+                   cat_bias(P + 10, P + 12, 2), P[15], rows_of({P[1], P[2], P[3]}),
+                   rows_of({P[7]}), rows_of({P[10], P[11]}), rows_of({P[14]})});
   }
   return out;
 }
 
-// `forward` from the embedding and the model's own parameters (fused here: one call from
-// Python instead of a concatenation each). Returns [h_out, then when `save` the kept tensors
-// and the fused weights, which `backward_model` reads].
+// `forward` from the embedding and the model's own parameters (q/k/v and gate/up each read
+// as one matrix where they lie: no concatenation). Returns [h_out, then when `save` the kept
+// tensors, which `backward_model` reads].
 std::vector<Tensor> forward_model(const Tensor& ids, const Tensor& embed, const Tensor& cos,
                                   const Tensor& sin, const Tensor& positions,
                                   const Tensor& prefix_end, const Tensor& segment,
                                   const std::vector<Tensor>& params, const std::vector<double>& eps,
                                   int64_t heads, int64_t kv_heads, int64_t dim, bool save) {
-  const std::vector<Tensor> layers = fuse(params);
-  std::vector<Tensor> out = forward(embed.index_select(0, ids), cos, sin, positions, prefix_end,
-                                    segment, layers, eps, heads, kv_heads, dim, save);
-  if (save) out.insert(out.end(), layers.begin(), layers.end());
-  return out;
+  return run_forward(embed.index_select(0, ids), cos, sin,
+                     geometry(positions, prefix_end, segment, heads, kv_heads, dim),
+                     model_layers(params), eps, save);
 }
 
 // The gradients of `forward_model`: [d embed, then per layer one per parameter of `params`'
@@ -677,9 +789,9 @@ std::vector<Tensor> backward_model(const Tensor& grad, const std::vector<Tensor>
                                    int64_t kv_heads, int64_t dim) {
   const size_t count = params.size() / kParams;
   const std::vector<Tensor> saved(kept.begin(), kept.begin() + kSaved * count);
-  const std::vector<Tensor> layers(kept.begin() + kSaved * count, kept.end());
-  const std::vector<Tensor> g = backward(grad, saved, cos, sin, positions, prefix_end, segment,
-                                         layers, heads, kv_heads, dim);
+  const std::vector<Tensor> g =
+      backward(grad, saved, cos, sin, geometry(positions, prefix_end, segment, heads, kv_heads, dim),
+               model_layers(params));
   std::vector<Tensor> out{at::zeros({vocab, g[0].size(1)}, grad.options()).index_add_(0, ids, g[0])};
   auto rows = [&](const Tensor& fused, const Tensor* P, int n, bool bias) {
     for (int64_t i = 0, at = 0; i < n; ++i) {

@@ -9,9 +9,9 @@ after another, the shared prompt (when the caller found one) once at the front (
 (N, E) sequence with a C++ forward and backward (`native_score.cpp`, shipped beside it): the
 forward's products and the backward's input gradients through the decode step's panels
 (`native_gemm.h`), the weight gradients through ATen's `mm` (MKL), everything between them
-in loops. It takes the model's own parameters: the C++ side concatenates the
-q/k/v and gate/up matrices itself and returns each parameter's gradient as rows of the fused
-one. The trainer's statistics (`scored_stats`: final norm, output layer, log-probs, entropy)
+in loops. It takes the model's own parameters: the C++ side reads the q/k/v and gate/up
+matrices as one fused matrix where they lie (no concatenation) and returns each parameter's
+gradient as rows of the fused one. The trainer's statistics (`scored_stats`: final norm, output layer, log-probs, entropy)
 are a second C++ node, which reads the scored positions' states from the packed tokens and
 places its results back in the (B, T) layout. The decode cache's prefill runs the same stack
 over its own fused weights (`prefill_layers`).
@@ -117,8 +117,8 @@ def _like_cpp(t: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
 def run_model(model, packed: Packed, rope) -> torch.Tensor:
     """The last decoder layer's hidden states (N, E) of the packed tokens, differentiable in
     the model's own parameters; `rope` = `rlvr.model.weights.rope_tables(...)`. The C++ side
-    fuses the q/k/v and gate/up matrices itself and hands back each parameter's gradient (rows
-    of the fused ones): no autograd node per concatenation, no Python per parameter."""
+    reads the q/k/v and gate/up matrices as fused ones where they lie and hands back each
+    parameter's gradient (rows of the fused ones): no concatenation, no Python per parameter."""
     facts = structure.cached(model, "score_model", _facts)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in facts.params):
         return _Stack.apply(packed, rope, facts, *facts.params)
