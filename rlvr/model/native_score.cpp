@@ -935,7 +935,8 @@ std::vector<Tensor> head_stats(const Tensor& h, const Tensor& norm, double eps, 
   std::vector<float> scratch(V);
   for (int64_t r0 = 0; r0 < M; r0 += chunk) {
     const int64_t rows = std::min(chunk, M - r0);
-    z = linear(x.narrow(0, r0, rows), w, b);
+    // kept: one small product, through the panels (MKL copies both operands of it first)
+    z = keep ? linear_rows(x, rows_of({w}), b, Tensor()) : linear(x.narrow(0, r0, rows), w, b);
     float* pz = z.data_ptr<float>();
     for (int64_t r = 0; r < rows; ++r) {
       float* zr = pz + r * V;
@@ -977,7 +978,7 @@ std::vector<Tensor> head_stats_back(const Tensor& h, const Tensor& x, const Tens
   const bool kept = kept_z.numel() > 0;
   if (kept) chunk = std::max<int64_t>(M, 1);
   Tensor dx = at::empty_like(x);
-  Tensor dw = at::zeros_like(w);
+  Tensor dw = kept ? Tensor() : at::zeros_like(w);
   Tensor db = b.numel() ? at::zeros_like(b) : at::empty({0}, h.options());
   std::vector<float> scratch(V);
   for (int64_t r0 = 0; r0 < M; r0 += chunk) {
@@ -996,8 +997,13 @@ std::vector<Tensor> head_stats_back(const Tensor& h, const Tensor& x, const Tens
       row_grad(zr, p, V, t, tok[r0 + r], pdl ? pdl[r0 + r] : 0.f, pde ? pde[r0 + r] : 0.f,
                pde != nullptr);
     }
-    dx.narrow(0, r0, rows).copy_(at::mm(z, w));
-    dw.addmm_(z.t(), xs);
+    if (kept) {  // one small chunk: the panels' products, as in the forward
+      dx = grad_input(z, rows_of({w}));
+      dw = grad_weight(z, xs);
+    } else {
+      dx.narrow(0, r0, rows).copy_(at::mm(z, w));
+      dw.addmm_(z.t(), xs);
+    }
     if (b.numel()) db.add_(z.sum(0));
   }
   Tensor dh = at::zeros_like(h);
