@@ -97,7 +97,6 @@ static Tensor joined(const Rows& w) {
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
-static inline void transpose8(__m256* r);  // below
 
 // native_gemm.h's panels (P, K, 16) of wᵀ, from the rows of w (N, K) wherever they lie: 8 × 8
 // blocks transposed in registers (a strided walk writes a new cache line per element), only the
@@ -115,7 +114,7 @@ static Tensor pack_rows(const Rows& w) {
     for (; k + 8 <= K; k += 8) {
       __m256 r[8];
       for (int l = 0; l < 8; ++l) r[l] = _mm256_loadu_ps(src[l] + k);
-      transpose8(r);
+      transpose_8x8(r);
       for (int l = 0; l < 8; ++l) _mm256_storeu_ps(to + (k + l) * kPanel, r[l]);
     }
     for (; k < K; ++k)
@@ -428,26 +427,6 @@ static void tile_sums(const Geometry& g, int64_t i0, int64_t i1, const float* w,
   }
 }
 
-#if defined(__AVX2__) && defined(__FMA__)
-// An 8 × 8 block of floats transposed in registers (rows r[0..7] become its columns).
-static inline void transpose8(__m256* r) {
-  __m256 a[8], b[8];
-  for (int i = 0; i < 8; i += 2) {
-    a[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-    a[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 8; i += 4) {
-    b[i] = _mm256_shuffle_ps(a[i], a[i + 2], 0x44);
-    b[i + 1] = _mm256_shuffle_ps(a[i], a[i + 2], 0xEE);
-    b[i + 2] = _mm256_shuffle_ps(a[i + 1], a[i + 3], 0x44);
-    b[i + 3] = _mm256_shuffle_ps(a[i + 1], a[i + 3], 0xEE);
-  }
-  for (int i = 0; i < 4; ++i) {
-    r[i] = _mm256_permute2f128_ps(b[i], b[i + 4], 0x20);
-    r[i + 4] = _mm256_permute2f128_ps(b[i], b[i + 4], 0x31);
-  }
-}
-#endif
 
 // Scores against keys kept transposed: per K/V head a (D, N + 8) block (`transpose_heads`),
 // so that 8 consecutive keys are the 8 lanes of one vector: a query's scores need no
@@ -465,7 +444,7 @@ static std::unique_ptr<float[]> transpose_heads(const float* p, int64_t N, int64
     for (e0 = 0; e0 + 8 <= E; e0 += 8) {
       __m256 r[8];
       for (int l = 0; l < 8; ++l) r[l] = _mm256_loadu_ps(p + (j0 + l) * W + col + e0);
-      transpose8(r);
+      transpose_8x8(r);
       for (int l = 0; l < 8; ++l) _mm256_storeu_ps(t.get() + (e0 + l) * ld + j0, r[l]);
     }
 #endif
@@ -694,18 +673,6 @@ struct Layer {
   Rows qkv, o, gu, down;
 };
 
-// From per layer [norm1, qkv_w, qkv_b, o_w, o_b, norm2, gate_up_w, gate_up_b, down_w, down_b]
-// (already fused: the decode cache's prefill).
-static std::vector<Layer> fused_layers(const std::vector<Tensor>& t) {
-  std::vector<Layer> out;
-  for (size_t i = 0; i + 10 <= t.size(); i += 10) {
-    const Tensor* L = &t[i];
-    out.push_back({L[0], L[2], L[4], L[5], L[7], L[9], rows_of({L[1]}), rows_of({L[3]}),
-                   rows_of({L[6]}), rows_of({L[8]})});
-  }
-  return out;
-}
-
 static std::vector<Tensor> run_forward(const Tensor& h0, const Tensor& cos, const Tensor& sin,
                                        const Geometry& g, const std::vector<Layer>& layers,
                                        const std::vector<double>& eps, bool save) {
@@ -746,24 +713,11 @@ static std::vector<Tensor> run_forward(const Tensor& h0, const Tensor& cos, cons
   return kept;
 }
 
-// layers: per layer [norm1, qkv_w, qkv_b, o_w, o_b, norm2, gate_up_w, gate_up_b, down_w,
-// down_b] (an absent bias is an empty tensor); h (N, E); cos, sin the rotary tables
-// (positions, dim), positions (N,) each token's.
-// Returns [h_out] and, when `save`, kSaved tensors per layer for `backward`.
-std::vector<Tensor> forward(const Tensor& h0, const Tensor& cos, const Tensor& sin,
-                            const Tensor& positions, const Tensor& prefix_end,
-                            const Tensor& segment, const std::vector<Tensor>& layers,
-                            const std::vector<double>& eps, int64_t heads, int64_t kv_heads,
-                            int64_t dim, bool save) {
-  return run_forward(h0, cos, sin, geometry(positions, prefix_end, segment, heads, kv_heads, dim),
-                     fused_layers(layers), eps, save);
-}
-
 static Tensor bias_grad(const Tensor& dy, const Tensor& b) {
   return b.numel() ? dy.sum(0) : at::empty({0}, dy.options());
 }
 
-// The gradients of `forward`'s output: [d h0, then per layer the ten gradients of a
+// The gradients of `run_forward`'s output: [d h0, then per layer the ten gradients of a
 // layer's [norm1, qkv_w, qkv_b, o_w, o_b, norm2, gate_up_w, gate_up_b, down_w, down_b]]
 // (empty where the bias is absent).
 static std::vector<Tensor> backward(const Tensor& grad, const std::vector<Tensor>& saved,
@@ -821,7 +775,7 @@ static std::vector<Tensor> backward(const Tensor& grad, const std::vector<Tensor
 }
 
 // A model's own parameters, per layer [norm1, q, k, v, q_b, k_b, v_b, o, o_b, norm2, gate,
-// up, gate_b, up_b, down, down_b] (an absent bias empty), fused here into `forward`'s ten.
+// up, gate_b, up_b, down, down_b] (an absent bias empty), fused here into `run_forward`'s ten.
 constexpr size_t kParams = 16;
 
 // The fused bias of n products: their biases one after another, zeros for an absent one;
@@ -845,7 +799,7 @@ static std::vector<Layer> model_layers(const std::vector<Tensor>& p) {
   return out;
 }
 
-// `forward` from the embedding and the model's own parameters (q/k/v and gate/up each read
+// `run_forward` from the embedding and the model's own parameters (q/k/v and gate/up each read
 // as one matrix where they lie: no concatenation). Returns [h_out, then when `save` the kept
 // tensors, which `backward_model` reads].
 std::vector<Tensor> forward_model(const Tensor& ids, const Tensor& embed, const Tensor& cos,

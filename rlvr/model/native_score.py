@@ -13,8 +13,7 @@ the tokens (the down projection's through ATen's `mm`), everything between them 
 matrices as one fused matrix where they lie (no concatenation) and returns each parameter's
 gradient as rows of the fused one. The trainer's statistics (`scored_stats`: final norm, output layer, log-probs, entropy)
 are a second C++ node, which reads the scored positions' states from the packed tokens and
-places its results back in the (B, T) layout. The decode cache's prefill runs the same stack
-over its own fused weights (`prefill_layers`).
+places its results back in the (B, T) layout.
 
 `kernels()` returns the compiled module, or None when it cannot be had (no C++ compiler, a
 build error, `RLVR_FAST_SCORE=0`): `rlvr.model.fast_forward` then keeps its eager forward. The
@@ -33,13 +32,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from rlvr.model import cpp_build, structure
 from rlvr.model.weights import Weights
 
-__all__ = ["Packed", "enabled", "kernels", "output_weights", "pack", "prefill_layers",
+__all__ = ["Packed", "enabled", "kernels", "output_weights", "pack",
            "run_model", "scored_stats", "usable"]
 
 _STATE: dict = {}
@@ -90,28 +88,6 @@ def pack(input_ids: torch.Tensor, real: torch.Tensor, positions: torch.Tensor,
     tokens once, then each row's own real tokens (in C++: a pass over the columns instead of
     a dozen small torch ops)."""
     return Packed(*kernels().pack(input_ids, real, positions, shared))
-
-
-def prefill_layers(w, packed: Packed, rope) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Without gradients: the last layer's hidden states (N, E) of the packed tokens and each
-    layer's q/k/v projection after rotary (N, (H + 2·Hkv)·D), which a decode cache keeps as
-    its keys and values (`rlvr.model.kv_cache`); `rope` = `rlvr.model.weights.rope_tables(...)`."""
-    with torch.no_grad():
-        h = F.embedding(packed.ids, w.embed)
-        weights = [_like_cpp(t, h) for layer in w.layers for t in layer[1:]]
-        out = kernels().forward(h, *rope, *packed[1:4], weights, [layer.eps for layer in w.layers],
-                                w.heads, w.kv_heads, w.head_dim, True)
-    # out: the hidden states, then per layer the forward's kept tensors (kSaved of them in
-    # native_score.cpp), of which q/k/v is the fourth
-    return out[0], [out[1 + _KEPT_PER_LAYER * i + _KEPT_QKV] for i in range(len(w.layers))]
-
-
-_KEPT_PER_LAYER, _KEPT_QKV = 12, 3
-
-
-def _like_cpp(t: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
-    """A tensor as the C++ side takes it: detached, contiguous, an absent one empty."""
-    return like.new_empty(0) if t is None else t.detach().contiguous()
 
 
 def run_model(model, packed: Packed, rope) -> torch.Tensor:
@@ -234,7 +210,7 @@ def _compile():
     # -fno-trapping-math lets the compiler turn the exp/sigmoid loops' comparisons into
     # vector blends; it changes no result.
     return cpp_build.compile_module("rlvr_score_stack", _SOURCE_FILE,
-                                    ["forward", "forward_model", "backward_model",
+                                    ["forward_model", "backward_model",
                                      "scored_stats", "scored_stats_back",
                                      "pack"],
                                     "scoring forward", "RLVR_FAST_SCORE",
