@@ -229,6 +229,86 @@ static Tensor project(const Tensor& x, const Tensor& wt, const Tensor& b, const 
   return out;
 }
 
+// The embeddings of n tokens (rows of a new (n, E) tensor), each token and its rotary
+// position checked against the embedding and the `positions` rows of the rotary tables.
+static Tensor embed_rows(const Tensor& embed, const int64_t* tokens, const int64_t* at,
+                         int64_t n, int64_t positions) {
+  const int64_t E = embed.size(1);
+  Tensor h = at::empty({n, E}, embed.options());
+  for (int64_t r = 0; r < n; ++r) {
+    TORCH_CHECK(tokens[r] >= 0 && tokens[r] < embed.size(0) && at[r] >= 0 && at[r] < positions,
+                "a token or position outside the embedding or the rotary table");
+    std::copy_n(embed.data_ptr<float>() + tokens[r] * E, E, h.data_ptr<float>() + r * E);
+  }
+  return h;
+}
+
+// One token's attention in a decode cache, shared by `step` and `prefill`: its q/k/v row
+// rotated (x * cos + (each head's halves swapped) * sin, whole vectors where the head size
+// allows; the values pass as they are, their cos 1 and sin 0), its key and value written to
+// column s of cache row b, and its queries attending to that row's columns 0..s.
+struct TokenAttention {
+  int64_t heads, kv_heads, dim, M, group;
+  float scale;
+  Kernels kern;
+  bool vector_rotary;
+  // the rotated queries and keys, their halves swapped (`rotate_heads`), and the scores with
+  // room for `exp_shifted`'s last vector
+  std::vector<float> rotated, swapped, scores;
+
+  TokenAttention(int64_t heads, int64_t kv_heads, int64_t dim, int64_t M)
+      : heads(heads), kv_heads(kv_heads), dim(dim), M(M), group(heads / kv_heads),
+        scale(1.f / std::sqrt((float)dim)), kern(dim),
+#if defined(__AVX2__) && defined(__FMA__)
+        vector_rotary(dim % 8 == 0),
+#else
+        vector_rotary(false),
+#endif
+        rotated((heads + kv_heads) * dim), swapped((heads + kv_heads) * dim), scores(M + 8) {}
+
+  // row: the token's q/k/v (H + 2 Hkv) D; rc, rs: its position's rotary tables; cache: the
+  // layer's keys (values `plane` floats further); bias: the cache's (B, Hkv, 1, M) key mask;
+  // out: heads * dim floats.
+  void run(const float* row, const float* rc, const float* rs, float* cache, int64_t plane,
+           const float* bias, int64_t b, int64_t s, float* out) {
+    const int64_t half = dim / 2;
+    if (vector_rotary) {
+      rotate_heads(row, rc, rs, heads + kv_heads, dim, swapped.data(), rotated.data());
+    } else {
+      for (int64_t hh = 0; hh < heads + kv_heads; ++hh) {
+        const int64_t base = hh * dim;
+        float* to = rotated.data() + base;
+        for (int64_t o = 0; o < half; ++o)
+          to[o] = row[base + o] * rc[base + o] + row[base + o + half] * rs[base + o];
+        for (int64_t o = half; o < dim; ++o)
+          to[o] = row[base + o] * rc[base + o] + row[base + o - half] * rs[base + o];
+      }
+    }
+    for (int64_t g = 0; g < kv_heads; ++g) {
+      float* k = cache + ((b * kv_heads + g) * M + s) * dim;
+      copy_head(rotated.data() + (heads + g) * dim, dim, k);
+      copy_head(row + (heads + kv_heads + g) * dim, dim, k + plane);
+    }
+    for (int64_t hq = 0; hq < heads; ++hq) {
+      const int64_t g = hq / group;
+      const float* keys = cache + (b * kv_heads + g) * M * dim;
+#if defined(__AVX2__) && defined(__FMA__)
+      // The next K/V head's first 16 lines of keys and of values (this row's next head, or the
+      // next row's first; a prefetch past the cache's end is harmless): each head's keys and
+      // values are two short streams from L3 that the hardware prefetcher picks up only after
+      // their first misses (4, 8, 16 lines and whole heads measured; 16 gained most, ~2-4 %
+      // of a 64-row organism decode).
+      for (int64_t line = 0; line < 16; ++line) {
+        _mm_prefetch((const char*)(keys + M * dim + 16 * line), _MM_HINT_T0);
+        _mm_prefetch((const char*)(keys + plane + M * dim + 16 * line), _MM_HINT_T0);
+      }
+#endif
+      attend(kern, rotated.data() + hq * dim, keys, keys + plane, bias + (b * kv_heads + g) * M,
+             s + 1, dim, scale, scores.data(), out + hq * dim);
+    }
+  }
+};
+
 // h + x @ wt (+ b), accumulated into h's storage.
 static void residual(Tensor& h, const Tensor& x, const Tensor& wt, const Tensor& b,
                      const Tensor* panels) {
@@ -254,34 +334,18 @@ Tensor step(const Tensor& token, const Tensor& position, const Tensor& embed,
               "panels: four weights per layer and the head's, or none");
   auto panel = [&](size_t i) { return panels.empty() ? nullptr : &panels[i]; };
   const int64_t B = token.size(0), width = (heads + 2 * kv_heads) * dim;
-  const int64_t M = kv[0].size(3), group = heads / kv_heads, half = dim / 2;
-  const float scale = 1.f / std::sqrt((float)dim);
-  const Kernels kern(dim);
+  const int64_t M = kv[0].size(3);
   // the rows' embeddings, and their rotary tables read in place at each row's position
   TORCH_CHECK(cos.is_contiguous() && sin.is_contiguous() && embed.is_contiguous() &&
               cos.size(1) == width, "step: contiguous embeddings and (P, width) rotary tables");
   const Tensor tok = token.contiguous(), pos = position.contiguous();
   const int64_t* pt = tok.data_ptr<int64_t>();
   const int64_t* pp = pos.data_ptr<int64_t>();
-  const int64_t E = embed.size(1);
-  Tensor h = at::empty({B, E}, embed.options());
-  for (int64_t b = 0; b < B; ++b) {
-    TORCH_CHECK(pt[b] >= 0 && pt[b] < embed.size(0) && pp[b] >= 0 && pp[b] < cos.size(0),
-                "step: a token or position outside the embedding or the rotary table");
-    std::copy_n(embed.data_ptr<float>() + pt[b] * E, E, h.data_ptr<float>() + b * E);
-  }
+  Tensor h = embed_rows(embed, pt, pp, B, cos.size(0));
   const float* pc = cos.data_ptr<float>();
   const float* ps = sin.data_ptr<float>();
   const float* pbias = bias.data_ptr<float>();
-  // a row's rotated queries and keys, and their halves swapped (`rotate_heads`); the scores,
-  // with room for `exp_shifted`'s last vector
-  std::vector<float> rotated((heads + kv_heads) * dim), swapped((heads + kv_heads) * dim),
-      scores(t + 8);
-#if defined(__AVX2__) && defined(__FMA__)
-  const bool vector_rotary = dim % 8 == 0;
-#else
-  const bool vector_rotary = false;
-#endif
+  TokenAttention token_attention(heads, kv_heads, dim, M);
   auto attn = at::empty({B, heads * dim}, h.options());
   float* pa = attn.data_ptr<float>();
   Tensor act;
@@ -292,49 +356,9 @@ Tensor step(const Tensor& token, const Tensor& position, const Tensor& embed,
     float* cache = kv[i].data_ptr<float>();
     // keys, then values; the cache may be a slice of a larger one along rows
     const int64_t plane = kv[i].stride(0);
-    for (int64_t b = 0; b < B; ++b) {
-      const float* row = pq + b * width;
-      const float* rc = pc + pp[b] * width;
-      const float* rs = ps + pp[b] * width;
-      // rotary: x * cos + (halves of each head swapped) * sin, the queries and keys into
-      // `rotated` (its keys then copied into the cache); the values are copied as they are
-      // (their cos is 1, sin 0). Whole vectors where the head size allows, else per float.
-      if (vector_rotary) {
-        rotate_heads(row, rc, rs, heads + kv_heads, dim, swapped.data(), rotated.data());
-      } else {
-        for (int64_t hh = 0; hh < heads + kv_heads; ++hh) {
-          const int64_t base = hh * dim;
-          float* to = rotated.data() + base;
-          for (int64_t o = 0; o < half; ++o)
-            to[o] = row[base + o] * rc[base + o] + row[base + o + half] * rs[base + o];
-          for (int64_t o = half; o < dim; ++o)
-            to[o] = row[base + o] * rc[base + o] + row[base + o - half] * rs[base + o];
-        }
-      }
-      for (int64_t g = 0; g < kv_heads; ++g) {
-        float* k = cache + ((b * kv_heads + g) * M + t) * dim;
-        copy_head(rotated.data() + (heads + g) * dim, dim, k);
-        copy_head(row + (heads + kv_heads + g) * dim, dim, k + plane);
-      }
-      for (int64_t hq = 0; hq < heads; ++hq) {
-        const int64_t g = hq / group;
-        const float* keys = cache + (b * kv_heads + g) * M * dim;
-#if defined(__AVX2__) && defined(__FMA__)
-        // The next K/V head's first 16 lines of keys and of values (this row's next head, or the
-        // next row's first; a prefetch past the cache's end is harmless): each head's keys and
-        // values are two short streams from L3 that the hardware prefetcher picks up only after
-        // their first misses (4, 8, 16 lines and whole heads measured; 16 gained most, ~2-4 %
-        // of a 64-row organism decode).
-        for (int64_t line = 0; line < 16; ++line) {
-          _mm_prefetch((const char*)(keys + M * dim + 16 * line), _MM_HINT_T0);
-          _mm_prefetch((const char*)(keys + plane + M * dim + 16 * line), _MM_HINT_T0);
-        }
-#endif
-        attend(kern, rotated.data() + hq * dim, keys, keys + plane,
-               pbias + (b * kv_heads + g) * M, t + 1, dim, scale, scores.data(),
-               pa + (b * heads + hq) * dim);
-      }
-    }
+    for (int64_t b = 0; b < B; ++b)
+      token_attention.run(pq + b * width, pc + pp[b] * width, ps + pp[b] * width, cache,
+                          plane, pbias, b, t, pa + b * heads * dim);
     residual(h, attn, L[3], L[4], panel(4 * i + 1));
     Tensor gu = project(rms(h, L[5], eps), L[6], L[7], panel(4 * i + 2));  // (B, 2 I)
     if (!act.defined()) act = at::empty({B, gu.size(1) / 2}, h.options());
@@ -368,7 +392,7 @@ Tensor prefill(const Tensor& ids, const Tensor& real, const Tensor& positions,
   const Tensor of_row = inverse.contiguous();
   const int64_t R = tok.size(0), S = tok.size(1), N = R * S, B = of_row.size(0);
   const int64_t E = embed.size(1), width = (heads + 2 * kv_heads) * dim;
-  const int64_t M = kv[0].size(3), group = heads / kv_heads, half = dim / 2;
+  const int64_t M = kv[0].size(3);
   TORCH_CHECK(S <= M && cos.is_contiguous() && sin.is_contiguous() && embed.is_contiguous() &&
               cos.size(1) == width, "prefill: a prompt longer than the cache, or bad tables");
   const int64_t* pt = tok.data_ptr<int64_t>();
@@ -376,24 +400,11 @@ Tensor prefill(const Tensor& ids, const Tensor& real, const Tensor& positions,
   const bool* pr = is_real.data_ptr<bool>();
   const int64_t* pf = rows_at.data_ptr<int64_t>();
   const int64_t* pinv = of_row.data_ptr<int64_t>();
-  Tensor h = at::empty({N, E}, embed.options());
-  for (int64_t n = 0; n < N; ++n) {
-    TORCH_CHECK(pt[n] >= 0 && pt[n] < embed.size(0) && pp[n] >= 0 && pp[n] < cos.size(0),
-                "prefill: a token or position outside the embedding or the rotary table");
-    std::copy_n(embed.data_ptr<float>() + pt[n] * E, E, h.data_ptr<float>() + n * E);
-  }
-  const float scale = 1.f / std::sqrt((float)dim);
-  const Kernels kern(dim);
+  Tensor h = embed_rows(embed, pt, pp, N, cos.size(0));
   const float* pc = cos.data_ptr<float>();
   const float* ps = sin.data_ptr<float>();
   const float* pbias = bias.data_ptr<float>();
-  std::vector<float> rotated((heads + kv_heads) * dim), swapped((heads + kv_heads) * dim),
-      scores(S + 8);
-#if defined(__AVX2__) && defined(__FMA__)
-  const bool vector_rotary = dim % 8 == 0;
-#else
-  const bool vector_rotary = false;
-#endif
+  TokenAttention token_attention(heads, kv_heads, dim, M);
   auto attn = at::zeros({N, heads * dim}, h.options());  // pad columns keep their zeros
   float* pa = attn.data_ptr<float>();
   Tensor act;
@@ -416,33 +427,8 @@ Tensor prefill(const Tensor& ids, const Tensor& real, const Tensor& positions,
           }
           continue;
         }
-        const float* row = pq + n * width;
-        const float* rc = pc + pp[n] * width;
-        const float* rs = ps + pp[n] * width;
-        if (vector_rotary) {
-          rotate_heads(row, rc, rs, heads + kv_heads, dim, swapped.data(), rotated.data());
-        } else {
-          for (int64_t hh = 0; hh < heads + kv_heads; ++hh) {
-            const int64_t base = hh * dim;
-            float* to = rotated.data() + base;
-            for (int64_t o = 0; o < half; ++o)
-              to[o] = row[base + o] * rc[base + o] + row[base + o + half] * rs[base + o];
-            for (int64_t o = half; o < dim; ++o)
-              to[o] = row[base + o] * rc[base + o] + row[base + o - half] * rs[base + o];
-          }
-        }
-        for (int64_t g = 0; g < kv_heads; ++g) {
-          float* k = cache + ((b * kv_heads + g) * M + s) * dim;
-          copy_head(rotated.data() + (heads + g) * dim, dim, k);
-          copy_head(row + (heads + kv_heads + g) * dim, dim, k + plane);
-        }
-        for (int64_t hq = 0; hq < heads; ++hq) {
-          const int64_t g = hq / group;
-          const float* keys = cache + (b * kv_heads + g) * M * dim;
-          attend(kern, rotated.data() + hq * dim, keys, keys + plane,
-                 pbias + (b * kv_heads + g) * M, s + 1, dim, scale, scores.data(),
-                 pa + (n * heads + hq) * dim);
-        }
+        token_attention.run(pq + n * width, pc + pp[n] * width, ps + pp[n] * width, cache,
+                            plane, pbias, b, s, pa + n * heads * dim);
       }
     }
     residual(h, attn, L[3], L[4], panel(4 * i + 1));
