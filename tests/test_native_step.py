@@ -134,6 +134,30 @@ def test_a_failed_build_falls_back_to_the_eager_step(monkeypatch, capsys):
 
 
 @needs_build
+def test_a_prompt_shared_by_several_rows_is_prefilled_once_for_all_of_them(monkeypatch):
+    """GRPO's n samples of a prompt are identical rows: `native_step.prefill` runs each
+    distinct prompt once, on the first row that holds it, then copies its cache columns to the
+    others. Rows 0, 2, 5 share a left-padded prompt and rows 1, 4 another: every row's logits
+    and cache equal the eager prefill's, and the copies equal their first row bit for bit."""
+    model = _model("llama-gqa-bias-tied").eval()
+    ids, mask, positions = _batch(seed=11, pads=((3, 0), (0, 0), (3, 0), (1, 0), (0, 0), (3, 0)))
+    for row, like in ((2, 0), (5, 0), (4, 1)):
+        ids[row], mask[row], positions[row] = ids[like], mask[like], positions[like]
+    native, fast = _decode(model, ids, mask, positions, 0)
+    monkeypatch.setenv("RLVR_FAST_DECODE", "0")
+    eager, slow = _decode(model, ids, mask, positions, 0)
+    assert native.native is not None and eager.native is None
+    torch.testing.assert_close(fast[0], slow[0], atol=1e-5, rtol=1e-5)
+    real = mask.bool()[None, :, None, :, None]
+    for a, b in zip(native.kv, eager.kv, strict=True):
+        a, b = a[..., :ids.shape[1], :], b[..., :ids.shape[1], :]
+        torch.testing.assert_close(a * real, b * real, atol=1e-5, rtol=1e-5)
+        for row, like in ((2, 0), (5, 0), (4, 1)):
+            assert torch.equal(a[:, row], a[:, like])
+    assert torch.equal(fast[0][2], fast[0][0]) and torch.equal(fast[0][4], fast[0][1])
+
+
+@needs_build
 def test_the_fused_draw_picks_the_tokens_of_the_torch_draw(monkeypatch):
     """`sample` against `choose`'s torch arithmetic (Gumbel noise in float64, argmax) over
     vocabularies of 2-300 tokens, logits from flat to peaked, temperatures 0.6 and 1, several
