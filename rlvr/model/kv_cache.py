@@ -8,8 +8,9 @@ C++ (`rlvr.model.native_step`, ≈ 2-3× faster again at 16 rows) when that modu
 built; otherwise, or with `RLVR_FAST_DECODE=0`, the eager step below. Its prefill of
 left-padded prompts then runs through the same kernels (`native_step.prefill`: all prompt
 columns at once, keys and values written straight into the cache), and `run` takes the decode
-loop's iterations while every row is alive into C++ as well (`rlvr.model.decode`). Use it only on a model
-`rlvr.model.fast_forward.supports`; `rlvr.model.policy.make_decoder` makes that choice.
+loop's iterations while every row is alive into C++ as well (`rlvr.model.decode`). Use it only
+on a model `rlvr.model.fast_forward.supports`; `rlvr.model.policy.make_decoder` makes that
+choice.
 """
 
 from __future__ import annotations

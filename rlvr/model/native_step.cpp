@@ -317,6 +317,18 @@ static void residual(Tensor& h, const Tensor& x, const Tensor& wt, const Tensor&
   else h.addmm_(x, wt);
 }
 
+// The rest of a layer after its attention, shared by `step` and `prefill`: h += attn @ o^T,
+// then h += SwiGLU(rms(h) @ gate_up^T) @ down^T, in h's storage. L: the layer's ten tensors;
+// panels: its four packed weights, or null (at::mm); act: the SwiGLU rows, made on first use.
+static void layer_tail(Tensor& h, const Tensor& attn, const Tensor* L, const Tensor* panels,
+                       double eps, Tensor& act) {
+  residual(h, attn, L[3], L[4], panels ? panels + 1 : nullptr);
+  Tensor gu = project(rms(h, L[5], eps), L[6], L[7], panels ? panels + 2 : nullptr);
+  if (!act.defined()) act = at::empty({h.size(0), gu.size(1) / 2}, h.options());
+  swiglu(gu, act);
+  residual(h, act, L[8], L[9], panels ? panels + 3 : nullptr);
+}
+
 // layers: per layer [norm1, qkv_w, qkv_b, o_w, o_b, norm2, gate_up_w, gate_up_b, down_w,
 // down_b], the four weights and head_wt input-major, or (out, in) with panels (`project`; an
 // absent bias is an empty tensor); kv: per layer (2, B, Hkv, M, D), contiguous
@@ -359,11 +371,7 @@ Tensor step(const Tensor& token, const Tensor& position, const Tensor& embed,
     for (int64_t b = 0; b < B; ++b)
       token_attention.run(pq + b * width, pc + pp[b] * width, ps + pp[b] * width, cache,
                           plane, pbias, b, t, pa + b * heads * dim);
-    residual(h, attn, L[3], L[4], panel(4 * i + 1));
-    Tensor gu = project(rms(h, L[5], eps), L[6], L[7], panel(4 * i + 2));  // (B, 2 I)
-    if (!act.defined()) act = at::empty({B, gu.size(1) / 2}, h.options());
-    swiglu(gu, act);
-    residual(h, act, L[8], L[9], panel(4 * i + 3));
+    layer_tail(h, attn, L, panels.empty() ? nullptr : &panels[4 * i], eps, act);
   }
   return project(rms(h, norm, norm_eps), head_wt, head_b, panel(4 * kv.size()));
 }
@@ -431,11 +439,7 @@ Tensor prefill(const Tensor& ids, const Tensor& real, const Tensor& positions,
                             plane, pbias, b, s, pa + n * heads * dim);
       }
     }
-    residual(h, attn, L[3], L[4], panel(4 * i + 1));
-    Tensor gu = project(rms(h, L[5], eps), L[6], L[7], panel(4 * i + 2));  // (N, 2 I)
-    if (!act.defined()) act = at::empty({N, gu.size(1) / 2}, h.options());
-    swiglu(gu, act);
-    residual(h, act, L[8], L[9], panel(4 * i + 3));
+    layer_tail(h, attn, L, panels.empty() ? nullptr : &panels[4 * i], eps, act);
     // the cache rows that share a distinct row get its S columns
     for (int64_t c = 0; c < B; ++c) {
       const int64_t b = pf[pinv[c]];
