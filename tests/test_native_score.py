@@ -76,6 +76,17 @@ def test_native_scoring_equals_the_eager_forward(name, batch, monkeypatch):
 
 
 @needs_build
+@pytest.mark.parametrize("name", ["llama-gqa-bias-tied", "llama-head-dim-6"])
+def test_attention_probabilities_recomputed_when_too_many_to_keep(name, monkeypatch):
+    # the organism's few are kept from the forward; a model with long prompts has too many,
+    # and the backward recomputes them from the scores: 0 forces that path here
+    monkeypatch.setattr(native_score, "KEPT_PROBABILITIES", 0)
+    torch.manual_seed(1)
+    ids, mask, positions = _group_batch()
+    _compare(_make(name)().train(), ids, mask, positions, monkeypatch)
+
+
+@needs_build
 def test_the_organism_and_another_tokenizer_score_the_same(monkeypatch, tmp_path):
     from _tiny_lm import make_tiny_lm
 

@@ -5,15 +5,16 @@
 // kind that reduces over tokens (weight gradients) or at::mm (the down projection's weight
 // gradient, and everything without AVX2); norms, rotary, attention (tiles of up to 8 queries of one segment, each query's
 // sums in a fixed order whatever its tile) and SwiGLU are loops in a fixed order (the same
-// inputs give the same bits). The forward keeps per layer what the backward reads; attention
-// probabilities are recomputed there from the row log-sum-exp rather than stored (tokens x
-// keys x heads of them).
+// inputs give the same bits). The forward keeps per layer what the backward reads, the
+// attention probabilities too while they are few (`kept_probs` floats a layer: the organism's
+// ~70k); more (tokens x keys x heads of them) are recomputed there from the row log-sum-exp
+// (the backward then spends a third of its attention time on the scores and their exps).
 #include <cstring>
 #include <limits>
 #include <memory>
 
 constexpr int64_t kMaxDim = 512;
-constexpr int kSaved = 12;  // tensors kept per layer for the backward
+constexpr int kSaved = 13;  // tensors kept per layer for the backward
 
 // Sum and maximum in 8 lanes, as `dot`.
 static inline float sum8(const float* a, int64_t n) {
@@ -524,8 +525,18 @@ static int64_t tile_end(const Geometry& g, int64_t i0, int64_t N, int64_t most) 
   return i1;
 }
 
-// Softmax attention of every query row over its keys: out (N, H*D), lse (N, H).
-static void attend(const Tensor& qkv, const Geometry& g, Tensor& out, Tensor& lse) {
+// Where each query's probabilities start in a layer's kept ones: query i's of head h are
+// [h·total + at[i], + key_count(i)), total = at[N].
+static std::vector<int64_t> prob_offsets(const Geometry& g, int64_t N) {
+  std::vector<int64_t> at(N + 1, 0);
+  for (int64_t i = 0; i < N; ++i) at[i + 1] = at[i] + key_count(g, i);
+  return at;
+}
+
+// Softmax attention of every query row over its keys: out (N, H*D), lse (N, H); each query's
+// probabilities also into `kept` (`prob_offsets`) when it is not empty.
+static void attend(const Tensor& qkv, const Geometry& g, Tensor& out, Tensor& lse,
+                   Tensor& kept) {
   const int64_t N = qkv.size(0), D = g.dim, W = g.width, group = g.heads / g.kv_heads;
   const int64_t ld = N + 8;
   const float scale = 1.f / std::sqrt((float)D);
@@ -534,6 +545,8 @@ static void attend(const Tensor& qkv, const Geometry& g, Tensor& out, Tensor& ls
   float* pl = lse.data_ptr<float>();
   const std::unique_ptr<float[]> kt = transpose_heads(p, N, W, g.heads * D, g);
   std::vector<float> score(kRows * ld);
+  const std::vector<int64_t> at = prob_offsets(g, N);
+  float* pk = kept.numel() ? kept.data_ptr<float>() : nullptr;
   for (int64_t i0 = 0, i1; i0 < N; i0 = i1) {
     i1 = tile_end(g, i0, N, kRows);
     for (int64_t hq = 0; hq < g.heads; ++hq) {
@@ -551,6 +564,7 @@ static void attend(const Tensor& qkv, const Geometry& g, Tensor& out, Tensor& ls
         for (int64_t k = 0; k < n; ++k) s[k] *= norm;
         std::fill(s + n, s + most, 0.f);
         pl[i * g.heads + hq] = top + std::log(sum);
+        if (pk) std::copy(s, s + n, pk + hq * at[N] + at[i]);
       }
       tile_sums(g, i0, i1, score.data(), ld, values, W, po + i0 * g.heads * D + hq * D,
                 g.heads * D);
@@ -607,7 +621,8 @@ constexpr int64_t kTile = 32;  // queries whose key gradients are summed togethe
 // probabilities and score gradients are kept for the tile, then every key's dk and dv are
 // summed over the tile.
 static void attend_back(const Tensor& dout, const Tensor& qkv, const Tensor& out,
-                        const Tensor& lse, const Geometry& g, Tensor& dqkv) {
+                        const Tensor& lse, const Tensor& kept, const Geometry& g,
+                        Tensor& dqkv) {
   const int64_t N = qkv.size(0), D = g.dim, W = g.width, group = g.heads / g.kv_heads;
   const int64_t HD = g.heads * D;
   const float scale = 1.f / std::sqrt((float)D);
@@ -617,7 +632,9 @@ static void attend_back(const Tensor& dout, const Tensor& qkv, const Tensor& out
   const float* pl = lse.data_ptr<float>();
   float* pd = dqkv.data_ptr<float>();
   const int64_t ld = N + 8;
-  const std::unique_ptr<float[]> kt = transpose_heads(p, N, W, g.heads * D, g);
+  const float* pk = kept.numel() ? kept.data_ptr<float>() : nullptr;
+  const std::vector<int64_t> at = prob_offsets(g, N);
+  const std::unique_ptr<float[]> kt = pk ? nullptr : transpose_heads(p, N, W, g.heads * D, g);
   const std::unique_ptr<float[]> vt = transpose_heads(p, N, W, (g.heads + g.kv_heads) * D, g);
   std::vector<float> prob(kTile * ld), dprob(kTile * ld);
   for (int64_t i0 = 0, i1; i0 < N; i0 = i1) {
@@ -628,8 +645,9 @@ static void attend_back(const Tensor& dout, const Tensor& qkv, const Tensor& out
       const int64_t kcol = (g.heads + kv) * D, vcol = (g.heads + g.kv_heads + kv) * D;
       for (int64_t a = i0; a < i1; a += kRows) {
         const int64_t b = std::min(a + kRows, i1);
-        tile_scores(g, a, b, p + a * W + hq * D, W, kt.get() + kv * D * ld, ld, scale,
-                    prob.data() + (a - i0) * ld, ld);
+        if (!pk)
+          tile_scores(g, a, b, p + a * W + hq * D, W, kt.get() + kv * D * ld, ld, scale,
+                      prob.data() + (a - i0) * ld, ld);
         tile_scores(g, a, b, pdo + a * HD + hq * D, HD, vt.get() + kv * D * ld, ld, 1.f,
                     dprob.data() + (a - i0) * ld, ld);
       }
@@ -641,7 +659,12 @@ static void attend_back(const Tensor& dout, const Tensor& qkv, const Tensor& out
         const float total = head_dot(d, po + i * HD + hq * D, D);
         const float top = pl[i * g.heads + hq];
         const int64_t n = key_count(g, i), whole = round8(n);
-        for (int64_t k = 0; k < whole; ++k) pr[k] = vexp(pr[k] - top);
+        if (pk) {  // the forward's, zeros past them for the vector tail below
+          std::copy(pk + hq * at[N] + at[i], pk + hq * at[N] + at[i] + n, pr);
+          std::fill(pr + n, pr + whole, 0.f);
+        } else {
+          for (int64_t k = 0; k < whole; ++k) pr[k] = vexp(pr[k] - top);
+        }
         for (int64_t k = 0; k < whole; ++k) dp[k] = pr[k] * (dp[k] - total) * scale;
         std::fill(dp + n, dp + std::max(most, whole), 0.f);
       }
@@ -675,7 +698,8 @@ struct Layer {
 
 static std::vector<Tensor> run_forward(const Tensor& h0, const Tensor& cos, const Tensor& sin,
                                        const Geometry& g, const std::vector<Layer>& layers,
-                                       const std::vector<double>& eps, bool save) {
+                                       const std::vector<double>& eps, bool save,
+                                       int64_t kept_probs) {
   const int64_t N = h0.size(0), heads = g.heads, dim = g.dim;
   std::vector<Tensor> kept(1);
   Tensor h = h0;
@@ -687,7 +711,9 @@ static std::vector<Tensor> run_forward(const Tensor& h0, const Tensor& cos, cons
     rotate(qkv, cos, sin, g, false);
     Tensor out = at::empty({N, heads * dim}, h.options());
     Tensor lse = at::empty({N, heads}, h.options());
-    attend(qkv, g, out, lse);
+    const int64_t probs = g.heads * prob_offsets(g, N)[N];
+    Tensor kept_p = at::empty({save && probs <= kept_probs ? probs : 0}, h.options());
+    attend(qkv, g, out, lse, kept_p);
     Tensor mid = linear_rows(out, L.o, L.o_b, h);
     Tensor x2 = rms(mid, L.norm2, eps[i], &inv2);
     Tensor gu = linear_rows(x2, L.gu, L.gu_b, Tensor());
@@ -705,7 +731,7 @@ static std::vector<Tensor> run_forward(const Tensor& h0, const Tensor& cos, cons
       }
     Tensor next = linear_rows(act, L.down, L.down_b, mid);
     if (save)
-      for (const Tensor& t : {h, inv1, x1, qkv, out, lse, mid, inv2, x2, gu, sig, act})
+      for (const Tensor& t : {h, inv1, x1, qkv, out, lse, mid, inv2, x2, gu, sig, act, kept_p})
         kept.push_back(t);
     h = next;
   }
@@ -732,7 +758,8 @@ static std::vector<Tensor> backward(const Tensor& grad, const std::vector<Tensor
     const Layer& L = layers[i];
     const Tensor* S = &saved[i * kSaved];
     const Tensor &h = S[0], &inv1 = S[1], &x1 = S[2], &qkv = S[3], &out = S[4], &lse = S[5],
-                 &mid = S[6], &inv2 = S[7], &x2 = S[8], &gu = S[9], &sig = S[10], &act = S[11];
+                 &mid = S[6], &inv2 = S[7], &x2 = S[8], &gu = S[9], &sig = S[10], &act = S[11],
+                 &probs = S[12];
     Tensor* G = &grads[1 + i * 10];
     G[8] = at::mm(dh.t(), act);
     G[9] = bias_grad(dh, L.down_b);
@@ -763,7 +790,7 @@ static std::vector<Tensor> backward(const Tensor& grad, const std::vector<Tensor
     float* pdq = dqkv.data_ptr<float>();
     for (int64_t r = 0, W = qkv.size(1), HD = heads * dim; r < N; ++r)
       std::fill(pdq + r * W + HD, pdq + (r + 1) * W, 0.f);
-    attend_back(dout, qkv, out, lse, g, dqkv);
+    attend_back(dout, qkv, out, lse, probs, g, dqkv);
     rotate(dqkv, cos, sin, g, true);
     G[1] = grad_weight(dqkv, x1);
     G[2] = bias_grad(dqkv, L.qkv_b);
@@ -806,10 +833,11 @@ std::vector<Tensor> forward_model(const Tensor& ids, const Tensor& embed, const 
                                   const Tensor& sin, const Tensor& positions,
                                   const Tensor& prefix_end, const Tensor& segment,
                                   const std::vector<Tensor>& params, const std::vector<double>& eps,
-                                  int64_t heads, int64_t kv_heads, int64_t dim, bool save) {
+                                  int64_t heads, int64_t kv_heads, int64_t dim, bool save,
+                                  int64_t kept_probs) {
   return run_forward(embed.index_select(0, ids), cos, sin,
                      geometry(positions, prefix_end, segment, heads, kv_heads, dim),
-                     model_layers(params), eps, save);
+                     model_layers(params), eps, save, kept_probs);
 }
 
 // The gradients of `forward_model`: [d embed, then per layer one per parameter of `params`'

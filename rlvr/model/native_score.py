@@ -41,6 +41,9 @@ __all__ = ["Packed", "enabled", "kernels", "output_weights", "pack",
            "run_model", "scored_stats", "usable"]
 
 _STATE: dict = {}
+# Attention probabilities (floats per layer) at most this many (16 MB) are kept from the
+# forward for the backward, which otherwise recomputes them from the scores.
+KEPT_PROBABILITIES = 1 << 22
 # The C++ source ships beside this module (package data).
 _SOURCE_FILE = Path(__file__).with_name("native_score.cpp")
 
@@ -100,7 +103,7 @@ def run_model(model, packed: Packed, rope) -> torch.Tensor:
         return _Stack.apply(packed, rope, facts, *facts.params)
     with torch.no_grad():
         return kernels().forward_model(packed.ids, facts.plain[0], *rope, *packed[1:4],
-                                       facts.plain[1:], facts.eps, *facts.shape, False)[0]
+                                       facts.plain[1:], facts.eps, *facts.shape, False, 0)[0]
 
 
 class _Facts(NamedTuple):
@@ -152,7 +155,8 @@ class _Stack(torch.autograd.Function):
     @staticmethod
     def forward(ctx, packed, rope, facts, *params):
         out = kernels().forward_model(packed.ids, facts.plain[0], *rope, *packed[1:4],
-                                      facts.plain[1:], facts.eps, *facts.shape, True)
+                                      facts.plain[1:], facts.eps, *facts.shape, True,
+                                      KEPT_PROBABILITIES)
         ctx.kept, ctx.packed, ctx.rope, ctx.facts = out[1:], packed, rope, facts
         return out[0]
 
