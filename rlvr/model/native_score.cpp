@@ -132,9 +132,11 @@ static Tensor pack_strips(const Rows& w) {
   const int64_t K = w.out(), N = w.in, P = (N + kPanel - 1) / kPanel;
   Tensor out = at::empty({P, K, kPanel}, w.parts[0].options());
   float* po = out.data_ptr<float>();
-  for (int64_t p = 0; p < P; ++p) {
-    const int64_t cols = std::min<int64_t>(kPanel, N - p * kPanel);
-    for (int64_t k = 0; k < K; ++k) {
+  // w read row by row, in order: strip by strip, each row of w gave one line per strip (the
+  // weights come from L3 here; the packs of an update took ~40 % longer that way)
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t p = 0; p < P; ++p) {
+      const int64_t cols = std::min<int64_t>(kPanel, N - p * kPanel);
       const float* from = w.row[k] + p * kPanel;
       float* to = po + (p * K + k) * kPanel;
       if (cols == kPanel) {
@@ -144,7 +146,6 @@ static Tensor pack_strips(const Rows& w) {
         for (int64_t j = 0; j < kPanel; ++j) to[j] = j < cols ? from[j] : 0.f;
       }
     }
-  }
   return out;
 }
 #endif
