@@ -150,6 +150,14 @@ static Tensor pack_strips(const Rows& w) {
 }
 #endif
 
+// The row stride for an (N, n) operand that a weight gradient reads down its columns: n, or
+// n + 16 where n is a multiple of 128 floats. Rows 512 bytes apart or a multiple of that fall
+// in 1/8 or fewer of L1's 64 sets: the gate/up gradient's (2 KB apart on the organism, all
+// 64 rows of a pass in 2 sets) missed L1 on every read of its weight gradient.
+static int64_t padded_rows(int64_t n) {
+  return n % 128 ? n : n + 16;
+}
+
 #if defined(__AVX2__) && defined(__FMA__)
 // Lanes [0, n) of 8 set (n may be <= 0 or >= 8).
 static inline __m256i lanes(int64_t n) {
@@ -213,8 +221,11 @@ constexpr int64_t kGradRows = 64;  // tokens a pass of the weight gradient reduc
 // against MKL's 77-90, which copies both operands first. Each element is the sum of its
 // chunks' in-order sums, in chunk order.
 static Tensor grad_weight_panels(const Tensor& dy_in, const Tensor& x_in) {
-  const Tensor dy = dy_in.contiguous(), x = x_in.contiguous();
-  const int64_t N = dy.size(0), O = dy.size(1), I = x.size(1);
+  // dy's and x's rows may lie further apart than their width (`padded_rows`)
+  const Tensor dy = dy_in.stride(1) == 1 ? dy_in : dy_in.contiguous();
+  const Tensor x = x_in.stride(1) == 1 ? x_in : x_in.contiguous();
+  const int64_t N = dy.size(0), O = dy.size(1), I = x.size(1), ldy = dy.stride(0);
+  const int64_t ldx = x.stride(0);
   Tensor out = at::empty({O, I}, dy.options());  // the first pass stores every element
   const float* pd = dy.data_ptr<float>();
   const float* px = x.data_ptr<float>();
@@ -223,17 +234,17 @@ static Tensor grad_weight_panels(const Tensor& dy_in, const Tensor& x_in) {
     const int64_t n = std::min(kGradRows, N - n0);
     for (int64_t o = 0; o < O; o += 6)
       for (int64_t i = 0; i < I; i += 16) {
-        const float* a = pd + n0 * O + o;
-        const float* b = px + n0 * I + i;
+        const float* a = pd + n0 * ldy + o;
+        const float* b = px + n0 * ldx + i;
         float* c = pc + o * I + i;
         const int64_t cols = std::min<int64_t>(16, I - i);
         switch (std::min<int64_t>(6, O - o)) {
-          case 6: wgrad_rows<6>(a, O, b, I, n, c, I, cols, n0 > 0); break;
-          case 5: wgrad_rows<5>(a, O, b, I, n, c, I, cols, n0 > 0); break;
-          case 4: wgrad_rows<4>(a, O, b, I, n, c, I, cols, n0 > 0); break;
-          case 3: wgrad_rows<3>(a, O, b, I, n, c, I, cols, n0 > 0); break;
-          case 2: wgrad_rows<2>(a, O, b, I, n, c, I, cols, n0 > 0); break;
-          default: wgrad_rows<1>(a, O, b, I, n, c, I, cols, n0 > 0); break;
+          case 6: wgrad_rows<6>(a, ldy, b, ldx, n, c, I, cols, n0 > 0); break;
+          case 5: wgrad_rows<5>(a, ldy, b, ldx, n, c, I, cols, n0 > 0); break;
+          case 4: wgrad_rows<4>(a, ldy, b, ldx, n, c, I, cols, n0 > 0); break;
+          case 3: wgrad_rows<3>(a, ldy, b, ldx, n, c, I, cols, n0 > 0); break;
+          case 2: wgrad_rows<2>(a, ldy, b, ldx, n, c, I, cols, n0 > 0); break;
+          default: wgrad_rows<1>(a, ldy, b, ldx, n, c, I, cols, n0 > 0); break;
         }
       }
   }
@@ -251,6 +262,41 @@ static Tensor grad_weight(const Tensor& dy, const Tensor& x) {
 #endif
 }
 
+#if defined(__AVX2__) && defined(__FMA__)
+// native_gemm.h's panel_rows for x's rows `lda` apart (`padded_rows`).
+template <bool ACCUMULATE>
+static void strided_rows(const float* a, int64_t lda, int64_t rows, int64_t K,
+                         const float* panels, int64_t N, float* c) {
+  const int64_t P = (N + kPanel - 1) / kPanel;
+  for (int64_t i = 0; i < rows; i += 6)
+    for (int64_t p = 0; p < P; ++p) {
+      const float *aa = a + i * lda, *panel = panels + p * K * kPanel;
+      float* cc = c + i * N + p * kPanel;
+      const int64_t cols = std::min<int64_t>(kPanel, N - p * kPanel);
+      switch (std::min<int64_t>(6, rows - i)) {
+        case 6: any_block<6, ACCUMULATE>(aa, lda, panel, K, cc, N, cols); break;
+        case 5: any_block<5, ACCUMULATE>(aa, lda, panel, K, cc, N, cols); break;
+        case 4: any_block<4, ACCUMULATE>(aa, lda, panel, K, cc, N, cols); break;
+        case 3: any_block<3, ACCUMULATE>(aa, lda, panel, K, cc, N, cols); break;
+        case 2: any_block<2, ACCUMULATE>(aa, lda, panel, K, cc, N, cols); break;
+        default: any_block<1, ACCUMULATE>(aa, lda, panel, K, cc, N, cols); break;
+      }
+    }
+}
+
+// panel_product, also for x's rows further apart than its width (read in place).
+static void product(const Tensor& x, const Tensor& panels, int64_t N, bool accumulate,
+                    Tensor& out) {
+  if (x.stride(1) != 1 || x.stride(0) == x.size(1))
+    return panel_product(x, panels, N, accumulate, out);
+  TORCH_CHECK(panels.size(1) == x.size(1) && panels.size(0) * kPanel >= N,
+              "the packed weight does not fit this product");
+  (accumulate ? strided_rows<true> : strided_rows<false>)(
+      x.data_ptr<float>(), x.stride(0), x.size(0), x.size(1), panels.data_ptr<float>(), N,
+      out.data_ptr<float>());
+}
+#endif
+
 // h + x @ w^T (+ b) (h undefined: without it), the sums in at::addmm's order: b (or h) plus
 // the product, then h plus that when both; through native_gemm.h's panels where there are any.
 static Tensor linear_rows(const Tensor& x, const Rows& w, const Tensor& b, const Tensor& h) {
@@ -258,7 +304,7 @@ static Tensor linear_rows(const Tensor& x, const Rows& w, const Tensor& b, const
   const int64_t n = w.out();
   Tensor out = b.numel() ? b.expand({x.size(0), n}).contiguous()
                : h.defined() ? h.clone() : at::empty({x.size(0), n}, x.options());
-  panel_product(x, pack_rows(w), n, h.defined() || b.numel() > 0, out);
+  product(x, pack_rows(w), n, h.defined() || b.numel() > 0, out);
   return h.defined() && b.numel() ? h + out : out;
 #else
   return panel_linear(x, joined(w), b, h);
@@ -271,7 +317,7 @@ static Tensor grad_input(const Tensor& dy, const Rows& w) {
 #if defined(__AVX2__) && defined(__FMA__)
   TORCH_CHECK(dy.size(1) == w.out(), "grad_input: the gradient does not fit the weight");
   Tensor out = at::empty({dy.size(0), w.in}, dy.options());
-  panel_product(dy.contiguous(), pack_strips(w), w.in, false, out);
+  product(dy, pack_strips(w), w.in, false, out);
   return out;
 #else
   return at::mm(dy, joined(w));
@@ -766,7 +812,8 @@ static std::vector<Tensor> backward(const Tensor& grad, const std::vector<Tensor
     G[9] = bias_grad(dh, L.down_b);
     Tensor dact = grad_input(dh, L.down);
     const int64_t I = act.size(1);
-    Tensor dgu = at::empty({N, 2 * I}, dh.options());
+    const int64_t ldg = padded_rows(2 * I);
+    Tensor dgu = at::empty({N, ldg}, dh.options()).narrow(1, 0, 2 * I);
     const float* pd = dact.data_ptr<float>();
     const float* pg = gu.data_ptr<float>();
     const float* ps = sig.data_ptr<float>();
@@ -775,8 +822,8 @@ static std::vector<Tensor> backward(const Tensor& grad, const std::vector<Tensor
       for (int64_t k = 0; k < I; ++k) {
         const float gate = pg[r * 2 * I + k], up = pg[r * 2 * I + I + k], s = ps[r * I + k];
         const float d = pd[r * I + k];
-        pdg[r * 2 * I + k] = d * up * (s * (1.f + gate * (1.f - s)));
-        pdg[r * 2 * I + I + k] = d * (gate * s);
+        pdg[r * ldg + k] = d * up * (s * (1.f + gate * (1.f - s)));
+        pdg[r * ldg + I + k] = d * (gate * s);
       }
     // x2ᵀ·dgu then a transpose: MKL runs dguᵀ·x2 (the transposed operand's layout) ~15 % slower
     G[6] = grad_weight(dgu, x2);
