@@ -2,10 +2,10 @@
 // forward and backward. Token i attends to the keys [0, prefix_end[i]) and [segment[i], i] of
 // the packed sequence (a shared prompt once at the front, then each row's own tokens).
 // Products go through native_gemm.h's panels (forward, input gradients), a kernel of their
-// kind that reduces over tokens (weight gradients) or at::mm (the down projection's weight
-// gradient, and everything without AVX2); norms, rotary, attention (tiles of up to 8 queries of one segment, each query's
-// sums in a fixed order whatever its tile) and SwiGLU are loops in a fixed order (the same
-// inputs give the same bits). The forward keeps per layer what the backward reads, the
+// kind that reduces over tokens (weight gradients) or at::mm (everything without AVX2); norms,
+// rotary, attention (tiles of up to 8 queries of one segment, each query's sums in a fixed
+// order whatever its tile) and SwiGLU are loops in a fixed order (the same inputs give the
+// same bits). The forward keeps per layer what the backward reads, the
 // attention probabilities too while they are few (`kept_probs` floats a layer: the organism's
 // ~70k); more (tokens x keys x heads of them) are recomputed there from the row log-sum-exp
 // (the backward then spends a third of its attention time on the scores and their exps).
@@ -153,7 +153,8 @@ static Tensor pack_strips(const Rows& w) {
 // The row stride for an (N, n) operand that a weight gradient reads down its columns: n, or
 // n + 16 where n is a multiple of 128 floats. Rows 512 bytes apart or a multiple of that fall
 // in 1/8 or fewer of L1's 64 sets: the gate/up gradient's (2 KB apart on the organism, all
-// 64 rows of a pass in 2 sets) missed L1 on every read of its weight gradient.
+// 64 rows of a pass in 2 sets) and the SwiGLU output's (1 KB, 4 sets) missed L1 on every
+// read of their weight gradients.
 static int64_t padded_rows(int64_t n) {
   return n % 128 ? n : n + 16;
 }
@@ -253,7 +254,8 @@ static Tensor grad_weight_panels(const Tensor& dy_in, const Tensor& x_in) {
 #endif
 
 // dyᵀ · x, the weight gradient of x @ wᵀ as the model holds w (out, in). (The down
-// projection's, 256 inputs wide, stays on MKL: 84 against 90 GFLOP/s there.)
+// projection's, 256 inputs wide, lost to MKL while its SwiGLU output's rows lay 1 KB apart;
+// with them `padded_rows` apart it wins.)
 static Tensor grad_weight(const Tensor& dy, const Tensor& x) {
 #if defined(__AVX2__) && defined(__FMA__)
   return grad_weight_panels(dy, x);
@@ -766,7 +768,9 @@ static std::vector<Tensor> run_forward(const Tensor& h0, const Tensor& cos, cons
     Tensor gu = linear_rows(x2, L.gu, L.gu_b, Tensor());
     const int64_t I = gu.size(1) / 2;
     Tensor sig = at::empty({N, I}, h.options());
-    Tensor act = at::empty({N, I}, h.options());
+    // read down its columns by the down projection's weight gradient
+    const int64_t lda = padded_rows(I);
+    Tensor act = at::empty({N, lda}, h.options()).narrow(1, 0, I);
     const float* pg = gu.data_ptr<float>();
     float* ps = sig.data_ptr<float>();
     float* pa = act.data_ptr<float>();
@@ -774,7 +778,7 @@ static std::vector<Tensor> run_forward(const Tensor& h0, const Tensor& cos, cons
       for (int64_t k = 0; k < I; ++k) {
         const float gate = pg[r * 2 * I + k], s = 1.f / (1.f + vexp(-gate));
         ps[r * I + k] = s;
-        pa[r * I + k] = gate * s * pg[r * 2 * I + I + k];
+        pa[r * lda + k] = gate * s * pg[r * 2 * I + I + k];
       }
     Tensor next = linear_rows(act, L.down, L.down_b, mid);
     if (save)
@@ -808,7 +812,7 @@ static std::vector<Tensor> backward(const Tensor& grad, const std::vector<Tensor
                  &mid = S[6], &inv2 = S[7], &x2 = S[8], &gu = S[9], &sig = S[10], &act = S[11],
                  &probs = S[12];
     Tensor* G = &grads[1 + i * 10];
-    G[8] = at::mm(dh.t(), act);
+    G[8] = grad_weight(dh, act);
     G[9] = bias_grad(dh, L.down_b);
     Tensor dact = grad_input(dh, L.down);
     const int64_t I = act.size(1);

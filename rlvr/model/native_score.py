@@ -9,7 +9,7 @@ after another, the shared prompt (when the caller found one) once at the front (
 (N, E) sequence with a C++ forward and backward (`native_score.cpp`, shipped beside it): the
 forward's products and the backward's input gradients through the decode step's panels
 (`native_gemm.h`), the weight gradients through a kernel of the same kind that reduces over
-the tokens (the down projection's through ATen's `mm`), everything between them in loops. It takes the model's own parameters: the C++ side reads the q/k/v and gate/up
+the tokens, everything between them in loops. It takes the model's own parameters: the C++ side reads the q/k/v and gate/up
 matrices as one fused matrix where they lie (no concatenation) and returns each parameter's
 gradient as rows of the fused one. The trainer's statistics (`scored_stats`: final norm, output layer, log-probs, entropy)
 are a second C++ node, which reads the scored positions' states from the packed tokens and
