@@ -157,41 +157,40 @@ static inline void any_block(const float* a, int64_t lda, const float* panel, in
   else panel_block<R, ACCUMULATE>(a, lda, panel, K, c, ldc, cols);
 }
 
+// c (rows, N) = (c +) a (rows, K, its rows lda apart) @ the packed weight.
 template <bool ACCUMULATE>
-static void panel_rows(const float* a, int64_t rows, int64_t K, const float* panels, int64_t N,
-                       float* c) {
+static void panel_rows(const float* a, int64_t lda, int64_t rows, int64_t K, const float* panels,
+                       int64_t N, float* c) {
   const int64_t P = (N + kPanel - 1) / kPanel;
   for (int64_t i = 0; i < rows; i += 6) {
     const int64_t block = std::min<int64_t>(6, rows - i);
     for (int64_t p = 0; p < P; ++p) {
       const float* panel = panels + p * K * kPanel;
       float* cc = c + i * N + p * kPanel;
-      const float* aa = a + i * K;
+      const float* aa = a + i * lda;
       const int64_t cols = std::min<int64_t>(kPanel, N - p * kPanel);
       switch (block) {
-        case 6: any_block<6, ACCUMULATE>(aa, K, panel, K, cc, N, cols); break;
-        case 5: any_block<5, ACCUMULATE>(aa, K, panel, K, cc, N, cols); break;
-        case 4: any_block<4, ACCUMULATE>(aa, K, panel, K, cc, N, cols); break;
-        case 3: any_block<3, ACCUMULATE>(aa, K, panel, K, cc, N, cols); break;
-        case 2: any_block<2, ACCUMULATE>(aa, K, panel, K, cc, N, cols); break;
-        default: any_block<1, ACCUMULATE>(aa, K, panel, K, cc, N, cols); break;
+        case 6: any_block<6, ACCUMULATE>(aa, lda, panel, K, cc, N, cols); break;
+        case 5: any_block<5, ACCUMULATE>(aa, lda, panel, K, cc, N, cols); break;
+        case 4: any_block<4, ACCUMULATE>(aa, lda, panel, K, cc, N, cols); break;
+        case 3: any_block<3, ACCUMULATE>(aa, lda, panel, K, cc, N, cols); break;
+        case 2: any_block<2, ACCUMULATE>(aa, lda, panel, K, cc, N, cols); break;
+        default: any_block<1, ACCUMULATE>(aa, lda, panel, K, cc, N, cols); break;
       }
     }
   }
 }
 
-// out (rows, N) = (out +) x (rows, K) @ the packed weight; x and out contiguous.
+// out (rows, N) = (out +) x (rows, K) @ the packed weight; out contiguous, x's rows read in
+// place where they lie further apart than its width (the scoring stack pads some: padded_rows).
 static void panel_product(const Tensor& x, const Tensor& panels, int64_t N, bool accumulate,
                           Tensor& out) {
   TORCH_CHECK(panels.size(1) == x.size(1) && panels.size(0) * kPanel >= N,
               "the packed weight does not fit this product");
-  const Tensor a = x.contiguous();
-  if (accumulate)
-    panel_rows<true>(a.data_ptr<float>(), a.size(0), a.size(1), panels.data_ptr<float>(), N,
-                     out.data_ptr<float>());
-  else
-    panel_rows<false>(a.data_ptr<float>(), a.size(0), a.size(1), panels.data_ptr<float>(), N,
-                      out.data_ptr<float>());
+  const Tensor a = x.stride(1) == 1 && x.stride(0) >= x.size(1) ? x : x.contiguous();
+  (accumulate ? panel_rows<true> : panel_rows<false>)(a.data_ptr<float>(), a.stride(0), a.size(0),
+                                                      a.size(1), panels.data_ptr<float>(), N,
+                                                      out.data_ptr<float>());
 }
 
 // x @ w^T (+ b), then + h when `h` is defined, for a weight as a model holds it (out, in),

@@ -264,41 +264,6 @@ static Tensor grad_weight(const Tensor& dy, const Tensor& x) {
 #endif
 }
 
-#if defined(__AVX2__) && defined(__FMA__)
-// native_gemm.h's panel_rows for x's rows `lda` apart (`padded_rows`).
-template <bool ACCUMULATE>
-static void strided_rows(const float* a, int64_t lda, int64_t rows, int64_t K,
-                         const float* panels, int64_t N, float* c) {
-  const int64_t P = (N + kPanel - 1) / kPanel;
-  for (int64_t i = 0; i < rows; i += 6)
-    for (int64_t p = 0; p < P; ++p) {
-      const float *aa = a + i * lda, *panel = panels + p * K * kPanel;
-      float* cc = c + i * N + p * kPanel;
-      const int64_t cols = std::min<int64_t>(kPanel, N - p * kPanel);
-      switch (std::min<int64_t>(6, rows - i)) {
-        case 6: any_block<6, ACCUMULATE>(aa, lda, panel, K, cc, N, cols); break;
-        case 5: any_block<5, ACCUMULATE>(aa, lda, panel, K, cc, N, cols); break;
-        case 4: any_block<4, ACCUMULATE>(aa, lda, panel, K, cc, N, cols); break;
-        case 3: any_block<3, ACCUMULATE>(aa, lda, panel, K, cc, N, cols); break;
-        case 2: any_block<2, ACCUMULATE>(aa, lda, panel, K, cc, N, cols); break;
-        default: any_block<1, ACCUMULATE>(aa, lda, panel, K, cc, N, cols); break;
-      }
-    }
-}
-
-// panel_product, also for x's rows further apart than its width (read in place).
-static void product(const Tensor& x, const Tensor& panels, int64_t N, bool accumulate,
-                    Tensor& out) {
-  if (x.stride(1) != 1 || x.stride(0) == x.size(1))
-    return panel_product(x, panels, N, accumulate, out);
-  TORCH_CHECK(panels.size(1) == x.size(1) && panels.size(0) * kPanel >= N,
-              "the packed weight does not fit this product");
-  (accumulate ? strided_rows<true> : strided_rows<false>)(
-      x.data_ptr<float>(), x.stride(0), x.size(0), x.size(1), panels.data_ptr<float>(), N,
-      out.data_ptr<float>());
-}
-#endif
-
 // h + x @ w^T (+ b) (h undefined: without it), the sums in at::addmm's order: b (or h) plus
 // the product, then h plus that when both; through native_gemm.h's panels where there are any.
 static Tensor linear_rows(const Tensor& x, const Rows& w, const Tensor& b, const Tensor& h) {
@@ -306,7 +271,7 @@ static Tensor linear_rows(const Tensor& x, const Rows& w, const Tensor& b, const
   const int64_t n = w.out();
   Tensor out = b.numel() ? b.expand({x.size(0), n}).contiguous()
                : h.defined() ? h.clone() : at::empty({x.size(0), n}, x.options());
-  product(x, pack_rows(w), n, h.defined() || b.numel() > 0, out);
+  panel_product(x, pack_rows(w), n, h.defined() || b.numel() > 0, out);
   return h.defined() && b.numel() ? h + out : out;
 #else
   return panel_linear(x, joined(w), b, h);
@@ -319,7 +284,7 @@ static Tensor grad_input(const Tensor& dy, const Rows& w) {
 #if defined(__AVX2__) && defined(__FMA__)
   TORCH_CHECK(dy.size(1) == w.out(), "grad_input: the gradient does not fit the weight");
   Tensor out = at::empty({dy.size(0), w.in}, dy.options());
-  product(dy, pack_strips(w), w.in, false, out);
+  panel_product(dy, pack_strips(w), w.in, false, out);
   return out;
 #else
   return at::mm(dy, joined(w));
