@@ -287,8 +287,9 @@ struct TokenAttention {
 #if defined(__AVX2__) && defined(__FMA__)
     // The slots that the row two further on writes at this column, asked for with intent to
     // write: each is a line of L3 or memory that the store would otherwise wait for (8 per
-    // row and layer; 3-9 % of a 64-row organism decode's attention, more while the other core
-    // is busy; one row ahead gained less). A prefetch past the cache's end is harmless.
+    // row and layer; 2-7 % of a 64-row organism decode's attention cycles, 6 % while other
+    // tenants load the machine; one row ahead gained less). A prefetch past the cache's end
+    // is harmless.
     for (int64_t g = 0; g < kv_heads; ++g) {
       const float* ahead = cache + (((b + 2) * kv_heads + g) * M + s) * dim;
       for (const float* slot : {ahead, ahead + plane}) {
