@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 
 import pytest
@@ -101,6 +102,21 @@ def test_toml_round_trip_through_run_config(tmp_path):
     doc = tomllib.loads((tmp_path / "config.toml").read_text())
     assert doc["kind"] == "train" and doc["reward"]["label"] == "12.7"
     assert doc["data"]["examples"] == ["124"] and "versions" in doc
+    assert config_from_dict(doc) == cfg
+
+
+def test_the_run_record_names_the_rlvr_switches_it_ran_with(tmp_path, monkeypatch):
+    """RLVR_HALF_CACHE=0 changes the rollouts' numbers: a config.toml must say it was set."""
+    for name in [k for k in os.environ if k.startswith("RLVR_")]:
+        monkeypatch.delenv(name)
+    cfg = resolve("organism")
+    write_config_toml(tmp_path / "plain.toml", config_to_dict(cfg), seed=cfg.seed)
+    assert "rlvr_switches" not in tomllib.loads((tmp_path / "plain.toml").read_text())["versions"]
+    monkeypatch.setenv("RLVR_HALF_CACHE", "0")
+    monkeypatch.setenv("RLVR_FAST_SCORE", "1")
+    write_config_toml(tmp_path / "set.toml", config_to_dict(cfg), seed=cfg.seed)
+    doc = tomllib.loads((tmp_path / "set.toml").read_text())
+    assert doc["versions"]["rlvr_switches"] == "RLVR_FAST_SCORE=1 RLVR_HALF_CACHE=0"
     assert config_from_dict(doc) == cfg
 
 

@@ -137,7 +137,10 @@ def test_gradients_equal_hf(name, batch):
 
 
 @pytest.mark.parametrize("name", ["llama-gqa-bias-tied", "qwen2-untied"])
-def test_decode_equals_full_forward(name):
+def test_decode_equals_full_forward(name, monkeypatch):
+    # to float rounding on an fp32 cache; the C++ step's default fp16 cache is held to its
+    # own tolerance in tests/test_native_step.py
+    monkeypatch.setenv("RLVR_HALF_CACHE", "0")
     model = _model(name).eval()
     ids, mask, positions = _batch(seed=4, pads=((0, 0), (3, 0), (8, 0), (5, 0), (3, 0)), width=9)
     ids[4] = ids[1]  # a second sample of the same prompt: prefilled once, decoded apart

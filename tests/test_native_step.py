@@ -16,6 +16,13 @@ needs_build = pytest.mark.skipif(native_step.step_function() is None,
                                  reason="no C++ compiler for the native decode step")
 
 
+@pytest.fixture(autouse=True)
+def _fp32_cache(monkeypatch):
+    """The comparisons with the eager step hold to float rounding on an fp32 cache; the fp16
+    cache (the default) has its own test with its stated tolerance, at the end."""
+    monkeypatch.setenv("RLVR_HALF_CACHE", "0")
+
+
 def _decode(model, ids, mask, positions, steps: int):
     cache = DecodeCache(model, ids.shape[0], ids.shape[1] + steps)
     out = []
@@ -218,3 +225,69 @@ def _without_run(init):
         init(self, *args)
         self.run = None
     return patched
+
+
+def _replay(model, ids, mask, positions, tokens):
+    """The logits of a decode that is given its tokens (B, steps), not drawing them."""
+    cache = DecodeCache(model, ids.shape[0], ids.shape[1] + tokens.shape[1])
+    with torch.inference_mode():
+        out, position = [cache.prefill(ids, mask, positions)], positions[:, -1]
+        for column in tokens.T[:-1]:
+            position = position + 1
+            out.append(cache.step(column, position))
+    return cache, torch.stack(out, 1)  # (B, steps, V)
+
+
+def _organism():
+    from rlvr.model.rollout import load_model
+    from rlvr.organism import default_path
+
+    return load_model(default_path(), device="cpu")[0]
+
+
+@needs_build
+@pytest.mark.parametrize("name", [*sorted(MODELS), ODD, "organism"])
+def test_the_fp16_cache_keeps_the_next_token_distributions_of_the_fp32_cache(name, monkeypatch):
+    """The default cache of the C++ step holds fp16 keys and values (`native_step.cache_dtype`):
+    each is the fp32 value rounded, the arithmetic stays fp32. The same tokens replayed
+    through both caches give next-token distributions within the stated tolerance:
+    total variation at most HALF_CACHE_TV at any step, 1/20 of that on average."""
+    if name == "organism":
+        model = _organism()
+        gen = torch.Generator().manual_seed(4)
+        ids = torch.randint(3, model.config.vocab_size, (16, 12), generator=gen)
+        mask, positions = torch.ones_like(ids), torch.arange(12).expand(16, 12)
+    elif name == ODD:
+        torch.manual_seed(0)
+        model = _llama(hidden_size=36, num_attention_heads=6, num_key_value_heads=2,
+                       intermediate_size=44).eval()
+        ids, mask, positions = _batch(seed=6, pads=LEFT_PADDED)
+    else:
+        model = _model(name).eval()
+        ids, mask, positions = _batch(seed=6, pads=LEFT_PADDED)
+    steps = 48
+    gen = torch.Generator().manual_seed(5)
+    tokens = torch.randint(0, model.config.vocab_size, (ids.shape[0], steps), generator=gen)
+    if name == "organism":  # its own text, not random tokens (its caches then hold its scale)
+        with torch.inference_mode():
+            monkeypatch.setenv("RLVR_HALF_CACHE", "0")
+            cache = DecodeCache(model, ids.shape[0], 12 + steps)
+            logits, position = cache.prefill(ids, mask, positions), positions[:, -1]
+            for s in range(steps):
+                tokens[:, s] = torch.multinomial(logits.softmax(-1), 1, generator=gen)[:, 0]
+                position = position + 1
+                logits = cache.step(tokens[:, s], position) if s + 1 < steps else logits
+    monkeypatch.setenv("RLVR_HALF_CACHE", "0")
+    exact, reference = _replay(model, ids, mask, positions, tokens)
+    monkeypatch.setenv("RLVR_HALF_CACHE", "1")
+    half, logits = _replay(model, ids, mask, positions, tokens)
+    assert exact.kv[0].dtype == torch.float32
+    assert half.kv[0].dtype == native_step.cache_dtype()
+    if half.kv[0].dtype == torch.float16:  # layer 0's prompt keys: its inputs are exact
+        columns = int(mask.sum(1).min())
+        torch.testing.assert_close(half.kv[0][..., -columns:12, :],
+                                   exact.kv[0][..., -columns:12, :].half(), atol=0, rtol=0)
+    distance = 0.5 * (logits.softmax(-1) - reference.softmax(-1)).abs().sum(-1)  # (B, steps)
+    assert float(distance.max()) <= native_step.HALF_CACHE_TV
+    assert float(distance.mean()) <= native_step.HALF_CACHE_TV / 20
+    assert (logits.argmax(-1) == reference.argmax(-1)).float().mean() >= 0.99

@@ -5,7 +5,8 @@ a decode step is plain batched matrix products over the fused weights of
 `rlvr.model.weights`: ≈ 1.7-1.9× faster per token than the Hugging Face step on the organism
 at 16 rows (docs/benchmarks.md), with the same logits. On an fp32 CPU cache the step runs in
 C++ (`rlvr.model.native_step`, ≈ 2-3× faster again at 16 rows) when that module could be
-built; otherwise, or with `RLVR_FAST_DECODE=0`, the eager step below. Its prefill of
+built, on a cache of fp16 keys and values (`native_step.cache_dtype`; `RLVR_HALF_CACHE=0`
+keeps fp32); otherwise, or with `RLVR_FAST_DECODE=0`, the eager step below on an fp32 cache. Its prefill of
 left-padded prompts then runs through the same kernels (`native_step.prefill`: all prompt
 columns at once, keys and values written straight into the cache), and `run` takes the decode
 loop's iterations while every row is alive into C++ as well (`rlvr.model.decode`). Use it only
@@ -53,24 +54,26 @@ class DecodeCache:
         self.gqa = w.kv_heads != w.heads
         self.max_length, self.length = max_length, 0
         device, dtype = w.embed.device, w.embed.dtype
-        if torch.is_autocast_enabled(device.type):
+        autocast = torch.is_autocast_enabled(device.type)
+        self.native = None if autocast else _native_args(w)
+        if autocast:
             # Under autocast the projections come out in bf16: a cache in the weights' fp32
             # would double its memory (at 1.5B and 4k tokens: 57 KB instead of 29 KB a token)
             # and hold no more precision than was computed.
             dtype = torch.get_autocast_dtype(device.type)
+        # the C++ step's keys and values: fp16 unless RLVR_HALF_CACHE=0 (its mask stays fp32)
+        stored = dtype if self.native is None else native_step.cache_dtype()
         # Keys and values of a layer in one tensor, so a step writes both with one copy.
         size = (2, batch_size, w.kv_heads, max_length, w.head_dim)
         # Never zeroed: the prefill writes every prompt column and a step its own before any
         # read, and a step reads columns up to its own only (11.8 MB of memset per organism
         # rollout of 64 rows).
-        self.kv = [torch.empty(size, dtype=dtype, device=device) for _ in w.layers]
+        self.kv = [torch.empty(size, dtype=stored, device=device) for _ in w.layers]
         # Additive key mask (0 or −inf), one copy per K/V head so that a step's scores are
         # a single baddbmm over (B·kv_heads) matrices.
         self.bias = torch.zeros(batch_size, w.kv_heads, 1, max_length, dtype=dtype,
                                 device=device)
         self.cos = self.sin = None
-        self.native = _native_args(w, self.kv[0]) if not torch.is_autocast_enabled(
-            device.type) else None
 
     @torch.no_grad()
     def prefill(self, input_ids, attention_mask, position_ids) -> torch.Tensor:
@@ -185,11 +188,11 @@ def distinct_rows(input_ids, attention_mask, positions) -> tuple[torch.Tensor, t
     return inverse, first
 
 
-def _native_args(w, cache: torch.Tensor):
+def _native_args(w):
     """(compiled step, its flat per-layer weights, the output layer, their panels:
-    `native_step.step_weights`) when `rlvr.model.native_step` can run this cache (fp32 on the
-    CPU, one norm epsilon), else None: the eager step above."""
-    if cache.dtype != torch.float32 or not native_step.usable(w):
+    `native_step.step_weights`) when `rlvr.model.native_step` can run these weights (fp32 on
+    the CPU, one norm epsilon), else None: the eager step above."""
+    if not native_step.usable(w):
         return None
     fn = native_step.step_function()
     if fn is None:

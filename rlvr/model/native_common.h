@@ -7,14 +7,16 @@
 
 using at::Tensor;
 
-// Dot product in 8 independent lanes: the compiler vectorises it without -ffast-math.
-static inline float dot(const float* a, const float* b, int64_t n) {
+// Dot product in 8 independent lanes: the compiler vectorises it without -ffast-math. `b` may
+// be fp16 (a decode cache's keys), widened to float as it is read.
+template <class B>
+static inline float dot(const float* a, const B* b, int64_t n) {
   float lane[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; ++l) lane[l] += a[i + l] * b[i + l];
+    for (int l = 0; l < 8; ++l) lane[l] += a[i + l] * (float)b[i + l];
   float total = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
-  for (; i < n; ++i) total += a[i] * b[i];
+  for (; i < n; ++i) total += a[i] * (float)b[i];
   return total;
 }
 

@@ -35,11 +35,24 @@ static inline __m256 exp8(__m256 x) {
   return _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(scale)), keep);
 }
 
+// Eight cached floats: a cache holds fp32, or fp16 (`step`'s `kv`), which F16C widens as it
+// loads (exactly: every fp16 is a float).
+static inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+static inline __m256 load8(const at::Half* p) {
+#if defined(__F16C__)
+  return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)p));
+#else
+  float wide[8];
+  for (int l = 0; l < 8; ++l) wide[l] = p[l];
+  return _mm256_loadu_ps(wide);
+#endif
+}
+
 // sc[p] = (q . keys[p]) * scale + mask[p] for p < n, a head of NV × 8 dims; returns their
 // maximum. Four keys at a time: four independent FMA chains, their sums transposed together
 // by hadd (one horizontal reduction per four keys instead of one per key).
-template <int NV>
-static float score_keys(const float* q, const float* keys, const float* mask, int64_t n,
+template <int NV, class C>
+static float score_keys(const float* q, const C* keys, const float* mask, int64_t n,
                         float scale, float* sc) {
   constexpr int64_t dim = NV * 8;
   __m256 qv[NV];
@@ -47,13 +60,13 @@ static float score_keys(const float* q, const float* keys, const float* mask, in
   __m128 top4 = _mm_set1_ps(-INFINITY);
   int64_t p = 0;
   for (; p + 4 <= n; p += 4) {
-    const float* k = keys + p * dim;
+    const C* k = keys + p * dim;
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     for (int j = 0; j < NV; ++j) {
-      a0 = _mm256_fmadd_ps(qv[j], _mm256_loadu_ps(k + 8 * j), a0);
-      a1 = _mm256_fmadd_ps(qv[j], _mm256_loadu_ps(k + dim + 8 * j), a1);
-      a2 = _mm256_fmadd_ps(qv[j], _mm256_loadu_ps(k + 2 * dim + 8 * j), a2);
-      a3 = _mm256_fmadd_ps(qv[j], _mm256_loadu_ps(k + 3 * dim + 8 * j), a3);
+      a0 = _mm256_fmadd_ps(qv[j], load8(k + 8 * j), a0);
+      a1 = _mm256_fmadd_ps(qv[j], load8(k + dim + 8 * j), a1);
+      a2 = _mm256_fmadd_ps(qv[j], load8(k + 2 * dim + 8 * j), a2);
+      a3 = _mm256_fmadd_ps(qv[j], load8(k + 3 * dim + 8 * j), a3);
     }
     __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
     __m128 dots = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
@@ -66,7 +79,7 @@ static float score_keys(const float* q, const float* keys, const float* mask, in
   for (; p < n; ++p) {
     __m256 a = _mm256_setzero_ps();
     for (int j = 0; j < NV; ++j)
-      a = _mm256_fmadd_ps(qv[j], _mm256_loadu_ps(keys + p * dim + 8 * j), a);
+      a = _mm256_fmadd_ps(qv[j], load8(keys + p * dim + 8 * j), a);
     sc[p] = lane_sum(a) * scale + mask[p];
     top = std::max(top, sc[p]);
   }
@@ -75,8 +88,8 @@ static float score_keys(const float* q, const float* keys, const float* mask, in
 
 // out = (sum_p w[p] * values[p]) * norm, even and odd keys in two sets of NV accumulators
 // (two FMA chains per lane instead of one).
-template <int NV>
-static void mix_values(const float* w, const float* values, int64_t n, float norm, float* out) {
+template <int NV, class C>
+static void mix_values(const float* w, const C* values, int64_t n, float norm, float* out) {
   constexpr int64_t dim = NV * 8;
   __m256 even[NV], odd[NV];
   for (int j = 0; j < NV; ++j) even[j] = odd[j] = _mm256_setzero_ps();
@@ -84,14 +97,13 @@ static void mix_values(const float* w, const float* values, int64_t n, float nor
   for (; p + 2 <= n; p += 2) {
     const __m256 w0 = _mm256_set1_ps(w[p]), w1 = _mm256_set1_ps(w[p + 1]);
     for (int j = 0; j < NV; ++j) {
-      even[j] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(values + p * dim + 8 * j), even[j]);
-      odd[j] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(values + (p + 1) * dim + 8 * j), odd[j]);
+      even[j] = _mm256_fmadd_ps(w0, load8(values + p * dim + 8 * j), even[j]);
+      odd[j] = _mm256_fmadd_ps(w1, load8(values + (p + 1) * dim + 8 * j), odd[j]);
     }
   }
   if (p < n)
     for (int j = 0; j < NV; ++j)
-      even[j] = _mm256_fmadd_ps(_mm256_set1_ps(w[p]), _mm256_loadu_ps(values + p * dim + 8 * j),
-                                even[j]);
+      even[j] = _mm256_fmadd_ps(_mm256_set1_ps(w[p]), load8(values + p * dim + 8 * j), even[j]);
   for (int j = 0; j < NV; ++j)
     _mm256_storeu_ps(out + 8 * j, _mm256_mul_ps(_mm256_add_ps(even[j], odd[j]),
                                                 _mm256_set1_ps(norm)));
@@ -125,25 +137,28 @@ static void silu_mul(const float* g, const float* u, int64_t n, float* out) {
   for (; i < n; ++i) out[i] = g[i] / (1.f + std::exp(-g[i])) * u[i];
 }
 
-using ScoreFn = float (*)(const float*, const float*, const float*, int64_t, float, float*);
-using MixFn = void (*)(const float*, const float*, int64_t, float, float*);
+template <class C>
+using ScoreFn = float (*)(const float*, const C*, const float*, int64_t, float, float*);
+template <class C>
+using MixFn = void (*)(const float*, const C*, int64_t, float, float*);
 
-template <int NV>
-static void pick(int64_t dim, ScoreFn* score, MixFn* mix) {
+template <int NV, class C>
+static void pick(int64_t dim, ScoreFn<C>* score, MixFn<C>* mix) {
   if constexpr (NV > 0) {
-    if (dim == NV * 8) { *score = score_keys<NV>; *mix = mix_values<NV>; return; }
-    pick<NV - 1>(dim, score, mix);
+    if (dim == NV * 8) { *score = score_keys<NV, C>; *mix = mix_values<NV, C>; return; }
+    pick<NV - 1, C>(dim, score, mix);
   }
 }
 #endif
 
-// The vector kernels for a head of `dim` dims, or nulls (the portable loops of `attend`)
-// when dim is not a multiple of 8 up to 256 or the CPU lacks AVX2.
+// The vector kernels for a head of `dim` dims over a cache of C, or nulls (the portable loops
+// of `attend`) when dim is not a multiple of 8 up to 256 or the CPU lacks AVX2.
+template <class C>
 struct Kernels {
 #if defined(__AVX2__) && defined(__FMA__)
-  ScoreFn score = nullptr;
-  MixFn mix = nullptr;
-  explicit Kernels(int64_t dim) { pick<32>(dim, &score, &mix); }
+  ScoreFn<C> score = nullptr;
+  MixFn<C> mix = nullptr;
+  explicit Kernels(int64_t dim) { pick<32, C>(dim, &score, &mix); }
 #else
   explicit Kernels(int64_t) {}
 #endif
@@ -151,7 +166,8 @@ struct Kernels {
 
 // One query head against its n cached keys: out = softmax(q k^T * scale + mask) v, with the
 // n scores in `sc` (scratch).
-static void attend(const Kernels& kern, const float* q, const float* keys, const float* values,
+template <class C>
+static void attend(const Kernels<C>& kern, const float* q, const C* keys, const C* values,
                    const float* mask, int64_t n, int64_t dim, float scale, float* sc,
                    float* out) {
 #if defined(__AVX2__) && defined(__FMA__)
@@ -166,7 +182,7 @@ static void attend(const Kernels& kern, const float* q, const float* keys, const
   for (int64_t p = 0; p < n; ++p) sum += (sc[p] = std::exp(sc[p] - top));
   std::fill(out, out + dim, 0.f);
   for (int64_t p = 0; p < n; ++p)
-    for (int64_t d = 0; d < dim; ++d) out[d] += sc[p] * values[p * dim + d];
+    for (int64_t d = 0; d < dim; ++d) out[d] += sc[p] * (float)values[p * dim + d];
   for (int64_t d = 0; d < dim; ++d) out[d] /= sum;
 }
 
@@ -178,6 +194,18 @@ static inline void copy_head(const float* from, int64_t n, float* to) {
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(to + i, _mm256_loadu_ps(from + i));
 #endif
   for (; i < n; ++i) to[i] = from[i];
+}
+
+// Into an fp16 cache: each float rounded to the nearest fp16, ties to even (as torch's
+// float-to-half copy rounds, so the eager prefill writes the same bits).
+static inline void copy_head(const float* from, int64_t n, at::Half* to) {
+  int64_t i = 0;
+#if defined(__AVX2__) && defined(__F16C__)
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128((__m128i*)(to + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(from + i), _MM_FROUND_TO_NEAREST_INT));
+#endif
+  for (; i < n; ++i) to[i] = at::Half(from[i]);
 }
 
 // Rotary embedding of `n` consecutive heads of `dim` dims at `x`: to = x * cos + (x with each
@@ -246,11 +274,15 @@ static Tensor embed_rows(const Tensor& embed, const int64_t* tokens, const int64
 // One token's attention in a decode cache, shared by `step` and `prefill`: its q/k/v row
 // rotated (x * cos + (each head's halves swapped) * sin, whole vectors where the head size
 // allows; the values pass as they are, their cos 1 and sin 0), its key and value written to
-// column s of cache row b, and its queries attending to that row's columns 0..s.
+// column s of cache row b, and its queries attending to that row's columns 0..s. The cache
+// holds C: float, or at::Half (`step`).
+template <class C>
 struct TokenAttention {
+  // a cache line's worth of C
+  static constexpr int64_t line_of = 64 / sizeof(C);
   int64_t heads, kv_heads, dim, M, group;
   float scale;
-  Kernels kern;
+  Kernels<C> kern;
   bool vector_rotary;
   // the rotated queries and keys, their halves swapped (`rotate_heads`), and the scores with
   // room for `exp_shifted`'s last vector
@@ -269,7 +301,7 @@ struct TokenAttention {
   // row: the token's q/k/v (H + 2 Hkv) D; rc, rs: its position's rotary tables; cache: the
   // layer's keys (values `plane` floats further); bias: the cache's (B, Hkv, 1, M) key mask;
   // out: heads * dim floats.
-  void run(const float* row, const float* rc, const float* rs, float* cache, int64_t plane,
+  void run(const float* row, const float* rc, const float* rs, C* cache, int64_t plane,
            const float* bias, int64_t b, int64_t s, float* out) {
     const int64_t half = dim / 2;
     if (vector_rotary) {
@@ -291,21 +323,21 @@ struct TokenAttention {
     // tenants load the machine; one row ahead gained less). A prefetch past the cache's end
     // is harmless.
     for (int64_t g = 0; g < kv_heads; ++g) {
-      const float* ahead = cache + (((b + 2) * kv_heads + g) * M + s) * dim;
-      for (const float* slot : {ahead, ahead + plane}) {
+      const C* ahead = cache + (((b + 2) * kv_heads + g) * M + s) * dim;
+      for (const C* slot : {ahead, ahead + plane}) {
         __builtin_prefetch(slot, 1, 3);
         __builtin_prefetch(slot + dim - 1, 1, 3);
       }
     }
 #endif
     for (int64_t g = 0; g < kv_heads; ++g) {
-      float* k = cache + ((b * kv_heads + g) * M + s) * dim;
+      C* k = cache + ((b * kv_heads + g) * M + s) * dim;
       copy_head(rotated.data() + (heads + g) * dim, dim, k);
       copy_head(row + (heads + kv_heads + g) * dim, dim, k + plane);
     }
     for (int64_t hq = 0; hq < heads; ++hq) {
       const int64_t g = hq / group;
-      const float* keys = cache + (b * kv_heads + g) * M * dim;
+      const C* keys = cache + (b * kv_heads + g) * M * dim;
 #if defined(__AVX2__) && defined(__FMA__)
       // The next K/V head's first 16 lines of keys and of values (this row's next head, or the
       // next row's first; a prefetch past the cache's end is harmless): each head's keys and
@@ -313,8 +345,8 @@ struct TokenAttention {
       // their first misses (4, 8, 16 lines and whole heads measured; 16 gained most, ~2-4 %
       // of a 64-row organism decode).
       for (int64_t line = 0; line < 16; ++line) {
-        _mm_prefetch((const char*)(keys + M * dim + 16 * line), _MM_HINT_T0);
-        _mm_prefetch((const char*)(keys + plane + M * dim + 16 * line), _MM_HINT_T0);
+        _mm_prefetch((const char*)(keys + M * dim + line_of * line), _MM_HINT_T0);
+        _mm_prefetch((const char*)(keys + plane + M * dim + line_of * line), _MM_HINT_T0);
       }
 #endif
       attend(kern, rotated.data() + hq * dim, keys, keys + plane, bias + (b * kv_heads + g) * M,
@@ -343,9 +375,18 @@ static void layer_tail(Tensor& h, const Tensor& attn, const Tensor* L, const Ten
   residual(h, act, L[8], L[9], panels ? panels + 3 : nullptr);
 }
 
+// Whether the layers' caches hold fp16 (else fp32; one kind for all).
+static bool half_cache(const std::vector<Tensor>& kv) {
+  const auto kind = kv.at(0).scalar_type();
+  TORCH_CHECK(kind == at::kFloat || kind == at::kHalf, "the K/V cache holds fp32 or fp16");
+  for (const Tensor& layer : kv)
+    TORCH_CHECK(layer.scalar_type() == kind, "every layer's K/V cache holds the same dtype");
+  return kind == at::kHalf;
+}
+
 // layers: per layer [norm1, qkv_w, qkv_b, o_w, o_b, norm2, gate_up_w, gate_up_b, down_w,
 // down_b], the four weights and head_wt input-major, or (out, in) with panels (`project`; an
-// absent bias is an empty tensor); kv: per layer (2, B, Hkv, M, D), contiguous
+// absent bias is an empty tensor); kv: per layer (2, B, Hkv, M, D) of fp32 or fp16, contiguous
 // but for the stride of its first dimension;
 // bias: (B, Hkv, 1, M) additive key mask; cos, sin: (P, (H + 2 Hkv) D) per-position tables;
 // panels: `pack_panels` of [per layer qkv_w, o_w, gate_up_w, down_w, then head_wt], or empty
@@ -371,22 +412,27 @@ Tensor step(const Tensor& token, const Tensor& position, const Tensor& embed,
   const float* pc = cos.data_ptr<float>();
   const float* ps = sin.data_ptr<float>();
   const float* pbias = bias.data_ptr<float>();
-  TokenAttention token_attention(heads, kv_heads, dim, M);
   auto attn = at::empty({B, heads * dim}, h.options());
   float* pa = attn.data_ptr<float>();
   Tensor act;
-  for (size_t i = 0; i < kv.size(); ++i) {
-    const Tensor* L = &layers[i * 10];
-    Tensor qkv = project(rms(h, L[0], eps), L[1], L[2], panel(4 * i));  // (B, width)
-    const float* pq = qkv.data_ptr<float>();
-    float* cache = kv[i].data_ptr<float>();
-    // keys, then values; the cache may be a slice of a larger one along rows
-    const int64_t plane = kv[i].stride(0);
-    for (int64_t b = 0; b < B; ++b)
-      token_attention.run(pq + b * width, pc + pp[b] * width, ps + pp[b] * width, cache,
-                          plane, pbias, b, t, pa + b * heads * dim);
-    layer_tail(h, attn, L, panels.empty() ? nullptr : &panels[4 * i], eps, act);
-  }
+  auto run_layers = [&](auto cached) {
+    using C = decltype(cached);
+    TokenAttention<C> token_attention(heads, kv_heads, dim, M);
+    for (size_t i = 0; i < kv.size(); ++i) {
+      const Tensor* L = &layers[i * 10];
+      Tensor qkv = project(rms(h, L[0], eps), L[1], L[2], panel(4 * i));  // (B, width)
+      const float* pq = qkv.data_ptr<float>();
+      C* cache = kv[i].data_ptr<C>();
+      // keys, then values; the cache may be a slice of a larger one along rows
+      const int64_t plane = kv[i].stride(0);
+      for (int64_t b = 0; b < B; ++b)
+        token_attention.run(pq + b * width, pc + pp[b] * width, ps + pp[b] * width, cache,
+                            plane, pbias, b, t, pa + b * heads * dim);
+      layer_tail(h, attn, L, panels.empty() ? nullptr : &panels[4 * i], eps, act);
+    }
+  };
+  if (half_cache(kv)) run_layers(at::Half{});
+  else run_layers(0.f);
   return project(rms(h, norm, norm_eps), head_wt, head_b, panel(4 * kv.size()));
 }
 
@@ -426,45 +472,50 @@ Tensor prefill(const Tensor& ids, const Tensor& real, const Tensor& positions,
   const float* pc = cos.data_ptr<float>();
   const float* ps = sin.data_ptr<float>();
   const float* pbias = bias.data_ptr<float>();
-  TokenAttention token_attention(heads, kv_heads, dim, M);
   auto attn = at::zeros({N, heads * dim}, h.options());  // pad columns keep their zeros
   float* pa = attn.data_ptr<float>();
   Tensor act;
-  for (size_t i = 0; i < kv.size(); ++i) {
-    const Tensor* L = &layers[i * 10];
-    Tensor qkv = project(rms(h, L[0], eps), L[1], L[2], panel(4 * i));  // (N, width)
-    const float* pq = qkv.data_ptr<float>();
-    float* cache = kv[i].data_ptr<float>();
-    const int64_t plane = kv[i].stride(0);
-    for (int64_t r = 0; r < R; ++r) {
-      const int64_t b = pf[r];
-      TORCH_CHECK(b >= 0 && b < kv[i].size(1), "prefill: a cache row out of range");
-      for (int64_t s = 0; s < S; ++s) {
-        const int64_t n = r * S + s;
-        if (!pr[n]) {
-          for (int64_t g = 0; g < kv_heads; ++g) {
-            float* k = cache + ((b * kv_heads + g) * M + s) * dim;
-            std::fill(k, k + dim, 0.f);
-            std::fill(k + plane, k + plane + dim, 0.f);
+  auto run_layers = [&](auto cached) {
+    using C = decltype(cached);
+    TokenAttention<C> token_attention(heads, kv_heads, dim, M);
+    for (size_t i = 0; i < kv.size(); ++i) {
+      const Tensor* L = &layers[i * 10];
+      Tensor qkv = project(rms(h, L[0], eps), L[1], L[2], panel(4 * i));  // (N, width)
+      const float* pq = qkv.data_ptr<float>();
+      C* cache = kv[i].data_ptr<C>();
+      const int64_t plane = kv[i].stride(0);
+      for (int64_t r = 0; r < R; ++r) {
+        const int64_t b = pf[r];
+        TORCH_CHECK(b >= 0 && b < kv[i].size(1), "prefill: a cache row out of range");
+        for (int64_t s = 0; s < S; ++s) {
+          const int64_t n = r * S + s;
+          if (!pr[n]) {
+            for (int64_t g = 0; g < kv_heads; ++g) {
+              C* k = cache + ((b * kv_heads + g) * M + s) * dim;
+              std::fill(k, k + dim, C(0.f));
+              std::fill(k + plane, k + plane + dim, C(0.f));
+            }
+            continue;
           }
-          continue;
+          token_attention.run(pq + n * width, pc + pp[n] * width, ps + pp[n] * width, cache,
+                              plane, pbias, b, s, pa + n * heads * dim);
         }
-        token_attention.run(pq + n * width, pc + pp[n] * width, ps + pp[n] * width, cache,
-                            plane, pbias, b, s, pa + n * heads * dim);
+      }
+      layer_tail(h, attn, L, panels.empty() ? nullptr : &panels[4 * i], eps, act);
+      // the cache rows that share a distinct row get its S columns
+      for (int64_t c = 0; c < B; ++c) {
+        const int64_t b = pf[pinv[c]];
+        if (b == c) continue;
+        for (int64_t g = 0; g < kv_heads; ++g)
+          for (int64_t plane_at : {int64_t{0}, plane}) {
+            const C* from = cache + plane_at + (b * kv_heads + g) * M * dim;
+            std::copy_n(from, S * dim, cache + plane_at + (c * kv_heads + g) * M * dim);
+          }
       }
     }
-    layer_tail(h, attn, L, panels.empty() ? nullptr : &panels[4 * i], eps, act);
-    // the cache rows that share a distinct row get its S columns
-    for (int64_t c = 0; c < B; ++c) {
-      const int64_t b = pf[pinv[c]];
-      if (b == c) continue;
-      for (int64_t g = 0; g < kv_heads; ++g)
-        for (int64_t plane_at : {int64_t{0}, plane}) {
-          const float* from = cache + plane_at + (b * kv_heads + g) * M * dim;
-          std::copy_n(from, S * dim, cache + plane_at + (c * kv_heads + g) * M * dim);
-        }
-    }
-  }
+  };
+  if (half_cache(kv)) run_layers(at::Half{});
+  else run_layers(0.f);
   const Tensor last = h.view({R, S, E}).select(1, S - 1).contiguous();
   Tensor logits = project(rms(last, norm, norm_eps), head_wt, head_b, panel(4 * kv.size()));
   return logits.index_select(0, of_row);

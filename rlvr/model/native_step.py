@@ -32,8 +32,10 @@ eager step and the torch draw. The build (~1 minute) happens on first use and is
 torch under `TORCH_EXTENSIONS_DIR` (default `~/.cache/torch_extensions`); a line on stderr
 says so, and a failed build prints one notice with its cause. fp32 without `-ffast-math`:
 sums are reassociated only into 8 vector lanes, and e^x is a polynomial within ~2 ulp; AVX2 +
-FMA only where torch's own capability check finds them (`rlvr.model.cpp_build`). Logits equal
-the eager step's within 1e-5 (tests/test_native_step.py, on five architectures).
+FMA only where torch's own capability check finds them (`rlvr.model.cpp_build`). On an fp32
+cache the logits equal the eager step's within 1e-5 (tests/test_native_step.py, on five
+architectures); the default cache holds fp16 keys and values (`cache_dtype`), and the
+next-token distributions then stay within `HALF_CACHE_TV` of the fp32 cache's.
 """
 
 from __future__ import annotations
@@ -45,10 +47,14 @@ import torch
 
 from rlvr.model import cpp_build
 
-__all__ = ["enabled", "flat_layer", "input_major", "or_empty", "panel_product",
+__all__ = ["HALF_CACHE_TV", "cache_dtype", "enabled", "flat_layer", "input_major", "or_empty", "panel_product",
            "prefill_function", "run_function", "sample_function", "step_function", "step_weights",
            "usable"]
 
+# The most that the next-token distribution of a step on an fp16 cache may differ from the
+# step's on an fp32 cache (total variation), given the same tokens (tests/test_native_step.py;
+# docs/benchmarks.md measures the organism's: at most ~0.02, ~2e-4 on average).
+HALF_CACHE_TV = 0.05
 # The C++ source ships beside this module (package data).
 _SOURCE_FILE = Path(__file__).with_name("native_step.cpp")
 _STATE: dict = {}
@@ -59,6 +65,24 @@ def usable(w) -> bool:
     an output layer, one norm epsilon."""
     return (w.embed.device.type == "cpu" and w.embed.dtype == torch.float32
             and w.head_w is not None and len({layer.eps for layer in w.layers}) == 1)
+
+
+def cache_dtype() -> torch.dtype:
+    """The dtype of a decode cache that `step` runs: fp16 where the build has AVX2 (its F16C
+    widens each key and value as it loads), unless `RLVR_HALF_CACHE=0`; else fp32.
+
+    A step's attention streams the whole cache from memory and waits on it: at 64 rows on the
+    organism it is a third of the step, and fp16 halves the bytes (docs/benchmarks.md,
+    "Seventh pass"). The queries, scores, softmax and weighted sums stay fp32; only the stored
+    keys and values are rounded (relative error ≤ 2^-11), as a GPU engine's bf16 cache rounds
+    them more coarsely. The logits then match the fp32 step's within the tolerance that
+    tests/test_native_step.py states, not to float rounding; the tokens drawn stay seeded and
+    the same whatever the batch (each value is rounded alone). The scoring forward and
+    backward of the trainer never read this cache: the policy gradient is exact fp32.
+    """
+    half = (os.environ.get("RLVR_HALF_CACHE", "1").strip() != "0"
+            and cpp_build.flavour("")[1] != [])
+    return torch.float16 if half else torch.float32
 
 
 def or_empty(tensor, like: torch.Tensor) -> torch.Tensor:

@@ -129,11 +129,14 @@ class StackedDecode:
         self.S, self.B, self.max_length, self.length = S, rows, max_length, 0
         size = (2, S * rows, w.kv_heads, max_length, w.head_dim)
         dtype, device = w.embed.dtype, w.embed.device
-        # never zeroed: see rlvr.model.kv_cache (every column is written before it is read)
-        self.kv = [torch.empty(size, dtype=dtype, device=device) for _ in w.layers]
+        self.native = _native_args(w) if not torch.is_autocast_enabled(device.type) else None
+        # the cache of a single run's C++ step (fp16 unless RLVR_HALF_CACHE=0), so that a seed
+        # group samples what each run alone would; never zeroed: see rlvr.model.kv_cache
+        # (every column is written before it is read)
+        self.kv = [torch.empty(size, device=device, dtype=native_step.cache_dtype()
+                               if self.native is not None else dtype) for _ in w.layers]
         self.bias = torch.zeros(S * rows, w.kv_heads, 1, max_length, dtype=dtype, device=device)
         self.rope = None
-        self.native = _native_args(w) if not torch.is_autocast_enabled(device.type) else None
 
     @torch.no_grad()
     def prefill(self, input_ids, attention_mask, position_ids) -> torch.Tensor:

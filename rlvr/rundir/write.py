@@ -207,6 +207,11 @@ def versions() -> dict[str, str]:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
+    # the RLVR_* switches a run was started with: some change numbers (RLVR_HALF_CACHE=0 keeps
+    # the decode cache in fp32), so the record of what ran names them
+    switches = sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith("RLVR_"))
+    if switches:
+        found["rlvr_switches"] = " ".join(switches)
     return found
 
 
