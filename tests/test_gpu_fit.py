@@ -149,7 +149,11 @@ def test_kv_cache_is_bf16_under_bf16_autocast(tiny):
 
     model, _ = load_model(tiny, device="cpu")
     ids = torch.randint(3, 50, (2, 5))
-    assert DecodeCache(model, 2, 9).kv[0].dtype == torch.float32
+    # without autocast: the C++ step's cache (fp16 where it built with AVX2), else the weights'
+    from rlvr.model import native_step
+
+    plain = DecodeCache(model, 2, 9)
+    assert plain.kv[0].dtype == (torch.float32 if plain.native is None else native_step.cache_dtype())
     with torch.autocast("cpu", dtype=torch.bfloat16):
         cache = DecodeCache(model, 2, 9)
         assert all(kv.dtype == torch.bfloat16 for kv in cache.kv)
