@@ -53,7 +53,7 @@ __all__ = ["HALF_CACHE_TV", "cache_dtype", "enabled", "flat_layer", "input_major
 
 # The most that the next-token distribution of a step on an fp16 cache may differ from the
 # step's on an fp32 cache (total variation), given the same tokens (tests/test_native_step.py;
-# docs/benchmarks.md measures the organism's: at most ~0.02, ~2e-4 on average).
+# benchmarks/half_cache.py measures the organism's: at most ~0.03, ~2e-4 on average).
 HALF_CACHE_TV = 0.05
 # The C++ source ships beside this module (package data).
 _SOURCE_FILE = Path(__file__).with_name("native_step.cpp")
