@@ -143,6 +143,52 @@ def test_the_native_scoring_is_deterministic(monkeypatch):
     assert all(torch.equal(first[2][k], second[2][k]) for k in first[2])
 
 
+@needs_build
+def test_the_native_nodes_hand_gradients_to_the_engine_like_any_node(monkeypatch):
+    """The C++ autograd nodes: a parameter's hooks run, two backward passes accumulate, a frozen
+    parameter gets no gradient and changes no other, and gradients taken under create_graph
+    refuse a second differentiation (the kernels are not differentiable) instead of being
+    silently constant."""
+    model = _model("llama-gqa-bias-tied").train()
+    ids, mask, positions = _group_batch(seed=5)
+    T = ids.shape[1] // 2
+    real = (mask[:, -T:] * mask[:, -T - 1:-1]).bool()
+
+    def loss(weights=None):
+        logp, ent = response_stats(model, ids, mask, ids[:, -T:], real, temperature=0.7,
+                                   entropy=True)
+        return (logp * (1 if weights is None else weights)).sum() + 0.1 * ent.sum()
+    params = dict(model.named_parameters())
+    model.zero_grad(set_to_none=True)
+    loss().backward()
+    once = {n: p.grad.clone() for n, p in params.items()}
+    seen = []
+    handle = params["model.layers.1.self_attn.k_proj.weight"].register_hook(
+        lambda g: seen.append(g.clone()))
+    loss().backward()  # accumulated onto the first pass's
+    handle.remove()
+    assert all(torch.equal(p.grad, once[n] * 2) for n, p in params.items())
+    assert len(seen) == 1 and torch.equal(seen[0], once["model.layers.1.self_attn.k_proj.weight"])
+
+    frozen = ("model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.bias",
+              "model.layers.1.mlp.up_proj.weight")
+    model.zero_grad(set_to_none=True)
+    for name in frozen:
+        params[name].requires_grad_(False)
+    loss().backward()
+    for name, p in params.items():
+        assert (p.grad is None) if name in frozen else torch.equal(p.grad, once[name]), name
+    for name in frozen:
+        params[name].requires_grad_(True)
+
+    model.zero_grad(set_to_none=True)
+    weights = torch.ones(ids.shape[0], T, requires_grad=True)
+    grads = torch.autograd.grad(loss(weights), list(params.values()), create_graph=True)
+    assert all(torch.equal(g, once[n]) for g, n in zip(grads, params, strict=True))
+    with pytest.raises(RuntimeError, match="differentiate twice"):
+        grads[1].sum().backward()
+
+
 def test_the_switch_gives_the_eager_forward(monkeypatch):
     model = _model("llama-untied").train()
     ids, mask, positions = _batch(seed=3)

@@ -9,6 +9,8 @@
 // attention probabilities too while they are few (`kept_probs` floats a layer: the organism's
 // ~70k); more (tokens x keys x heads of them) are recomputed there from the row log-sum-exp
 // (the backward then spends a third of its attention time on the scores and their exps).
+#include <torch/csrc/autograd/functions/basic_ops.h>
+
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -1135,4 +1137,118 @@ std::vector<Tensor> pack(const Tensor& input_ids, const Tensor& real, const Tens
     }
   }
   return {ids, pos, prefix_end, segment, index};
+}
+
+// The autograd nodes of rlvr.model.native_score (`stack_node`, `scored_node`), here rather than
+// as Python `torch.autograd.Function`s: a Python node converts its ~40 parameters to and from
+// Python objects in the forward and again in the backward (~0.3 ms of the organism's 16 ms
+// update). The engine still accumulates every parameter's gradient (hooks, accumulation into
+// `.grad`, parameters with `requires_grad=False` as ever).
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// Python's @once_differentiable: gradients computed under `create_graph` come out behind a
+// node that raises if they are differentiated again (the kernels are not differentiable).
+static variable_list once_differentiable(variable_list out, const variable_list& grad) {
+  if (!at::GradMode::is_enabled() ||
+      std::none_of(grad.begin(), grad.end(), [](const Tensor& t) { return t.requires_grad(); }))
+    return out;
+  for (Tensor& t : out)
+    if (t.defined()) t = t.detach().requires_grad_(true);
+  return torch::autograd::DelayedError(
+             "trying to differentiate twice a function that was marked with @once_differentiable",
+             (int64_t)out.size())
+      .apply(std::move(out));
+}
+
+// The embedding and decoder layers over packed tokens, `params` = [embedding, then per layer
+// `forward_model`'s 16] (an absent bias an empty tensor): h (N, E).
+struct StackNode : public torch::autograd::Function<StackNode> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& ids, const Tensor& cos,
+                        const Tensor& sin, const Tensor& positions, const Tensor& prefix_end,
+                        const Tensor& segment, at::TensorList params, std::vector<double> eps,
+                        int64_t heads, int64_t kv_heads, int64_t dim, int64_t kept_probs) {
+    const std::vector<Tensor> layers(params.begin() + 1, params.end());
+    std::vector<Tensor> out = forward_model(ids, params[0], cos, sin, positions, prefix_end,
+                                            segment, layers, eps, heads, kv_heads, dim, true,
+                                            kept_probs);
+    auto& d = ctx->saved_data;
+    d["kept"] = std::vector<Tensor>(out.begin() + 1, out.end());
+    d["layers"] = layers;
+    d["packed"] = std::vector<Tensor>{ids, cos, sin, positions, prefix_end, segment};
+    d["shape"] = std::vector<int64_t>{params[0].size(0), heads, kv_heads, dim};
+    return out[0];
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad) {
+    auto& d = ctx->saved_data;
+    const std::vector<Tensor> p = d["packed"].toTensorVector();
+    const std::vector<int64_t> s = d["shape"].toIntVector();
+    std::vector<Tensor> grads;
+    {
+      at::NoGradGuard plain;  // under create_graph too: no graph through the kernels' ops
+      grads = backward_model(grad[0].contiguous(), d["kept"].toTensorVector(), p[0], s[0], p[1],
+                             p[2], p[3], p[4], p[5], d["layers"].toTensorVector(), s[1], s[2],
+                             s[3]);
+    }
+    d.erase("kept");  // the activations go now, not when the graph is freed
+    grads = once_differentiable(std::move(grads), grad);
+    variable_list out(6);  // the packed tensors and rotary tables: no gradient
+    out.insert(out.end(), grads.begin(), grads.end());
+    out.resize(out.size() + 5);  // eps, heads, kv_heads, dim, kept_probs
+    return out;
+  }
+};
+
+Tensor stack_node(const Tensor& ids, const Tensor& cos, const Tensor& sin,
+                  const Tensor& positions, const Tensor& prefix_end, const Tensor& segment,
+                  const std::vector<Tensor>& params, const std::vector<double>& eps,
+                  int64_t heads, int64_t kv_heads, int64_t dim, int64_t kept_probs) {
+  return StackNode::apply(ids, cos, sin, positions, prefix_end, segment, at::TensorList(params),
+                          eps, heads, kv_heads, dim, kept_probs);
+}
+
+// `scored_stats` as a node: [logp, entropy (empty when not asked)] of the states h, the final
+// norm's weight, the output layer's weight and bias (None: absent).
+struct ScoredNode : public torch::autograd::Function<ScoredNode> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& h, const Tensor& norm,
+                               const Tensor& w, const std::optional<Tensor>& bias,
+                               const Tensor& index, const Tensor& real, const Tensor& tokens,
+                               double eps, double temperature, bool entropy, int64_t chunk) {
+    const Tensor b = bias.has_value() ? *bias : w.new_empty({0});
+    std::vector<Tensor> out = scored_stats(h, index, real, tokens, norm, eps, w, b, temperature,
+                                           entropy, chunk);
+    auto& d = ctx->saved_data;
+    d["kept"] = std::vector<Tensor>(out.begin() + 2, out.end());
+    d["weights"] = std::vector<Tensor>{norm, w, b};
+    d["states"] = h.size(0);
+    d["temperature"] = temperature;
+    d["chunk"] = chunk;
+    d["bias"] = bias.has_value();
+    return {out[0], out[1]};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad) {
+    auto& d = ctx->saved_data;
+    const std::vector<Tensor> w = d["weights"].toTensorVector();
+    std::vector<Tensor> g;
+    {
+      at::NoGradGuard plain;
+      g = scored_stats_back(d["kept"].toTensorVector(), d["states"].toInt(), w[0], w[1], w[2],
+                            d["temperature"].toDouble(), grad[0], grad[1], d["chunk"].toInt());
+    }
+    d.erase("kept");
+    if (!d["bias"].toBool()) g[3] = Tensor();
+    g = once_differentiable(std::move(g), grad);
+    g.resize(11);  // index, real, tokens, eps, temperature, entropy, chunk: no gradient
+    return g;
+  }
+};
+
+std::vector<Tensor> scored_node(const Tensor& h, const Tensor& norm, const Tensor& w,
+                                const std::optional<Tensor>& bias, const Tensor& index,
+                                const Tensor& real, const Tensor& tokens, double eps,
+                                double temperature, bool entropy, int64_t chunk) {
+  return ScoredNode::apply(h, norm, w, bias, index, real, tokens, eps, temperature, entropy,
+                           chunk);
 }
