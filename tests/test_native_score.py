@@ -299,3 +299,16 @@ def test_pack_finds_the_prompt_every_row_shares():
     # one row shares nothing with another: its tokens are its own segment
     alone = native_score.pack(ids[:1], mask[:1], positions[:1], -1)
     assert (alone.prefix_end == 0).all() and alone.ids.shape == (18,)
+
+
+@needs_build
+def test_pack_counts_the_positions_as_the_rollout_numbers_them():
+    """`pack(..., None, ...)` numbers each row by its real tokens in C++: the same packing as
+    the torch positions `(mask.cumsum(-1) - 1).clamp(min=0)`, holes in the mask included."""
+    ids, mask, _ = _group_batch()
+    holed = mask.clone()
+    holed[1, 13] = holed[3, 0] = 0  # a pad inside a row, a row's shared column missing
+    for real in (mask, holed, torch.ones_like(mask)):
+        want = native_score.pack(ids, real, (real.cumsum(-1) - 1).clamp(min=0), -1)
+        got = native_score.pack(ids, real, None, -1)
+        assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))

@@ -134,11 +134,13 @@ def hidden_at(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | Non
 
 
 def packed_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
-                  positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                  positions: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """On the packed C++ path (`native_score.usable`): the last decoder layer's states (N, E)
-    of the real tokens, packed, and the packed row (B, S) of each column (N at pads)."""
-    rope = rope_tables(model, int(positions.max()) + 1, model.model.embed_tokens.weight.dtype,
-                       positions.device)
+    of the real tokens, packed, and the packed row (B, S) of each column (N at pads).
+    `positions` None: each row numbered by its real tokens (`native_score.pack`)."""
+    # a counted position is below the width: no pass over the positions for their largest
+    top = input_ids.shape[1] if positions is None else int(positions.max()) + 1
+    rope = rope_tables(model, top, model.model.embed_tokens.weight.dtype, input_ids.device)
     packed = _pack(input_ids, attention_mask, positions)
     return native_score.run_model(model, packed, rope), packed.index
 

@@ -1088,14 +1088,30 @@ std::vector<Tensor> scored_stats_back(const std::vector<Tensor>& kept, int64_t s
   return r;
 }
 
+// Each column's count of real columns before it in its row, 0 before the first: the positions
+// `(real.cumsum(-1) - 1).clamp(min=0)` of rows numbered by their real tokens.
+static Tensor counted_positions(const Tensor& real) {
+  const int64_t B = real.size(0), S = real.size(1);
+  Tensor out = at::empty({B, S}, real.options().dtype(at::kLong));
+  const bool* pr = real.data_ptr<bool>();
+  int64_t* po = out.data_ptr<int64_t>();
+  for (int64_t r = 0; r < B; ++r)
+    for (int64_t c = 0, seen = 0; c < S; ++c) {
+      seen += pr[r * S + c];
+      po[r * S + c] = std::max<int64_t>(seen - 1, 0);
+    }
+  return out;
+}
+
 // `rlvr.model.native_score.pack` in one pass: [ids, positions, prefix_end, segment, index]
 // of the real tokens of rows (B, S) whose first `shared` columns every row shares (-1: the
-// columns found alike in every row).
-std::vector<Tensor> pack(const Tensor& input_ids, const Tensor& real, const Tensor& positions,
-                         int64_t shared) {
+// columns found alike in every row). No `positions`: `counted_positions`.
+std::vector<Tensor> pack(const Tensor& input_ids, const Tensor& real,
+                         const std::optional<Tensor>& positions, int64_t shared) {
   const Tensor ids_in = input_ids.contiguous().to(at::kLong);
   const Tensor real_in = real.contiguous().to(at::kBool);
-  const Tensor pos_in = positions.contiguous().to(at::kLong);
+  const Tensor pos_in = positions.has_value() ? positions->contiguous().to(at::kLong)
+                                              : counted_positions(real_in);
   const int64_t B = ids_in.size(0), S = ids_in.size(1);
   const int64_t* pi = ids_in.data_ptr<int64_t>();
   const bool* pr = real_in.data_ptr<bool>();

@@ -85,12 +85,14 @@ class Packed(NamedTuple):
     index: torch.Tensor  # (B, S) packed index of each column, N at pads
 
 
-def pack(input_ids: torch.Tensor, real: torch.Tensor, positions: torch.Tensor,
+def pack(input_ids: torch.Tensor, real: torch.Tensor, positions: torch.Tensor | None,
          shared: int) -> Packed:
     """The real tokens (`real` (B, S) bool) of rows whose first `shared` columns are the same
     in every row (-1: as many as are, ids, mask and positions alike): those columns' real
     tokens once, then each row's own real tokens (in C++: a pass over the columns instead of
-    a dozen small torch ops)."""
+    a dozen small torch ops). `positions` None: each token's count of real tokens before it
+    in its row, as `(real.cumsum(-1) - 1).clamp(min=0)` numbers them (counted there, not by
+    three torch ops)."""
     return Packed(*kernels().pack(input_ids, real, positions, shared))
 
 

@@ -82,27 +82,34 @@ def response_stats(model, ids: Tensor, attention: Tensor, tokens: Tensor, real: 
     same row unpadded. `checkpoint` asks the fast forward to keep only each layer's input.
     """
     T = tokens.shape[1]
-    positions = (attention.cumsum(-1) - 1).clamp(min=0)
     stats = {"temperature": temperature, "entropy": entropy, "chunk_size": chunk_size}
     if fast_lm.supports(model):  # same logits, less work: a group's prompt once
         head, norm = model.get_output_embeddings(), model.model.norm
         if native_score.usable(head.weight, checkpoint=checkpoint):
             # the C++ path: the states that predict the real tokens (one column before each)
-            # through the final norm, output layer and statistics in one node
-            h, index = fast_lm.packed_hidden(model, ids, attention, positions)
+            # through the final norm, output layer and statistics in one node; the positions
+            # below are counted while packing
+            h, index = fast_lm.packed_hidden(model, ids, attention, None)
             return native_score.scored_stats(h, index[:, ids.shape[1] - T - 1:-1], real, tokens,
                                              norm.weight, norm.variance_epsilon, head.weight,
                                              head.bias, **stats)
+        positions = _counted(attention)
         where = torch.zeros_like(ids, dtype=torch.bool)
         where[:, ids.shape[1] - T - 1:-1] = real
         h = fast_lm.hidden_at(model, ids, attention, positions, where,
                               checkpoint=checkpoint)  # (M, E)
         logp, ent = token_stats(h, tokens[real], weight=head.weight, bias=head.bias, **stats)
     else:
-        logits = model(input_ids=ids, attention_mask=attention, position_ids=positions,
+        logits = model(input_ids=ids, attention_mask=attention, position_ids=_counted(attention),
                        **forward_extra(model, T + 1)).logits[:, -(T + 1):-1]  # (n, T, V)
         logp, ent = token_stats(logits[real], tokens[real], **stats)
     return _scatter(logp, real), (None if ent is None else _scatter(ent, real))
+
+
+def _counted(attention: Tensor) -> Tensor:
+    """Each column's count of real columns before it: a row's positions as the rollout numbered
+    them, so a left-padded row scores like the same row unpadded."""
+    return (attention.cumsum(-1) - 1).clamp(min=0)
 
 
 def _scatter(values: Tensor, real: Tensor) -> Tensor:
