@@ -859,6 +859,22 @@ std::vector<Tensor> forward_model(const Tensor& ids, const Tensor& embed, const 
                      model_layers(params), eps, save, kept_probs);
 }
 
+// The embedding's gradient: the packed tokens' rows summed into their ids' rows, in token
+// order (the order of at::index_add_, so the same sums; its scatter costs ~50 us here).
+static Tensor embed_grad(const Tensor& dh, const Tensor& ids, int64_t vocab) {
+  const int64_t N = dh.size(0), E = dh.size(1);
+  Tensor out = at::zeros({vocab, E}, dh.options());
+  const Tensor d = dh.contiguous();
+  const float* pd = d.data_ptr<float>();
+  const int64_t* pi = ids.data_ptr<int64_t>();
+  float* po = out.data_ptr<float>();
+  for (int64_t n = 0; n < N; ++n) {
+    float* row = po + pi[n] * E;
+    for (int64_t e = 0; e < E; ++e) row[e] += pd[n * E + e];
+  }
+  return out;
+}
+
 // The gradients of `forward_model`: [d embed, then per layer one per parameter of `params`'
 // order, undefined (None) for an absent bias]; those of fused products are views of rows of
 // the fused gradient, as autograd accumulates them without a copy.
@@ -873,7 +889,7 @@ std::vector<Tensor> backward_model(const Tensor& grad, const std::vector<Tensor>
   const std::vector<Tensor> g =
       backward(grad, saved, cos, sin, geometry(positions, prefix_end, segment, heads, kv_heads, dim),
                model_layers(params));
-  std::vector<Tensor> out{at::zeros({vocab, g[0].size(1)}, grad.options()).index_add_(0, ids, g[0])};
+  std::vector<Tensor> out{embed_grad(g[0], ids, vocab)};
   auto rows = [&](const Tensor& fused, const Tensor* P, int n, bool bias) {
     for (int64_t i = 0, at = 0; i < n; ++i) {
       const int64_t size = P[i].size(0);
@@ -1090,10 +1106,8 @@ std::vector<Tensor> scored_stats_back(const std::vector<Tensor>& kept, int64_t s
 
 // Each column's count of real columns before it in its row, 0 before the first: the positions
 // `(real.cumsum(-1) - 1).clamp(min=0)` of rows numbered by their real tokens.
-static Tensor counted_positions(const Tensor& real) {
-  const int64_t B = real.size(0), S = real.size(1);
-  Tensor out = at::empty({B, S}, real.options().dtype(at::kLong));
-  const bool* pr = real.data_ptr<bool>();
+static Tensor counted_positions(const bool* pr, int64_t B, int64_t S, at::TensorOptions longs) {
+  Tensor out = at::empty({B, S}, longs);
   int64_t* po = out.data_ptr<int64_t>();
   for (int64_t r = 0; r < B; ++r)
     for (int64_t c = 0, seen = 0; c < S; ++c) {
@@ -1109,12 +1123,22 @@ static Tensor counted_positions(const Tensor& real) {
 std::vector<Tensor> pack(const Tensor& input_ids, const Tensor& real,
                          const std::optional<Tensor>& positions, int64_t shared) {
   const Tensor ids_in = input_ids.contiguous().to(at::kLong);
-  const Tensor real_in = real.contiguous().to(at::kBool);
-  const Tensor pos_in = positions.has_value() ? positions->contiguous().to(at::kLong)
-                                              : counted_positions(real_in);
   const int64_t B = ids_in.size(0), S = ids_in.size(1);
+  // a long mask (an attention mask) read as bools here: a .to(kBool) copy costs ~20 us
+  std::unique_ptr<bool[]> from_long;
+  Tensor real_in = real.contiguous();
+  if (real_in.scalar_type() == at::kLong) {
+    from_long.reset(new bool[B * S]);
+    const int64_t* pm = real_in.data_ptr<int64_t>();
+    for (int64_t k = 0; k < B * S; ++k) from_long[k] = pm[k] != 0;
+  } else {
+    real_in = real_in.to(at::kBool);
+  }
+  const bool* pr = from_long ? from_long.get() : real_in.data_ptr<bool>();
+  const Tensor pos_in = positions.has_value()
+                            ? positions->contiguous().to(at::kLong)
+                            : counted_positions(pr, B, S, ids_in.options());
   const int64_t* pi = ids_in.data_ptr<int64_t>();
-  const bool* pr = real_in.data_ptr<bool>();
   const int64_t* pp = pos_in.data_ptr<int64_t>();
   if (shared < 0) {  // as many leading columns as every row has alike (id, mask, position)
     shared = 0;
