@@ -187,6 +187,14 @@ def test_the_native_nodes_hand_gradients_to_the_engine_like_any_node(monkeypatch
     assert all(torch.equal(g, once[n]) for g, n in zip(grads, params, strict=True))
     with pytest.raises(RuntimeError, match="differentiate twice"):
         grads[1].sum().backward()
+    kept = loss()
+    kept.backward(retain_graph=True)  # the activations are freed all the same: said so
+    with pytest.raises(RuntimeError, match="already backpropagated"):
+        kept.backward()
+    with torch.no_grad():  # no node, the same numbers
+        assert torch.equal(loss(), kept)
+    with torch.inference_mode():
+        assert torch.equal(loss(), kept)
 
 
 def test_the_switch_gives_the_eager_forward(monkeypatch):

@@ -1201,6 +1201,12 @@ static variable_list once_differentiable(variable_list out, const variable_list&
       .apply(std::move(out));
 }
 
+// Each node frees what it kept in its backward (the activations are most of the memory):
+// a second backward through the same graph, retain_graph or not, is refused.
+constexpr const char* kOnce =
+    "the C++ scoring graph was already backpropagated (it frees its activations then; "
+    "score again for a second backward)";
+
 // The embedding and decoder layers over packed tokens, `params` = [embedding, then per layer
 // `forward_model`'s 16] (an absent bias an empty tensor): h (N, E).
 struct StackNode : public torch::autograd::Function<StackNode> {
@@ -1222,6 +1228,7 @@ struct StackNode : public torch::autograd::Function<StackNode> {
 
   static variable_list backward(AutogradContext* ctx, variable_list grad) {
     auto& d = ctx->saved_data;
+    TORCH_CHECK(d.count("kept"), kOnce);
     const std::vector<Tensor> p = d["packed"].toTensorVector();
     const std::vector<int64_t> s = d["shape"].toIntVector();
     std::vector<Tensor> grads;
@@ -1270,6 +1277,7 @@ struct ScoredNode : public torch::autograd::Function<ScoredNode> {
 
   static variable_list backward(AutogradContext* ctx, variable_list grad) {
     auto& d = ctx->saved_data;
+    TORCH_CHECK(d.count("kept"), kOnce);
     const std::vector<Tensor> w = d["weights"].toTensorVector();
     std::vector<Tensor> g;
     {
