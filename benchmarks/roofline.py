@@ -266,6 +266,7 @@ def update_rate(trainer, d: dict, rounds: int, beside: Beside) -> dict:
         trainer.model.zero_grad(set_to_none=True)
     run()
     seconds = _best(run, rounds, beside, before=clear)
+    clear()  # the trainer's steps that follow start from none
     forward, tokens = group_flops(d, batch, rows)
     return {"gflops": round(3 * forward / seconds / 1e9, 2), "ms": round(1e3 * seconds, 2),
             "response_tokens": tokens, "ceiling_beside": beside.take(), **_load()}
