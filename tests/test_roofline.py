@@ -51,3 +51,35 @@ def test_roofline_quick_json_shape():
                                    "products_only_64", "update", "step"}
     assert all(isinstance(v, float) for v in result["load"].values())
     assert set(result["loaded"]) <= set(result["load"])
+    # the decode cache the figures were taken with
+    from rlvr.model import native_step
+
+    assert result["decode_cache"] == str(native_step.cache_dtype()).removeprefix("torch.")
+
+
+def test_half_cache_benchmark_compares_the_two_caches():
+    """benchmarks/half_cache.py at tiny settings: both caches timed at each size, the distance
+    between their next-token distributions within the tests' bound."""
+    import torch
+
+    from rlvr.model import native_step
+    from rlvr.organism import default_path
+
+    if not (default_path() / "config.json").is_file():
+        pytest.skip("the shipped organism is not in this checkout")
+    if native_step.step_function() is None or native_step.cache_dtype() != torch.float16:
+        pytest.skip("no fp16 decode cache on this build")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env.pop("RLVR_HALF_CACHE", None)
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "half_cache.py"), "--json",
+                          "--rounds", "1", "--new", "4"], capture_output=True, text=True,
+                         env=env, timeout=600, check=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    assert set(result["speed"]) == {"16", "64", "128"}
+    for figures in result["speed"].values():
+        assert figures["fp16"]["best_ms"] > 0 and figures["fp32"]["best_ms"] > 0
+        assert figures["fp16_won"] in ("0 of 1", "1 of 1")
+    distance = result["distance"]
+    assert distance["caches"] == ["torch.float32", "torch.float16"]
+    assert 0 <= distance["tv_median"] <= distance["tv_p99"] <= distance["tv_max"]
+    assert distance["tv_max"] <= native_step.HALF_CACHE_TV
