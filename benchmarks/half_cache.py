@@ -26,30 +26,11 @@ import os
 import statistics
 import time
 
-
-def _decoder_run(model, rows: int, new: int):
-    import torch
-
-    from rlvr.model.decode import decode, row_keys
-    from rlvr.model.policy import make_decoder
-    from rlvr.model.sampling import SamplingParams
-
-    prompt = 12
-    gen = torch.Generator().manual_seed(rows)
-    ids = torch.randint(3, model.config.vocab_size, (rows, prompt), generator=gen)
-    mask, positions = torch.ones_like(ids), torch.arange(prompt).expand(rows, prompt)
-    params = SamplingParams(temperature=1.0, max_new_tokens=new, seed=0)
-    keys = row_keys(0, [(0, r) for r in range(rows)], "cpu")
-
-    def run():
-        with torch.inference_mode():
-            decoder = make_decoder(model, rows, prompt + new)
-            decode(decoder, ids, mask, positions, keys, params, eos=(-1,), pad_id=0)
-    return run
+from roofline import decode_loop  # this script's folder is on the path
 
 
 def speed(model, rows: int, new: int, rounds: int) -> dict:
-    run = _decoder_run(model, rows, new)
+    run = decode_loop(model, rows, new)
     seconds = {"1": [], "0": []}
     for flag in seconds:  # warm-up: the build, the heap
         os.environ["RLVR_HALF_CACHE"] = flag
@@ -70,20 +51,13 @@ def speed(model, rows: int, new: int, rounds: int) -> dict:
             "load": round(os.getloadavg()[0], 2)}
 
 
-def _replay(model, ids, mask, positions, tokens, flag: str):
-    import torch
-
-    from rlvr.model.kv_cache import DecodeCache
+def _forced(model, ids, mask, positions, tokens, flag: str):
+    from rlvr.model.kv_cache import forced_logits
 
     os.environ["RLVR_HALF_CACHE"] = flag
-    cache = DecodeCache(model, ids.shape[0], ids.shape[1] + tokens.shape[1])
-    with torch.inference_mode():
-        out, position = [cache.prefill(ids, mask, positions)], positions[:, -1]
-        for column in tokens.T[:-1]:
-            position = position + 1
-            out.append(cache.step(column, position))
+    cache, logits = forced_logits(model, ids, mask, positions, tokens)
     os.environ.pop("RLVR_HALF_CACHE")
-    return cache.kv[0].dtype, torch.stack(out, 1)  # (B, steps, V)
+    return cache.kv[0].dtype, logits
 
 
 def distance(model, new: int, seed: int = 1) -> dict:
@@ -105,8 +79,8 @@ def distance(model, new: int, seed: int = 1) -> dict:
             if s + 1 < new:
                 position = position + 1
                 logits = cache.step(tokens[:, s], position)
-    exact_dtype, exact = _replay(model, ids, mask, positions, tokens, "0")
-    half_dtype, half = _replay(model, ids, mask, positions, tokens, "1")
+    exact_dtype, exact = _forced(model, ids, mask, positions, tokens, "0")
+    half_dtype, half = _forced(model, ids, mask, positions, tokens, "1")
     tv = (0.5 * (half.softmax(-1) - exact.softmax(-1)).abs().sum(-1)).flatten()
     return {"caches": [str(exact_dtype), str(half_dtype)], "rows_x_steps": int(tv.numel()),
             "tv_mean": float(f"{tv.mean():.3g}"), "tv_median": float(f"{tv.median():.3g}"),

@@ -194,25 +194,34 @@ def products_only(d: dict, rows: int, keys: int, calls: int, beside: Beside) -> 
             "ms_per_token": round(1e3 * seconds, 3), "ceiling_beside": beside.take(), **_load()}
 
 
-def decode_rate(model, d: dict, rows: int, new: int, rounds: int, beside: Beside) -> dict:
+PROMPT = 12
+
+
+def decode_loop(model, rows: int, new: int):
+    """One call of the rollout's decode loop as `decode` times it: `rows` distinct random
+    prompts of PROMPT tokens (no prefill dedup), `new` tokens each, no row stopping."""
     import torch
 
     from rlvr.model.decode import decode, row_keys
     from rlvr.model.policy import make_decoder
     from rlvr.model.sampling import SamplingParams
 
-    prompt = 12
     gen = torch.Generator().manual_seed(rows)
-    ids = torch.randint(3, d["V"], (rows, prompt), generator=gen)  # distinct rows: no dedup
-    mask, positions = torch.ones_like(ids), torch.arange(prompt).expand(rows, prompt)
+    ids = torch.randint(3, model.config.vocab_size, (rows, PROMPT), generator=gen)
+    mask, positions = torch.ones_like(ids), torch.arange(PROMPT).expand(rows, PROMPT)
     params = SamplingParams(temperature=1.0, max_new_tokens=new, seed=0)
     keys = row_keys(0, [(0, r) for r in range(rows)], "cpu")
 
     def run():
         with torch.inference_mode():
-            decoder = make_decoder(model, rows, prompt + new)
+            decoder = make_decoder(model, rows, PROMPT + new)
             out = decode(decoder, ids, mask, positions, keys, params, eos=(-1,), pad_id=0)
         assert all(len(t) == new for t, _ in out)
+    return run
+
+
+def decode_rate(model, d: dict, rows: int, new: int, rounds: int, beside: Beside) -> dict:
+    prompt, run = PROMPT, decode_loop(model, rows, new)
     t0 = time.perf_counter()
     run()  # warm-up (compiles, if the decoder compiles)
     warm = time.perf_counter() - t0

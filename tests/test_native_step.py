@@ -9,7 +9,7 @@ from test_fast_lm import MODELS, _batch, _llama, _model
 
 from rlvr.model import native_step
 from rlvr.model.decode import choose, row_keys
-from rlvr.model.kv_cache import DecodeCache
+from rlvr.model.kv_cache import DecodeCache, forced_logits
 from rlvr.model.sampling import SamplingParams
 
 needs_build = pytest.mark.skipif(native_step.step_function() is None,
@@ -227,17 +227,6 @@ def _without_run(init):
     return patched
 
 
-def _replay(model, ids, mask, positions, tokens):
-    """The logits of a decode that is given its tokens (B, steps), not drawing them."""
-    cache = DecodeCache(model, ids.shape[0], ids.shape[1] + tokens.shape[1])
-    with torch.inference_mode():
-        out, position = [cache.prefill(ids, mask, positions)], positions[:, -1]
-        for column in tokens.T[:-1]:
-            position = position + 1
-            out.append(cache.step(column, position))
-    return cache, torch.stack(out, 1)  # (B, steps, V)
-
-
 def _organism():
     from rlvr.model.rollout import load_model
     from rlvr.organism import default_path
@@ -278,9 +267,9 @@ def test_the_fp16_cache_keeps_the_next_token_distributions_of_the_fp32_cache(nam
                 position = position + 1
                 logits = cache.step(tokens[:, s], position) if s + 1 < steps else logits
     monkeypatch.setenv("RLVR_HALF_CACHE", "0")
-    exact, reference = _replay(model, ids, mask, positions, tokens)
+    exact, reference = forced_logits(model, ids, mask, positions, tokens)
     monkeypatch.setenv("RLVR_HALF_CACHE", "1")
-    half, logits = _replay(model, ids, mask, positions, tokens)
+    half, logits = forced_logits(model, ids, mask, positions, tokens)
     assert exact.kv[0].dtype == torch.float32
     assert half.kv[0].dtype == native_step.cache_dtype()
     if half.kv[0].dtype == torch.float16:  # layer 0's prompt keys: its inputs are exact

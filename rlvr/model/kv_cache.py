@@ -34,7 +34,7 @@ from rlvr.model.weights import (
     sdpa_attend,
 )
 
-__all__ = ["DecodeCache", "distinct_rows"]
+__all__ = ["DecodeCache", "distinct_rows", "forced_logits"]
 
 
 class DecodeCache:
@@ -175,6 +175,19 @@ class DecodeCache:
         """Keep only rows `index` (B',) of the batch, in that order."""
         self.kv = [kv.index_select(1, index) for kv in self.kv]
         self.bias = self.bias.index_select(0, index)
+
+
+def forced_logits(model, ids, mask, positions, tokens) -> tuple[DecodeCache, torch.Tensor]:
+    """A decode given its tokens (B, steps) instead of drawing them: (the cache, the logits
+    before each token (B, steps, V)). Two caches fed the same tokens compare position by
+    position (tests/test_native_step.py, benchmarks/half_cache.py)."""
+    cache = DecodeCache(model, ids.shape[0], ids.shape[1] + tokens.shape[1])
+    with torch.inference_mode():
+        out, position = [cache.prefill(ids, mask, positions)], positions[:, -1]
+        for column in tokens.T[:-1]:
+            position = position + 1
+            out.append(cache.step(column, position))
+    return cache, torch.stack(out, 1)
 
 
 def distinct_rows(input_ids, attention_mask, positions) -> tuple[torch.Tensor, torch.Tensor]:
