@@ -1,7 +1,8 @@
 """The C++ decode step on an fp16 cache against an fp32 one: speed, and how far the sampled
 distributions move.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/half_cache.py [--json] [--rounds 20] [--model PATH]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/half_cache.py [--json] [--rounds 20] \
+        [--model PATH]
 
 One process, one torch thread, the shipped organism unless --model:
 
@@ -43,11 +44,12 @@ def speed(model, rows: int, new: int, rounds: int) -> dict:
             seconds[flag].append(time.perf_counter() - t0)
     os.environ.pop("RLVR_HALF_CACHE")
     per_token = {("fp16" if flag == "1" else "fp32"): {
-        "best_ms": round(1e3 * min(s) / new, 3), "median_ms": round(1e3 * statistics.median(s) / new, 3)}
-        for flag, s in seconds.items()}
+        "best_ms": round(1e3 * min(s) / new, 3),
+        "median_ms": round(1e3 * statistics.median(s) / new, 3)} for flag, s in seconds.items()}
+    ratio = statistics.median(seconds["1"]) / statistics.median(seconds["0"])
     wins = sum(a < b for a, b in zip(seconds["1"], seconds["0"], strict=True))
     return {**per_token, "fp16_won": f"{wins} of {rounds}",
-            "median_ratio": round(statistics.median(seconds["1"]) / statistics.median(seconds["0"]), 3),
+            "median_ratio": round(ratio, 3),
             "load": round(os.getloadavg()[0], 2)}
 
 
@@ -111,7 +113,8 @@ def main() -> None:
     if native_step.step_function() is None or native_step.cache_dtype() != torch.float16:
         raise SystemExit("no fp16 cache here: the C++ decode step did not build with AVX2")
     model, _ = load_model(args.model or default_path(), device="cpu")
-    result = {"speed": {str(rows): speed(model, rows, args.new, args.rounds) for rows in (16, 64, 128)},
+    result = {"speed": {str(rows): speed(model, rows, args.new, args.rounds)
+                        for rows in (16, 64, 128)},
               "distance": distance(model, 96), "new": args.new, "rounds": args.rounds,
               "threads": torch.get_num_threads()}
     if args.json:
@@ -120,7 +123,8 @@ def main() -> None:
     for rows, s in result["speed"].items():
         print(f"{rows:>4} rows: fp16 {s['fp16']['best_ms']} / {s['fp16']['median_ms']} ms a token "
               f"(best / median), fp32 {s['fp32']['best_ms']} / {s['fp32']['median_ms']}; "
-              f"median ratio {s['median_ratio']}, fp16 won {s['fp16_won']} rounds, load {s['load']}")
+              f"median ratio {s['median_ratio']}, fp16 won {s['fp16_won']} rounds, "
+              f"load {s['load']}")
     d = result["distance"]
     print(f"distance over {d['rows_x_steps']} rows x steps: total variation mean {d['tv_mean']}, "
           f"median {d['tv_median']}, p99 {d['tv_p99']}, max {d['tv_max']} (tests bound it by "

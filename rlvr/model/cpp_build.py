@@ -22,9 +22,9 @@ __all__ = ["build_or_none", "compile_module", "flavour"]
 
 
 def flavour(base: str) -> tuple[str, list[str]]:
-    """The extension's name and vector flags: AVX2 + FMA (+ F16C) where torch itself runs its AVX2 (or
-    AVX-512) kernels on this CPU, else the compiler's portable baseline. The name carries the
-    choice, so a build folder shared by different CPUs never loads the wrong one."""
+    """The extension's name and vector flags: AVX2 + FMA (+ F16C) where torch itself runs its
+    AVX2 (or AVX-512) kernels on this CPU, else the compiler's portable baseline. The name
+    carries the choice, so a build folder shared by different CPUs never loads the wrong one."""
     if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
         # F16C (fp16 <-> fp32, rlvr.model.native_step.cache_dtype) came with every AVX2 CPU
         return f"{base}_avx2", ["-mavx2", "-mfma", "-mf16c"]

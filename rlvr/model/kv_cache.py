@@ -3,15 +3,15 @@
 The cache holds the whole response from the start (written in place, never concatenated), and
 a decode step is plain batched matrix products over the fused weights of
 `rlvr.model.weights`: ≈ 1.7-1.9× faster per token than the Hugging Face step on the organism
-at 16 rows (docs/benchmarks.md), with the same logits. On an fp32 CPU cache the step runs in
-C++ (`rlvr.model.native_step`, ≈ 2-3× faster again at 16 rows) when that module could be
-built, on a cache of fp16 keys and values (`native_step.cache_dtype`; `RLVR_HALF_CACHE=0`
-keeps fp32); otherwise, or with `RLVR_FAST_DECODE=0`, the eager step below on an fp32 cache. Its prefill of
-left-padded prompts then runs through the same kernels (`native_step.prefill`: all prompt
-columns at once, keys and values written straight into the cache), and `run` takes the decode
-loop's iterations while every row is alive into C++ as well (`rlvr.model.decode`). Use it only
-on a model `rlvr.model.fast_forward.supports`; `rlvr.model.policy.make_decoder` makes that
-choice.
+at 16 rows (docs/benchmarks.md), with the same logits. With fp32 weights on a CPU the step
+runs in C++ (`rlvr.model.native_step`, ≈ 2-3× faster again at 16 rows) when that module could
+be built, on a cache of fp16 keys and values (`native_step.cache_dtype`; `RLVR_HALF_CACHE=0`
+keeps fp32); otherwise, or with `RLVR_FAST_DECODE=0`, the eager step below on a cache of the
+weights' dtype. Its prefill of left-padded prompts then runs through the same kernels
+(`native_step.prefill`: all prompt columns at once, keys and values written straight into the
+cache), and `run` takes the decode loop's iterations while every row is alive into C++ as
+well (`rlvr.model.decode`). Use it only on a model `rlvr.model.fast_forward.supports`;
+`rlvr.model.policy.make_decoder` makes that choice.
 """
 
 from __future__ import annotations

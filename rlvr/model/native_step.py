@@ -47,9 +47,9 @@ import torch
 
 from rlvr.model import cpp_build
 
-__all__ = ["HALF_CACHE_TV", "cache_dtype", "enabled", "flat_layer", "input_major", "or_empty", "panel_product",
-           "prefill_function", "run_function", "sample_function", "step_function", "step_weights",
-           "usable"]
+__all__ = ["HALF_CACHE_TV", "cache_dtype", "enabled", "flat_layer", "input_major", "or_empty",
+           "panel_product", "prefill_function", "run_function", "sample_function", "step_function",
+           "step_weights", "usable"]
 
 # The most that the next-token distribution of a step on an fp16 cache may differ from the
 # step's on an fp32 cache (total variation), given the same tokens (tests/test_native_step.py;
