@@ -384,6 +384,33 @@ static bool half_cache(const std::vector<Tensor>& kv) {
   return kind == at::kHalf;
 }
 
+// The decoder layers of `step` and `prefill` over the rows of h, in h's storage: per layer
+// the rows' q/k/v (norm, product), then `attend(token_attention, q/k/v rows, cache, plane,
+// cache rows)`, which writes the layer's cache (keys, then values `plane` elements further:
+// the cache may be a slice of a larger one along rows) and each row's attention into `attn`,
+// then the layer's tail. The caches' dtype (fp32 or fp16) picks the attention's kernels.
+template <class Attend>
+static void run_layers(Tensor& h, const Tensor& attn, const std::vector<Tensor>& layers,
+                       const std::vector<Tensor>& kv, const std::vector<Tensor>& panels,
+                       double eps, int64_t heads, int64_t kv_heads, int64_t dim,
+                       Attend&& attend) {
+  auto over = [&](auto cached) {
+    using C = decltype(cached);
+    TokenAttention<C> token_attention(heads, kv_heads, dim, kv[0].size(3));
+    Tensor act;
+    for (size_t i = 0; i < kv.size(); ++i) {
+      const Tensor* L = &layers[i * 10];
+      const Tensor* P = panels.empty() ? nullptr : &panels[4 * i];
+      const Tensor qkv = project(rms(h, L[0], eps), L[1], L[2], P);  // (rows, width)
+      attend(token_attention, qkv.data_ptr<float>(), kv[i].data_ptr<C>(), kv[i].stride(0),
+             kv[i].size(1));
+      layer_tail(h, attn, L, P, eps, act);
+    }
+  };
+  if (half_cache(kv)) over(at::Half{});
+  else over(0.f);
+}
+
 // layers: per layer [norm1, qkv_w, qkv_b, o_w, o_b, norm2, gate_up_w, gate_up_b, down_w,
 // down_b], the four weights and head_wt input-major, or (out, in) with panels (`project`; an
 // absent bias is an empty tensor); kv: per layer (2, B, Hkv, M, D) of fp32 or fp16, contiguous
@@ -399,9 +426,7 @@ Tensor step(const Tensor& token, const Tensor& position, const Tensor& embed,
             const std::vector<Tensor>& panels) {
   TORCH_CHECK(panels.empty() || panels.size() == 4 * kv.size() + 1,
               "panels: four weights per layer and the head's, or none");
-  auto panel = [&](size_t i) { return panels.empty() ? nullptr : &panels[i]; };
   const int64_t B = token.size(0), width = (heads + 2 * kv_heads) * dim;
-  const int64_t M = kv[0].size(3);
   // the rows' embeddings, and their rotary tables read in place at each row's position
   TORCH_CHECK(cos.is_contiguous() && sin.is_contiguous() && embed.is_contiguous() &&
               cos.size(1) == width, "step: contiguous embeddings and (P, width) rotary tables");
@@ -414,26 +439,13 @@ Tensor step(const Tensor& token, const Tensor& position, const Tensor& embed,
   const float* pbias = bias.data_ptr<float>();
   auto attn = at::empty({B, heads * dim}, h.options());
   float* pa = attn.data_ptr<float>();
-  Tensor act;
-  auto run_layers = [&](auto cached) {
-    using C = decltype(cached);
-    TokenAttention<C> token_attention(heads, kv_heads, dim, M);
-    for (size_t i = 0; i < kv.size(); ++i) {
-      const Tensor* L = &layers[i * 10];
-      Tensor qkv = project(rms(h, L[0], eps), L[1], L[2], panel(4 * i));  // (B, width)
-      const float* pq = qkv.data_ptr<float>();
-      C* cache = kv[i].data_ptr<C>();
-      // keys, then values; the cache may be a slice of a larger one along rows
-      const int64_t plane = kv[i].stride(0);
-      for (int64_t b = 0; b < B; ++b)
-        token_attention.run(pq + b * width, pc + pp[b] * width, ps + pp[b] * width, cache,
-                            plane, pbias, b, t, pa + b * heads * dim);
-      layer_tail(h, attn, L, panels.empty() ? nullptr : &panels[4 * i], eps, act);
-    }
-  };
-  if (half_cache(kv)) run_layers(at::Half{});
-  else run_layers(0.f);
-  return project(rms(h, norm, norm_eps), head_wt, head_b, panel(4 * kv.size()));
+  run_layers(h, attn, layers, kv, panels, eps, heads, kv_heads, dim,
+             [&](auto& token_attention, const float* pq, auto* cache, int64_t plane, int64_t) {
+               for (int64_t b = 0; b < B; ++b)
+                 token_attention.run(pq + b * width, pc + pp[b] * width, ps + pp[b] * width,
+                                     cache, plane, pbias, b, t, pa + b * heads * dim);
+             });
+  return project(rms(h, norm, norm_eps), head_wt, head_b, panels.empty() ? nullptr : &panels.back());
 }
 
 // The prompt rows of a decode cache (rlvr.model.kv_cache) through the step's own kernels, all
@@ -454,7 +466,6 @@ Tensor prefill(const Tensor& ids, const Tensor& real, const Tensor& positions,
                int64_t dim, double eps, double norm_eps, const std::vector<Tensor>& panels) {
   TORCH_CHECK(panels.empty() || panels.size() == 4 * kv.size() + 1,
               "panels: four weights per layer and the head's, or none");
-  auto panel = [&](size_t i) { return panels.empty() ? nullptr : &panels[i]; };
   const Tensor tok = ids.contiguous(), pos = positions.contiguous();
   const Tensor is_real = real.to(at::kBool).contiguous(), rows_at = first.contiguous();
   const Tensor of_row = inverse.contiguous();
@@ -474,50 +485,40 @@ Tensor prefill(const Tensor& ids, const Tensor& real, const Tensor& positions,
   const float* pbias = bias.data_ptr<float>();
   auto attn = at::zeros({N, heads * dim}, h.options());  // pad columns keep their zeros
   float* pa = attn.data_ptr<float>();
-  Tensor act;
-  auto run_layers = [&](auto cached) {
-    using C = decltype(cached);
-    TokenAttention<C> token_attention(heads, kv_heads, dim, M);
-    for (size_t i = 0; i < kv.size(); ++i) {
-      const Tensor* L = &layers[i * 10];
-      Tensor qkv = project(rms(h, L[0], eps), L[1], L[2], panel(4 * i));  // (N, width)
-      const float* pq = qkv.data_ptr<float>();
-      C* cache = kv[i].data_ptr<C>();
-      const int64_t plane = kv[i].stride(0);
-      for (int64_t r = 0; r < R; ++r) {
-        const int64_t b = pf[r];
-        TORCH_CHECK(b >= 0 && b < kv[i].size(1), "prefill: a cache row out of range");
-        for (int64_t s = 0; s < S; ++s) {
-          const int64_t n = r * S + s;
-          if (!pr[n]) {
-            for (int64_t g = 0; g < kv_heads; ++g) {
-              C* k = cache + ((b * kv_heads + g) * M + s) * dim;
-              std::fill(k, k + dim, C(0.f));
-              std::fill(k + plane, k + plane + dim, C(0.f));
-            }
-            continue;
+  auto attend = [&](auto& token_attention, const float* pq, auto* cache, int64_t plane,
+                    int64_t rows) {
+    using C = std::remove_pointer_t<decltype(cache)>;
+    for (int64_t r = 0; r < R; ++r) {
+      const int64_t b = pf[r];
+      TORCH_CHECK(b >= 0 && b < rows, "prefill: a cache row out of range");
+      for (int64_t s = 0; s < S; ++s) {
+        const int64_t n = r * S + s;
+        if (!pr[n]) {
+          for (int64_t g = 0; g < kv_heads; ++g) {
+            C* k = cache + ((b * kv_heads + g) * M + s) * dim;
+            std::fill(k, k + dim, C(0.f));
+            std::fill(k + plane, k + plane + dim, C(0.f));
           }
-          token_attention.run(pq + n * width, pc + pp[n] * width, ps + pp[n] * width, cache,
-                              plane, pbias, b, s, pa + n * heads * dim);
+          continue;
         }
-      }
-      layer_tail(h, attn, L, panels.empty() ? nullptr : &panels[4 * i], eps, act);
-      // the cache rows that share a distinct row get its S columns
-      for (int64_t c = 0; c < B; ++c) {
-        const int64_t b = pf[pinv[c]];
-        if (b == c) continue;
-        for (int64_t g = 0; g < kv_heads; ++g)
-          for (int64_t plane_at : {int64_t{0}, plane}) {
-            const C* from = cache + plane_at + (b * kv_heads + g) * M * dim;
-            std::copy_n(from, S * dim, cache + plane_at + (c * kv_heads + g) * M * dim);
-          }
+        token_attention.run(pq + n * width, pc + pp[n] * width, ps + pp[n] * width, cache,
+                            plane, pbias, b, s, pa + n * heads * dim);
       }
     }
+    // the cache rows that share a distinct row get its S columns
+    for (int64_t c = 0; c < B; ++c) {
+      const int64_t b = pf[pinv[c]];
+      if (b == c) continue;
+      for (int64_t g = 0; g < kv_heads; ++g)
+        for (int64_t plane_at : {int64_t{0}, plane}) {
+          const C* from = cache + plane_at + (b * kv_heads + g) * M * dim;
+          std::copy_n(from, S * dim, cache + plane_at + (c * kv_heads + g) * M * dim);
+        }
+    }
   };
-  if (half_cache(kv)) run_layers(at::Half{});
-  else run_layers(0.f);
+  run_layers(h, attn, layers, kv, panels, eps, heads, kv_heads, dim, attend);
   const Tensor last = h.view({R, S, E}).select(1, S - 1).contiguous();
-  Tensor logits = project(rms(last, norm, norm_eps), head_wt, head_b, panel(4 * kv.size()));
+  Tensor logits = project(rms(last, norm, norm_eps), head_wt, head_b, panels.empty() ? nullptr : &panels.back());
   return logits.index_select(0, of_row);
 }
 
